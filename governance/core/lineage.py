@@ -1,0 +1,142 @@
+"""Code, data and environment lineage: git state, DVC hashes, content-addressed data storage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from governance.core.dataset import file_md5
+
+# What shapes a model: a change to any of these, uncommitted, makes the lineage "dirty".
+# Outputs the pipeline writes itself (data/, models/, reports/, metrics/, plots/, dvc.lock)
+# do not: a fresh clone after `make run` stays clean and promotable.
+MODEL_SHAPING_PATHS = (
+    "governance",
+    "expectations",
+    "params.yaml",
+    "dvc.yaml",
+    "pyproject.toml",
+    "requirements",
+)
+LIBRARIES = (
+    "scikit-learn", "fairlearn", "great-expectations", "mlflow", "dagster", "pandas", "numpy",
+)
+ENVIRONMENT_LOCK = "requirements/main.txt"
+ERR_NOT_STORED = "data {md5} is in neither the DVC cache ({cache}) nor the remote ({remote})"
+ERR_MD5_MISMATCH = "restored {path} has md5 {actual}, expected {expected}"
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None
+    dirty: bool
+    changes: tuple[str, ...]
+
+
+def git_state(project_dir: Path) -> GitState:
+    """The commit checked out and whether model-shaping files differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=project_dir, capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return GitState(None, True, ("not a git repository with a commit",))
+    status = git("status", "--porcelain", "--untracked-files=all", "--", *MODEL_SHAPING_PATHS)
+    changes = tuple(
+        line[3:] for line in status.splitlines() if line and "__pycache__" not in line
+    )
+    return GitState(commit, bool(changes), changes)
+
+
+def library_versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in LIBRARIES}
+
+
+def package_version() -> str:
+    return metadata.version("governance")
+
+
+def environment(project_dir: Path) -> dict[str, Any]:
+    """The environment lineage: library versions and the hash of the lock file."""
+    lock = project_dir / ENVIRONMENT_LOCK
+    return {
+        "python_packages": library_versions(),
+        "lock_file": ENVIRONMENT_LOCK if lock.is_file() else None,
+        "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None,
+    }
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """sha256 of the parameters as canonical JSON."""
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def dvc_lock_outs(project_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every output recorded in ``dvc.lock``: path -> {md5, size, stage}."""
+    lock = project_dir / "dvc.lock"
+    if not lock.is_file():
+        return {}
+    doc = yaml.safe_load(lock.read_text()) or {}
+    outs: dict[str, dict[str, Any]] = {}
+    for stage, body in (doc.get("stages") or {}).items():
+        for out in body.get("outs") or []:
+            outs[out["path"]] = {"md5": out.get("md5"), "size": out.get("size"), "stage": stage}
+    return outs
+
+
+@dataclass(frozen=True)
+class DataStore:
+    """DVC's content-addressed layout (``files/md5/ab/cdef...``) in the cache and the remote.
+
+    Registration puts every training input here, so a model version's data can be restored
+    from its md5 alone, and ``dvc pull`` / ``dvc checkout`` find the same objects.
+    """
+
+    cache: Path
+    remote: Path
+
+    @staticmethod
+    def _object(root: Path, md5: str) -> Path:
+        return root / "files" / "md5" / md5[:2] / md5[2:]
+
+    def store(self, path: Path) -> str:
+        md5 = file_md5(path)
+        for root in (self.cache, self.remote):
+            target = self._object(root, md5)
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(target.name + ".tmp")
+                shutil.copyfile(path, tmp)
+                tmp.replace(target)
+        return md5
+
+    def locate(self, md5: str) -> Path:
+        for root in (self.cache, self.remote):
+            candidate = self._object(root, md5)
+            if candidate.is_file():
+                return candidate
+        raise FileNotFoundError(ERR_NOT_STORED.format(md5=md5, cache=self.cache, remote=self.remote))
+
+    def restore(self, md5: str, dest: Path) -> Path:
+        """Copy the object with this md5 to ``dest`` and check the copy's md5."""
+        source = self.locate(md5)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        actual = file_md5(dest)
+        if actual != md5:
+            dest.unlink()
+            raise ValueError(ERR_MD5_MISMATCH.format(path=dest, actual=actual, expected=md5))
+        return dest

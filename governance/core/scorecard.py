@@ -1,0 +1,255 @@
+"""The fitted pipeline compiled to its coefficients: fast, exact, explainable scoring.
+
+A logistic model's log-odds is a sum over features. Compiling the fitted scikit-learn pipeline
+(imputation, scaling, one-hot encoding, coefficients) into plain numbers lets one application be
+scored with its explanation in microseconds, where ``Pipeline.predict_proba`` on a one-row
+DataFrame costs milliseconds (DESIGN §6).
+
+Explanation: each feature's contribution is its term in the log-odds minus that term's average
+over the training data, so contributions say how this applicant differs from the average one,
+and ``base_value + sum(contributions) == logit(score)`` exactly (up to float rounding). The
+principal reasons are the features that raised the probability of the adverse outcome most,
+in words (Regulation B style). The same scorer serves decisions and replays them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from governance.core.dataset import DatasetSpec
+from governance.core.training import MISSING, TrainParams, model_inputs
+
+FORMAT = "governance.scorecard/1"
+ERR_UNKNOWN_FEATURE = "unknown feature {name!r}; the model takes {expected}"
+ERR_MISSING_FEATURE = "missing feature {name!r}"
+ERR_CATEGORY = "feature {name!r}: {value!r} is not one of {allowed}"
+ERR_NUMBER = "feature {name!r}: expected a finite number, got {value!r}"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a score is what it is, in log-odds."""
+
+    base_value: float
+    contributions: dict[str, float]
+    logit: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "link": "logit",
+            "base_value": self.base_value,
+            "contributions": self.contributions,
+            "logit": self.logit,
+        }
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One scored application."""
+
+    score: float
+    outcome: str
+    adverse: bool
+    explanation: Explanation
+    reasons: list[dict[str, Any]]
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """A compiled logistic scorecard. Build with :func:`compile_pipeline`."""
+
+    intercept: float
+    numeric: dict[str, dict[str, float]]  # name -> fill, mean, scale, weight, reference
+    categorical: dict[str, dict[str, Any]]  # name -> weights {category: w}, reference
+    order: tuple[str, ...]
+    threshold: float
+    reasons: dict[str, str]
+    reason_count: int
+    outcomes: dict[str, str]
+
+    @property
+    def base_value(self) -> float:
+        refs = [v["reference"] for v in self.numeric.values()]
+        refs += [v["reference"] for v in self.categorical.values()]
+        return self.intercept + math.fsum(refs)
+
+    # -- one application -------------------------------------------------------------------
+    def check(self, features: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` saying what is wrong with one application's features."""
+        for name in features:
+            if name not in self.numeric and name not in self.categorical:
+                raise ValueError(ERR_UNKNOWN_FEATURE.format(name=name, expected=list(self.order)))
+        for name in self.order:
+            if name not in features:
+                raise ValueError(ERR_MISSING_FEATURE.format(name=name))
+        for name, spec in self.numeric.items():
+            value = features[name]
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(ERR_NUMBER.format(name=name, value=value))
+            if not math.isfinite(value):
+                raise ValueError(ERR_NUMBER.format(name=name, value=value))
+        for name, spec in self.categorical.items():
+            value = features[name]
+            if value is not None and value not in spec["weights"]:
+                allowed = [c for c in spec["weights"] if c != MISSING]
+                raise ValueError(ERR_CATEGORY.format(name=name, value=value, allowed=allowed))
+
+    def contributions(self, features: Mapping[str, Any]) -> dict[str, float]:
+        """Per-feature contributions to the log-odds (features assumed checked)."""
+        out: dict[str, float] = {}
+        for name, n in self.numeric.items():
+            value = features[name]
+            x = n["fill"] if value is None else float(value)
+            out[name] = n["weight"] * ((x - n["mean"]) / n["scale"]) - n["reference"]
+        for name, c in self.categorical.items():
+            value = features[name]
+            out[name] = c["weights"][MISSING if value is None else value] - c["reference"]
+        return out
+
+    def score(self, features: Mapping[str, Any], *, check: bool = True) -> Scored:
+        """Score one application with its explanation and principal reasons."""
+        if check:
+            self.check(features)
+        contributions = self.contributions(features)
+        base = self.base_value
+        logit = base + math.fsum(contributions.values())
+        p = _sigmoid(logit)
+        adverse = p >= self.threshold
+        return Scored(
+            score=p,
+            outcome=self.outcomes["adverse" if adverse else "favorable"],
+            adverse=adverse,
+            explanation=Explanation(base, contributions, logit),
+            reasons=self.principal_reasons(contributions),
+        )
+
+    def principal_reasons(self, contributions: Mapping[str, float]) -> list[dict[str, Any]]:
+        """The features that raised the probability of the adverse outcome most, in words."""
+        raising = sorted(
+            ((c, name) for name, c in contributions.items() if c > 0), key=lambda t: (-t[0], t[1])
+        )
+        return [
+            {"feature": name, "reason": self.reasons[name], "contribution": c}
+            for c, name in raising[: self.reason_count]
+        ]
+
+    # -- many applications -----------------------------------------------------------------
+    def score_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised scores and contribution matrix (columns in ``order``) for a frame."""
+        columns = []
+        for name in self.order:
+            if name in self.numeric:
+                n = self.numeric[name]
+                x = frame[name].astype("float64").to_numpy(copy=True)
+                x[np.isnan(x)] = n["fill"]
+                columns.append(n["weight"] * ((x - n["mean"]) / n["scale"]) - n["reference"])
+            else:
+                c = self.categorical[name]
+                values = frame[name].astype(object).where(frame[name].notna(), MISSING)
+                unknown = ~values.isin(list(c["weights"]))
+                if unknown.any():
+                    bad = values[unknown].iloc[0]
+                    allowed = [k for k in c["weights"] if k != MISSING]
+                    raise ValueError(ERR_CATEGORY.format(name=name, value=bad, allowed=allowed))
+                columns.append(values.map(c["weights"]).to_numpy(dtype="float64") - c["reference"])
+        contrib = np.column_stack(columns) if columns else np.zeros((len(frame), 0))
+        logits = self.base_value + contrib.sum(axis=1)
+        return 1.0 / (1.0 + np.exp(-logits)), contrib
+
+    # -- persistence -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "intercept": self.intercept,
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "order": list(self.order),
+            "threshold": self.threshold,
+            "reasons": self.reasons,
+            "reason_count": self.reason_count,
+            "outcomes": self.outcomes,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Scorecard:
+        if d.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document (format={d.get('format')!r})")
+        return cls(
+            intercept=float(d["intercept"]),
+            numeric={k: dict(v) for k, v in d["numeric"].items()},
+            categorical={k: dict(v) for k, v in d["categorical"].items()},
+            order=tuple(d["order"]),
+            threshold=float(d["threshold"]),
+            reasons=dict(d["reasons"]),
+            reason_count=int(d["reason_count"]),
+            outcomes=dict(d["outcomes"]),
+        )
+
+
+def compile_pipeline(
+    pipeline: Pipeline, spec: DatasetSpec, train_frame: pd.DataFrame, params: TrainParams
+) -> Scorecard:
+    """Compile a fitted pipeline from :func:`governance.core.training.build_pipeline`."""
+    pre = pipeline.named_steps["pre"]
+    clf = pipeline.named_steps["clf"]
+    coef = clf.coef_.ravel()
+    names = list(pre.get_feature_names_out())
+    weights = dict(zip(names, coef, strict=True))
+    x_train = model_inputs(train_frame, spec)
+
+    numeric: dict[str, dict[str, float]] = {}
+    if spec.numeric:
+        num = pre.named_transformers_["num"]
+        fills = num.named_steps["impute"].statistics_
+        scaler = num.named_steps["scale"]
+        for i, name in enumerate(spec.numeric):
+            w = float(weights[f"num__{name}"])
+            mean, scale = float(scaler.mean_[i]), float(scaler.scale_[i])
+            x = x_train[name].fillna(float(fills[i])).to_numpy()
+            numeric[name] = {
+                "fill": float(fills[i]),
+                "mean": mean,
+                "scale": scale,
+                "weight": w,
+                "reference": float(np.mean(w * ((x - mean) / scale))),
+            }
+    categorical: dict[str, dict[str, Any]] = {}
+    if spec.categorical:
+        onehot = pre.named_transformers_["cat"].named_steps["onehot"]
+        for name, cats in zip(spec.categorical, onehot.categories_, strict=True):
+            w = {str(c): float(weights[f"cat__{name}_{c}"]) for c in cats}
+            observed = x_train[name].fillna(MISSING).map(w)
+            categorical[name] = {"weights": w, "reference": float(observed.mean())}
+    return Scorecard(
+        intercept=float(clf.intercept_[0]),
+        numeric=numeric,
+        categorical=categorical,
+        order=tuple(spec.feature_names),
+        threshold=params.threshold,
+        reasons={f.name: f.reason for f in spec.features},
+        reason_count=params.reason_count,
+        outcomes=dict(spec.outcomes),
+    )
+
+
+def agreement(scorecard: Scorecard, pipeline: Pipeline, frame: pd.DataFrame, spec: DatasetSpec) -> float:
+    """Largest absolute difference between the scorecard's and scikit-learn's probabilities."""
+    ours, _ = scorecard.score_frame(model_inputs(frame, spec))
+    theirs = pipeline.predict_proba(model_inputs(frame, spec))[:, 1]
+    return float(np.max(np.abs(ours - theirs))) if len(frame) else 0.0

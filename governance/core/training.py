@@ -1,0 +1,87 @@
+"""Seeded split and training of the scikit-learn pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from governance.core.dataset import DatasetSpec
+
+MISSING = "missing"  # the category a missing categorical value is imputed to
+ERR_UNKNOWN_MODEL = "unknown model {model!r}: only 'logistic' (an exactly explainable scorecard)"
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    model: str = "logistic"
+    C: float = 1.0
+    max_iter: int = 1000
+    seed: int = 0
+    threshold: float = 0.5
+    reason_count: int = 4
+
+
+def split(
+    frame: pd.DataFrame, spec: DatasetSpec, *, test_size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified, seeded train/test split; rows keep their original order within each part."""
+    train, test = train_test_split(
+        frame, test_size=test_size, random_state=seed, stratify=spec.labels(frame)
+    )
+    return train.sort_index(), test.sort_index()
+
+
+def build_pipeline(spec: DatasetSpec, params: TrainParams) -> Pipeline:
+    """The model: impute, scale / one-hot, regularised logistic regression.
+
+    Categories are fixed by the spec (plus ``missing``), so the encoding never depends on which
+    rows happened to land in the training split.
+    """
+    if params.model != "logistic":
+        raise ValueError(ERR_UNKNOWN_MODEL.format(model=params.model))
+    categories = [[*spec.feature(c).categories, MISSING] for c in spec.categorical]
+    numeric = Pipeline(
+        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+    )
+    categorical = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value=MISSING)),
+            ("onehot", OneHotEncoder(categories=categories, handle_unknown="error")),
+        ]
+    )
+    pre = ColumnTransformer(
+        [("num", numeric, spec.numeric), ("cat", categorical, spec.categorical)],
+        remainder="drop",
+        sparse_threshold=0.0,
+    )
+    clf = LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=params.seed)
+    return Pipeline([("pre", pre), ("clf", clf)])
+
+
+def model_inputs(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """Only the model's input columns, categoricals as strings (missing stays missing)."""
+    x = pd.DataFrame(index=frame.index)
+    for f in spec.features:
+        column = frame[f.name]
+        if f.kind == "numeric":
+            x[f.name] = column.astype("float64")
+        else:
+            x[f.name] = pd.Series(
+                [str(v) if pd.notna(v) else np.nan for v in column], index=frame.index, dtype=object
+            )
+    return x
+
+
+def train(train_frame: pd.DataFrame, spec: DatasetSpec, params: TrainParams) -> Pipeline:
+    """Fit the pipeline on the training split. Sensitive attributes are never inputs."""
+    pipeline = build_pipeline(spec, params)
+    pipeline.fit(model_inputs(train_frame, spec), spec.labels(train_frame))
+    return pipeline

@@ -1,0 +1,55 @@
+"""Where things live. Resolved when asked, never at import time.
+
+Everything the embedded default keeps lives under one state directory, ``GOVERNANCE_HOME``
+(default ``.governance/`` in the project): the MLflow database and artifacts, the Dagster home,
+the ledger and its keys and exported checkpoints, and the local DVC remote. Each location can be
+moved on its own for users who outgrow one machine.
+
+=============================  ==========================================================
+variable                       default
+=============================  ==========================================================
+GOVERNANCE_PROJECT             the current directory (where params.yaml and dvc.yaml are)
+GOVERNANCE_HOME                <project>/.governance
+MLFLOW_TRACKING_URI            sqlite:///<home>/mlflow.db
+GOVERNANCE_ARTIFACTS           <home>/mlartifacts (artifact root of new MLflow experiments)
+GOVERNANCE_DVC_REMOTE          <home>/dvc-remote
+GOVERNANCE_LEDGER_URL          sqlite:///<home>/ledger.db (or postgresql://...)
+=============================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    home: Path
+    mlflow_uri: str
+    artifacts: Path
+    dvc_remote: Path
+    ledger_url: str
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @classmethod
+    def resolve(
+        cls, project_dir: Path | str | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        env = os.environ if env is None else env
+        project = Path(project_dir or env.get("GOVERNANCE_PROJECT") or Path.cwd()).resolve()
+        home = Path(env.get("GOVERNANCE_HOME") or project / ".governance").resolve()
+        return cls(
+            project_dir=project,
+            home=home,
+            mlflow_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+            artifacts=Path(env.get("GOVERNANCE_ARTIFACTS") or home / "mlartifacts").resolve(),
+            dvc_remote=Path(env.get("GOVERNANCE_DVC_REMOTE") or home / "dvc-remote").resolve(),
+            ledger_url=env.get("GOVERNANCE_LEDGER_URL") or f"sqlite:///{home / 'ledger.db'}",
+        )

@@ -1,0 +1,538 @@
+"""The governed pipeline's stages: one implementation, called by the DVC stages (through the CLI)
+and by the Dagster assets.
+
+Stages talk through files in the workspace (the paths DVC tracks). Each returns a
+:class:`StageResult` whose ``evidence`` becomes Dagster metadata and whose ``passed`` /
+``message`` carry a gate's verdict. A failed gate writes its report (so it can be read), leaves
+an MLflow run that says which gate failed and why, and stops everything downstream.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from governance.core import dataset as ds
+from governance.core.lineage import DataStore, environment, git_state, package_version, params_hash
+from governance.settings import Settings
+
+ERR_NOT_VALIDATED = "refusing to {stage}: {path} has not passed validation ({why})"
+ERR_GATE_FAILED = "refusing to register: the {gate} gate did not pass ({why})"
+ERR_PARAMS = "cannot read parameters from {path}: {problem}"
+ERR_AGREEMENT = "compiled scorecard disagrees with scikit-learn by {diff:.3g} (> 1e-9)"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file the pipeline reads or writes, relative to the workspace root."""
+
+    raw: str = "data/raw/applications.csv"
+    train: str = "data/split/train.csv"
+    test: str = "data/split/test.csv"
+    validation: str = "reports/validation.json"
+    model: str = "models/model.joblib"
+    scorecard: str = "models/scorecard.json"
+    evaluation: str = "metrics/evaluation.json"
+    fairness_metrics: str = "metrics/fairness.json"
+    fairness: str = "reports/fairness.json"
+    roc: str = "plots/roc.csv"
+    calibration: str = "plots/calibration.csv"
+    selection_rate: str = "plots/selection_rate.csv"
+    card_json: str = "reports/model_card.json"
+    card_md: str = "reports/model_card.md"
+    card_html: str = "reports/model_card.html"
+    registration: str = "reports/registration.json"
+
+
+PATHS = Paths()
+
+
+@dataclass
+class StageResult:
+    stage: str
+    passed: bool = True
+    message: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A project directory (params.yaml, expectations/, outputs) and where state lives."""
+
+    root: Path
+    settings: Settings
+    params: dict[str, Any]
+
+    @classmethod
+    def open(
+        cls,
+        root: Path | str | None = None,
+        *,
+        settings: Settings | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> Workspace:
+        settings = settings or Settings.resolve(root)
+        base = Path(root).resolve() if root else settings.project_dir
+        path = base / "params.yaml"
+        try:
+            params = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(ERR_PARAMS.format(path=path, problem=exc)) from exc
+        for dotted, value in (overrides or {}).items():
+            node = params
+            *parents, leaf = dotted.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = value
+        return cls(base, settings, params)
+
+    def path(self, name: str) -> Path:
+        return self.root / getattr(PATHS, name)
+
+    @property
+    def spec(self) -> ds.DatasetSpec:
+        return ds.load_spec(self.params["ingest"]["dataset"])
+
+    @property
+    def source(self) -> str:
+        override = self.params["ingest"].get("source") or ""
+        if override and not Path(override).is_absolute():
+            return str(self.root / override)
+        return override or self.spec.source
+
+    def suite_path(self) -> Path:
+        return self.root / self.spec.suite
+
+    def store(self) -> DataStore:
+        return DataStore(self.root / ".dvc" / "cache", self.settings.dvc_remote)
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _dataset_evidence(ws: Workspace, name: str) -> dict[str, Any]:
+    path = ws.path(name)
+    return {
+        "name": name,
+        "path": getattr(PATHS, name),
+        "md5": ds.file_md5(path),
+        "size": path.stat().st_size,
+        "rows": int(len(ds.read_csv(path))),
+    }
+
+
+def _require_validated(ws: Workspace, stage: str) -> None:
+    report_path = ws.path("validation")
+    raw = ws.path("raw")
+    if not report_path.is_file():
+        raise RuntimeError(ERR_NOT_VALIDATED.format(stage=stage, path=raw, why="no report"))
+    report = _read_json(report_path)
+    if not report.get("success"):
+        why = report.get("message", "validation failed")
+        raise RuntimeError(ERR_NOT_VALIDATED.format(stage=stage, path=raw, why=why))
+    if report.get("data_md5") != ds.file_md5(raw):
+        why = "the file changed since it was validated"
+        raise RuntimeError(ERR_NOT_VALIDATED.format(stage=stage, path=raw, why=why))
+
+
+def _run_context(context: dict[str, str] | None) -> dict[str, str]:
+    return context or {"source": "cli"}
+
+
+# -- stages -------------------------------------------------------------------------------
+
+
+def ingest(ws: Workspace) -> StageResult:
+    """Read the configured source into ``data/raw/applications.csv``."""
+    spec = ws.spec
+    frame = ds.ingest(spec, ws.path("raw"), source=ws.source)
+    return StageResult(
+        "ingest",
+        evidence={
+            "dataset": spec.name,
+            "source": ws.params["ingest"].get("source") or spec.source,
+            "source_md5": ds.source_fingerprint(ws.source),
+            "path": PATHS.raw,
+            "rows": int(len(frame)),
+            "columns": list(map(str, frame.columns)),
+            "md5": ds.file_md5(ws.path("raw")),
+        },
+    )
+
+
+def validate(ws: Workspace, context: dict[str, str] | None = None) -> StageResult:
+    """Run the dataset's Great Expectations suite on the raw data; a failure is a gate."""
+    from governance.core.validation import validate as run_suite
+
+    spec = ws.spec
+    raw = ws.path("raw")
+    result = run_suite(ds.read_csv(raw), ws.suite_path())
+    report = {
+        **result.to_dict(),
+        "message": result.message(),
+        "data": PATHS.raw,
+        "data_md5": ds.file_md5(raw),
+        "suite_path": spec.suite,
+        "full_result": result.result,
+    }
+    _write_json(ws.path("validation"), report)
+    outcome = StageResult(
+        "validate",
+        passed=result.success,
+        message=result.message(),
+        evidence={k: v for k, v in report.items() if k != "full_result"},
+    )
+    if not result.success:
+        outcome.evidence["mlflow_run_id"] = _record_failure(ws, "validation", outcome, context)
+    return outcome
+
+
+def split(ws: Workspace) -> StageResult:
+    """Seeded, stratified train/test split of validated data."""
+    from governance.core.training import split as split_frame
+
+    _require_validated(ws, "split")
+    spec = ws.spec
+    p = ws.params["split"]
+    train, test = split_frame(
+        ds.read_csv(ws.path("raw")), spec, test_size=float(p["test_size"]), seed=int(p["seed"])
+    )
+    ds.write_csv(train, ws.path("train"))
+    ds.write_csv(test, ws.path("test"))
+    return StageResult(
+        "split",
+        evidence={
+            "train": _dataset_evidence(ws, "train"),
+            "test": _dataset_evidence(ws, "test"),
+            "seed": int(p["seed"]),
+            "test_size": float(p["test_size"]),
+        },
+    )
+
+
+def _train_params(ws: Workspace) -> Any:
+    from governance.core.training import TrainParams
+
+    p = ws.params["train"]
+    return TrainParams(
+        model=str(p["model"]),
+        C=float(p["C"]),
+        max_iter=int(p["max_iter"]),
+        seed=int(p["seed"]),
+        threshold=float(p["threshold"]),
+        reason_count=int(p["reason_count"]),
+    )
+
+
+def train(ws: Workspace) -> StageResult:
+    """Fit the pipeline and compile it to a scorecard that must agree with it."""
+    import joblib
+
+    from governance.core.scorecard import agreement, compile_pipeline
+    from governance.core.training import train as fit
+
+    spec = ws.spec
+    params = _train_params(ws)
+    train_frame = ds.read_csv(ws.path("train"))
+    pipeline = fit(train_frame, spec, params)
+    scorecard = compile_pipeline(pipeline, spec, train_frame, params)
+    everything = ds.read_csv(ws.path("raw"))
+    diff = agreement(scorecard, pipeline, everything, spec)
+    if diff > 1e-9:
+        raise RuntimeError(ERR_AGREEMENT.format(diff=diff))
+    ws.path("model").parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, ws.path("model"))
+    _write_json(ws.path("scorecard"), scorecard.to_dict())
+    return StageResult(
+        "train",
+        evidence={
+            "model": params.model,
+            "C": params.C,
+            "seed": params.seed,
+            "threshold": params.threshold,
+            "inputs": spec.feature_names,
+            "excluded_sensitive": list(spec.sensitive_features),
+            "scorecard_max_abs_diff": diff,
+            "train_rows": int(len(train_frame)),
+        },
+    )
+
+
+def _test_scores(ws: Workspace) -> tuple[Any, Any, Any]:
+    from governance.core.scorecard import Scorecard
+    from governance.core.training import model_inputs
+
+    spec = ws.spec
+    test = ds.read_csv(ws.path("test"))
+    scorecard = Scorecard.from_dict(_read_json(ws.path("scorecard")))
+    scores, _ = scorecard.score_frame(model_inputs(test, spec))
+    return test, spec.labels(test).to_numpy(), scores
+
+
+def evaluate(ws: Workspace) -> StageResult:
+    """AUC, accuracy, Brier score and calibration on the held-out split, with intervals."""
+    import pandas as pd
+
+    from governance.core.evaluation import evaluate as run_evaluation
+
+    p = ws.params["evaluate"]
+    _, y, scores = _test_scores(ws)
+    result = run_evaluation(
+        y,
+        scores,
+        threshold=float(ws.params["train"]["threshold"]),
+        n_bootstrap=int(p["n_bootstrap"]),
+        confidence=float(p["confidence"]),
+        bins=int(p["calibration_bins"]),
+        seed=int(p["seed"]),
+    )
+    _write_json(ws.path("evaluation"), result.flat())
+    for name, rows in (("roc", result.roc), ("calibration", result.calibration)):
+        ws.path(name).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(ws.path(name), index=False, lineterminator="\n")
+    return StageResult(
+        "evaluate",
+        evidence={
+            **result.to_dict(),
+            "n_bootstrap": int(p["n_bootstrap"]),
+        },
+    )
+
+
+def _thresholds(ws: Workspace) -> Any:
+    from governance.core.fairness import FairnessThresholds
+
+    p = ws.params["fairness"]
+    return FairnessThresholds(
+        min_approval_ratio=float(p["min_approval_ratio"]),
+        max_equalized_odds_difference=float(p["max_equalized_odds_difference"]),
+        max_demographic_parity_difference=p.get("max_demographic_parity_difference"),
+        gate_on=p.get("gate_on", "each"),
+        min_group_size=int(p.get("min_group_size", 30)),
+    )
+
+
+def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResult:
+    """fairlearn MetricFrame by each sensitive attribute and their intersection; a gate."""
+    import pandas as pd
+
+    from governance.core.fairness import evaluate_gate, fairness_report
+
+    spec = ws.spec
+    p = ws.params["fairness"]
+    threshold = float(ws.params["train"]["threshold"])
+    test, y, scores = _test_scores(ws)
+    report = fairness_report(
+        y,
+        (scores >= threshold).astype(int),
+        sensitive_features=spec.sensitive_frame(test).reset_index(drop=True),
+        n_bootstrap=int(p["n_bootstrap"]),
+        random_state=int(p["seed"]),
+    )
+    gate = evaluate_gate(report, _thresholds(ws))
+    doc = {
+        "report": report.to_dict(),
+        "gate": {"passed": gate.passed, "message": gate.message(), "failures": list(gate.failures),
+                 "checked": list(gate.checked)},
+        "thresholds": dict(p),
+    }
+    _write_json(ws.path("fairness"), doc)
+    _write_json(ws.path("fairness_metrics"), {**report.metrics(), "gate_passed": int(gate.passed)})
+    rows = [
+        {"grouping": g.name, "group": r["group"], "approval_rate": r["approval_rate"],
+         "selection_rate": r["selection_rate"], "count": r["count"]}
+        for g in report.groupings
+        for r in g.by_group
+    ]
+    ws.path("selection_rate").parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(ws.path("selection_rate"), index=False, lineterminator="\n")
+    outcome = StageResult(
+        "fairness", passed=gate.passed, message=gate.message(), evidence=doc
+    )
+    if not gate.passed:
+        outcome.evidence["mlflow_run_id"] = _record_failure(ws, "fairness", outcome, context)
+    return outcome
+
+
+def _record_failure(
+    ws: Workspace, gate: str, outcome: StageResult, context: dict[str, str] | None
+) -> str:
+    from governance.registry import record_gate_failure
+
+    return record_gate_failure(
+        ws.settings,
+        dataset=ws.spec.name,
+        gate=gate,
+        message=outcome.message,
+        evidence=outcome.evidence,
+        context={
+            **{f"run.{k}": v for k, v in _run_context(context).items()},
+            "dataset": ws.spec.name,
+            "git.commit": str(git_state(ws.root).commit),
+        },
+    )
+
+
+def lineage(ws: Workspace) -> dict[str, Any]:
+    """The lineage the pipeline knows before registration (DESIGN §3)."""
+    git = git_state(ws.root)
+    validation = _read_json(ws.path("validation"))
+    fairness_doc = _read_json(ws.path("fairness"))
+    return {
+        "schema": "governance.lineage/1",
+        "dataset": ws.spec.name,
+        "git_commit": git.commit,
+        "git_dirty": git.dirty,
+        "git_changes": list(git.changes),
+        "package_version": package_version(),
+        "datasets": [_dataset_evidence(ws, n) for n in ("raw", "train", "test")],
+        "params": ws.params,
+        "params_hash": params_hash(ws.params),
+        "environment": environment(ws.root),
+        "validation": {
+            "success": validation["success"],
+            "suite": validation["suite"],
+            "suite_path": validation["suite_path"],
+            "statistics": validation["statistics"],
+            "data_md5": validation["data_md5"],
+            "result": PATHS.validation,
+        },
+        "fairness": {
+            "passed": fairness_doc["gate"]["passed"],
+            "message": fairness_doc["gate"]["message"],
+            "metrics": {k: v for k, v in _read_json(ws.path("fairness_metrics")).items()},
+        },
+        "metrics": _read_json(ws.path("evaluation")),
+        "model_card": PATHS.card_md,
+    }
+
+
+def model_card(ws: Workspace) -> StageResult:
+    """The model card as JSON, Markdown and HTML."""
+    from governance.core.model_card import build_card, render_html, render_markdown
+
+    spec = ws.spec
+    params = _train_params(ws)
+    evaluation = _read_json(ws.path("evaluation"))
+    metrics = {k: v for k, v in evaluation.items() if not k.endswith(("_ci_low", "_ci_high"))}
+    metrics.pop("n")
+    fairness_doc = _read_json(ws.path("fairness"))
+    info = lineage(ws)
+    by_name = {d["name"]: d for d in info["datasets"]}
+    card = build_card(
+        model_details={
+            "name": spec.model_name,
+            "type": "regularised logistic regression scorecard",
+            "library": "scikit-learn, compiled to exact per-feature contributions",
+            "owner": ws.params["model_card"]["owner"],
+            "dataset": spec.name,
+            "dataset_title": spec.title,
+            "target": spec.target,
+            "adverse_label": spec.adverse_label,
+            "outcomes": spec.outcomes,
+            "threshold": params.threshold,
+            "inputs": spec.feature_names,
+            "train_params": ws.params["train"],
+            "params_hash": info["params_hash"],
+        },
+        intended_use={"primary": spec.intended_use, "out_of_scope": spec.out_of_scope},
+        sensitive_features=list(spec.sensitive_features),
+        evaluation={
+            "n": int(evaluation["n"]),
+            "confidence": float(ws.params["evaluate"]["confidence"]),
+            "n_bootstrap": int(ws.params["evaluate"]["n_bootstrap"]),
+            "metrics": metrics,
+            "intervals": {k: [evaluation[f"{k}_ci_low"], evaluation[f"{k}_ci_high"]] for k in metrics},
+        },
+        fairness=fairness_doc["report"],
+        gate=fairness_doc["gate"],
+        training_data={**by_name["train"], "description": f"{spec.title}: training split"},
+        evaluation_data={**by_name["test"], "description": f"{spec.title}: held-out test split"},
+        lineage=info,
+        validation=info["validation"],
+        reasons=[{"feature": f.name, "reason": f.reason} for f in spec.features],
+        reason_count=params.reason_count,
+    )
+    _write_json(ws.path("card_json"), card)
+    markdown = render_markdown(card)
+    ws.path("card_md").write_text(markdown)
+    ws.path("card_html").write_text(render_html(card))
+    return StageResult("model_card", evidence={"markdown": markdown, "path": PATHS.card_md})
+
+
+def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResult:
+    """Register the model in MLflow with its complete lineage and alias it ``candidate``.
+
+    Refuses unless validation and fairness passed. Every training input is first put in the
+    DVC cache and the remote, so the lineage can always be restored from md5s alone.
+    """
+    from governance import registry
+    from governance.core.training import model_inputs
+
+    spec = ws.spec
+    _require_validated(ws, "register")
+    fairness_doc = _read_json(ws.path("fairness"))
+    if not fairness_doc["gate"]["passed"]:
+        raise RuntimeError(ERR_GATE_FAILED.format(gate="fairness", why=fairness_doc["gate"]["message"]))
+    run = _run_context(context)
+    info = lineage(ws)
+    info["run"] = dict(run)
+    store = ws.store()
+    for d in info["datasets"]:
+        store.store(ws.root / d["path"])
+    info["storage"] = {"cache": str(store.cache), "remote": str(store.remote)}
+    card = _read_json(ws.path("card_json"))
+    evaluation = _read_json(ws.path("evaluation"))
+    fairness_metrics = _read_json(ws.path("fairness_metrics"))
+    metrics = {**{f"eval.{k}": v for k, v in evaluation.items()},
+               **{f"fairness.{k}": v for k, v in fairness_metrics.items()}}
+    train_frame = ds.read_csv(ws.path("train"))
+    inputs = [
+        {"path": ws.root / d["path"], "name": f"{spec.name}-{d['name']}", "md5": d["md5"],
+         "context": {"raw": "raw", "train": "training", "test": "evaluation"}[d["name"]]}
+        for d in info["datasets"]
+    ]
+    result, final_card = registry.register(
+        ws.settings,
+        dataset=spec.name,
+        model_name=spec.model_name,
+        alias=str(ws.params["register"]["alias"]),
+        params=ws.params,
+        metrics=metrics,
+        tags={
+            "governance.dataset": spec.name,
+            "governance.git.commit": str(info["git_commit"]),
+            "governance.git.dirty": str(info["git_dirty"]).lower(),
+            **{f"governance.run.{k}": v for k, v in run.items()},
+        },
+        inputs=inputs,
+        artifacts=[
+            ("reports", ws.path("validation")),
+            ("reports", ws.path("fairness")),
+            ("metrics", ws.path("evaluation")),
+            ("metrics", ws.path("fairness_metrics")),
+            ("plots", ws.path("roc")),
+            ("plots", ws.path("calibration")),
+            ("plots", ws.path("selection_rate")),
+        ],
+        model_artifacts={"scorecard": ws.path("scorecard"), "pipeline": ws.path("model")},
+        signature_frame=model_inputs(train_frame, spec).astype(
+            {c: "float64" for c in spec.numeric}
+        ),
+        lineage=info,
+        card=card,
+    )
+    _write_json(ws.path("registration"), result)
+    return StageResult("register", evidence={**result, "lineage": final_card["lineage"]})
