@@ -1,0 +1,71 @@
+# Quick start: `make run` then `make test`. Both build what they need from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+DVC_VENV := .venv-dvc
+MODEL ?= mortgage-denial
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help env run test lint typecheck ui mlflow-ui serve bench lock clean
+
+help:
+	@echo "make run        set up, run the governed pipeline (dvc repro), print the lineage"
+	@echo "make test       set up and run the tests"
+	@echo "make ui         Dagster UI (asset graph, checks, schedules, sensors)"
+	@echo "make mlflow-ui  MLflow UI on the embedded tracking store"
+	@echo "make lint       ruff + mypy"
+	@echo "make bench      benchmarks (bench/)"
+
+# The main environment: the package, Dagster, MLflow, GX, fairlearn, scikit-learn.
+$(VENV)/.ready: pyproject.toml requirements/main.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/main.txt
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(VENV)/bin/python -m pip check
+	touch $@
+
+# DVC in its own environment (antlr4 4.9 vs 4.13, DESIGN §7), linked into the main one's bin/.
+$(DVC_VENV)/.ready: requirements/dvc.txt
+	test -x $(DVC_VENV)/bin/python || $(PYTHON) -m venv $(DVC_VENV)
+	$(DVC_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/dvc.txt
+	$(DVC_VENV)/bin/python -m pip check
+	touch $@
+
+$(VENV)/bin/dvc: $(VENV)/.ready $(DVC_VENV)/.ready
+	ln -sf $(CURDIR)/$(DVC_VENV)/bin/dvc $@
+
+env: $(VENV)/.ready $(DVC_VENV)/.ready $(VENV)/bin/dvc
+
+run: env
+	dvc repro
+	dvc push -q
+	governance lineage $(MODEL)
+
+test: env
+	$(VENV)/bin/python -m pytest
+
+lint: env
+	ruff check governance tests bench
+	ruff format --check governance tests bench
+	mypy governance
+
+ui: env
+	mkdir -p .governance/dagster
+	DAGSTER_HOME=$(CURDIR)/.governance/dagster dagster dev -w workspace.yaml
+
+mlflow-ui: env
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.governance/mlflow.db --port 5000
+
+bench: env
+	$(VENV)/bin/python -m bench
+
+# Re-pin every package after changing pyproject.toml (needs the package registry).
+lock:
+	rm -rf /tmp/governance-lock && $(PYTHON) -m venv /tmp/governance-lock
+	/tmp/governance-lock/bin/pip install -q '.[dev]'
+	{ head -2 requirements/main.txt; /tmp/governance-lock/bin/pip freeze --exclude-editable | grep -v '^governance'; } > requirements/main.tmp
+	mv requirements/main.tmp requirements/main.txt
+
+clean:
+	rm -rf data models reports metrics plots .governance

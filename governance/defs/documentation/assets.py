@@ -1,0 +1,21 @@
+import dagster as dg
+
+from governance import stages
+from governance.defs.resources import GovernanceProject
+
+
+@dg.asset(
+    group_name="documentation",
+    deps=["fairness_report"],
+    kinds={"markdown", "html"},
+    description="Model card (Mitchell et al.) as JSON, Markdown and HTML, with lineage, "
+    "validation and the reason-code catalogue.",
+)
+def model_card(project: GovernanceProject) -> dg.MaterializeResult:
+    result = stages.model_card(project.workspace())
+    return dg.MaterializeResult(
+        metadata={
+            "model_card": dg.MetadataValue.md(result.evidence["markdown"]),
+            "path": result.evidence["path"],
+        }
+    )

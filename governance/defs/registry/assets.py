@@ -1,0 +1,38 @@
+import dagster as dg
+
+from governance import stages
+from governance.defs.evidence import run_context
+from governance.defs.resources import GovernanceProject
+
+MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
+
+
+@dg.asset(
+    group_name="registry",
+    deps=["model_card"],
+    kinds={"mlflow"},
+    description="The model registered in the MLflow Model Registry with its complete lineage "
+    "(tags, lineage.json, logged inputs with DVC md5s) and the alias `candidate`.",
+)
+def registered_model(
+    context: dg.AssetExecutionContext, project: GovernanceProject
+) -> dg.MaterializeResult:
+    result = stages.register(project.workspace(), run_context(context))
+    ev = result.evidence
+    run_url = f"{MLFLOW_UI}/#/experiments/{ev['experiment_id']}/runs/{ev['mlflow_run_id']}"
+    version_url = f"{MLFLOW_UI}/#/models/{ev['model']}/versions/{ev['version']}"
+    lineage = ev["lineage"]
+    return dg.MaterializeResult(
+        metadata={
+            "model": ev["model"],
+            "version": ev["version"],
+            "alias": ev["alias"],
+            "mlflow_run_id": ev["mlflow_run_id"],
+            "mlflow_run": dg.MetadataValue.url(run_url),
+            "model_version": dg.MetadataValue.url(version_url),
+            "git_commit": str(lineage["git_commit"]),
+            "git_dirty": bool(lineage["git_dirty"]),
+            "data_md5": dg.MetadataValue.json({d["path"]: d["md5"] for d in lineage["datasets"]}),
+            "lineage": dg.MetadataValue.json(lineage),
+        }
+    )
