@@ -340,6 +340,7 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         sensitive_features=spec.sensitive_frame(test).reset_index(drop=True),
         n_bootstrap=int(p["n_bootstrap"]),
         random_state=int(p["seed"]),
+        min_group_size=int(p.get("min_group_size", 30)),
     )
     gate = evaluate_gate(report, _thresholds(ws))
     doc = {

@@ -235,11 +235,13 @@ class FairnessReport:
         }
 
     def metrics(self) -> dict[str, float]:
-        """Return flat metrics for ``dvc metrics`` and MLflow (NaN stays NaN).
+        """Return flat metrics for ``dvc metrics`` and MLflow.
 
         Keys are ``<grouping>.<summary>`` (with ``_ci_low`` / ``_ci_high`` variants) and
         ``<grouping>.<group>.<rate>``, using only characters MLflow accepts, e.g.
         ``afam.approval_ratio`` or ``afam_x_single.afam-yes_single-no.approval_rate``.
+        Undefined values (NaN) are left out, so the result is strict JSON; :meth:`to_dict` has
+        them as ``null``.
         """
         out: dict[str, float] = {}
         for g in self.groupings:
@@ -254,7 +256,7 @@ class FairnessReport:
                 group_key = "_".join(f"{_slug(f)}-{_slug(v)}" for f, v in row["values"].items())
                 for rate in ("count", "approval_rate", "tpr", "fpr"):
                     out[f"{key}.{group_key}.{rate}"] = float(row[rate])
-        return out
+        return {k: v for k, v in out.items() if not math.isnan(v)}
 
 
 @dataclass(frozen=True)
