@@ -110,14 +110,13 @@ def register(
     section and is logged as Markdown, HTML and JSON under ``model_card/``. Returns the
     registration and the final card.
     """
-    from governance.core.model_card import render_html, render_markdown
-
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
 
     import governance
     from governance import mlflow_model
+    from governance.core.model_card import render_html, render_markdown
     from governance.mlflow_model import GovernedModel
 
     with tracking(settings) as client, warnings.catch_warnings():
@@ -133,7 +132,9 @@ def register(
                 frame = pd.read_csv(item["path"])
                 frame = frame.astype({c: "float64" for c in frame.select_dtypes("integer")})
                 ds = mlflow.data.from_pandas(
-                    frame, source=Path(item["path"]).resolve().as_uri(), name=item["name"],
+                    frame,
+                    source=Path(item["path"]).resolve().as_uri(),
+                    name=item["name"],
                     digest=item["md5"],
                 )
                 mlflow.log_input(ds, context=item["context"])

@@ -10,11 +10,14 @@ variable                       default
 =============================  ==========================================================
 GOVERNANCE_PROJECT             the current directory (where params.yaml and dvc.yaml are)
 GOVERNANCE_HOME                <project>/.governance
-MLFLOW_TRACKING_URI            sqlite:///<home>/mlflow.db
+GOVERNANCE_MLFLOW_URI          sqlite:///<home>/mlflow.db
 GOVERNANCE_ARTIFACTS           <home>/mlartifacts (artifact root of new MLflow experiments)
 GOVERNANCE_DVC_REMOTE          <home>/dvc-remote
 GOVERNANCE_LEDGER_URL          sqlite:///<home>/ledger.db (or postgresql://...)
 =============================  ==========================================================
+
+MLflow's own ``MLFLOW_TRACKING_URI`` is not read: MLflow rewrites it in-process whenever a
+tracking URI is set, so it cannot say what the user configured.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class Settings:
         return cls(
             project_dir=project,
             home=home,
-            mlflow_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+            mlflow_uri=env.get("GOVERNANCE_MLFLOW_URI") or f"sqlite:///{home / 'mlflow.db'}",
             artifacts=Path(env.get("GOVERNANCE_ARTIFACTS") or home / "mlartifacts").resolve(),
             dvc_remote=Path(env.get("GOVERNANCE_DVC_REMOTE") or home / "dvc-remote").resolve(),
             ledger_url=env.get("GOVERNANCE_LEDGER_URL") or f"sqlite:///{home / 'ledger.db'}",

@@ -129,7 +129,7 @@ def _dataset_evidence(ws: Workspace, name: str) -> dict[str, Any]:
         "path": getattr(PATHS, name),
         "md5": ds.file_md5(path),
         "size": path.stat().st_size,
-        "rows": int(len(ds.read_csv(path))),
+        "rows": len(ds.read_csv(path)),
     }
 
 
@@ -165,7 +165,7 @@ def ingest(ws: Workspace) -> StageResult:
             "source": ws.params["ingest"].get("source") or spec.source,
             "source_md5": ds.source_fingerprint(ws.source),
             "path": PATHS.raw,
-            "rows": int(len(frame)),
+            "rows": len(frame),
             "columns": list(map(str, frame.columns)),
             "md5": ds.file_md5(ws.path("raw")),
         },
@@ -265,7 +265,7 @@ def train(ws: Workspace) -> StageResult:
             "inputs": spec.feature_names,
             "excluded_sensitive": list(spec.sensitive_features),
             "scorecard_max_abs_diff": diff,
-            "train_rows": int(len(train_frame)),
+            "train_rows": len(train_frame),
         },
     )
 
@@ -345,23 +345,30 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     gate = evaluate_gate(report, _thresholds(ws))
     doc = {
         "report": report.to_dict(),
-        "gate": {"passed": gate.passed, "message": gate.message(), "failures": list(gate.failures),
-                 "checked": list(gate.checked)},
+        "gate": {
+            "passed": gate.passed,
+            "message": gate.message(),
+            "failures": list(gate.failures),
+            "checked": list(gate.checked),
+        },
         "thresholds": dict(p),
     }
     _write_json(ws.path("fairness"), doc)
     _write_json(ws.path("fairness_metrics"), {**report.metrics(), "gate_passed": int(gate.passed)})
     rows = [
-        {"grouping": g.name, "group": r["group"], "approval_rate": r["approval_rate"],
-         "selection_rate": r["selection_rate"], "count": r["count"]}
+        {
+            "grouping": g.name,
+            "group": r["group"],
+            "approval_rate": r["approval_rate"],
+            "selection_rate": r["selection_rate"],
+            "count": r["count"],
+        }
         for g in report.groupings
         for r in g.by_group
     ]
     ws.path("selection_rate").parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(ws.path("selection_rate"), index=False, lineterminator="\n")
-    outcome = StageResult(
-        "fairness", passed=gate.passed, message=gate.message(), evidence=doc
-    )
+    outcome = StageResult("fairness", passed=gate.passed, message=gate.message(), evidence=doc)
     if not gate.passed:
         outcome.evidence["mlflow_run_id"] = _record_failure(ws, "fairness", outcome, context)
     return outcome
@@ -455,7 +462,9 @@ def model_card(ws: Workspace) -> StageResult:
             "confidence": float(ws.params["evaluate"]["confidence"]),
             "n_bootstrap": int(ws.params["evaluate"]["n_bootstrap"]),
             "metrics": metrics,
-            "intervals": {k: [evaluation[f"{k}_ci_low"], evaluation[f"{k}_ci_high"]] for k in metrics},
+            "intervals": {
+                k: [evaluation[f"{k}_ci_low"], evaluation[f"{k}_ci_high"]] for k in metrics
+            },
         },
         fairness=fairness_doc["report"],
         gate=fairness_doc["gate"],
@@ -486,7 +495,9 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     _require_validated(ws, "register")
     fairness_doc = _read_json(ws.path("fairness"))
     if not fairness_doc["gate"]["passed"]:
-        raise RuntimeError(ERR_GATE_FAILED.format(gate="fairness", why=fairness_doc["gate"]["message"]))
+        raise RuntimeError(
+            ERR_GATE_FAILED.format(gate="fairness", why=fairness_doc["gate"]["message"])
+        )
     run = _run_context(context)
     info = lineage(ws)
     info["run"] = dict(run)
@@ -497,12 +508,18 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     card = _read_json(ws.path("card_json"))
     evaluation = _read_json(ws.path("evaluation"))
     fairness_metrics = _read_json(ws.path("fairness_metrics"))
-    metrics = {**{f"eval.{k}": v for k, v in evaluation.items()},
-               **{f"fairness.{k}": v for k, v in fairness_metrics.items()}}
+    metrics = {
+        **{f"eval.{k}": v for k, v in evaluation.items()},
+        **{f"fairness.{k}": v for k, v in fairness_metrics.items()},
+    }
     train_frame = ds.read_csv(ws.path("train"))
     inputs = [
-        {"path": ws.root / d["path"], "name": f"{spec.name}-{d['name']}", "md5": d["md5"],
-         "context": {"raw": "raw", "train": "training", "test": "evaluation"}[d["name"]]}
+        {
+            "path": ws.root / d["path"],
+            "name": f"{spec.name}-{d['name']}",
+            "md5": d["md5"],
+            "context": {"raw": "raw", "train": "training", "test": "evaluation"}[d["name"]],
+        }
         for d in info["datasets"]
     ]
     result, final_card = registry.register(

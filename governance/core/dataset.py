@@ -95,7 +95,9 @@ class DatasetSpec:
         for name in self.sensitive_features:
             if name in derived:
                 d = derived[name]
-                banded = pd.cut(frame[d.source], bins=list(d.bins), labels=list(d.labels), right=False)
+                banded = pd.cut(
+                    frame[d.source], bins=list(d.bins), labels=list(d.labels), right=False
+                )
                 out[name] = banded.astype(str)
             else:
                 out[name] = frame[name].astype(str).where(frame[name].notna(), "missing")
@@ -128,8 +130,17 @@ def load_spec(name_or_path: str) -> DatasetSpec:
         raw: dict[str, Any] = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ValueError(ERR_BAD_SPEC.format(path=path, problem=f"invalid YAML: {exc}")) from exc
-    required = ["name", "source", "id_column", "target", "adverse_label", "model_name", "suite",
-                "features", "sensitive_features"]
+    required = [
+        "name",
+        "source",
+        "id_column",
+        "target",
+        "adverse_label",
+        "model_name",
+        "suite",
+        "features",
+        "sensitive_features",
+    ]
     missing = [k for k in required if k not in (raw or {})]
     if missing:
         raise ValueError(ERR_BAD_SPEC.format(path=path, problem=f"missing keys {missing}"))

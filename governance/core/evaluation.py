@@ -41,7 +41,6 @@ class Evaluation:
 def _calibration_error(y: np.ndarray, p: np.ndarray, bins: int) -> float:
     """Expected calibration error over equal-width probability bins."""
     idx = np.minimum((p * bins).astype(int), bins - 1)
-    counts = np.bincount(idx, minlength=bins)
     pred = np.bincount(idx, weights=p, minlength=bins)
     obs = np.bincount(idx, weights=y, minlength=bins)
     return float(np.abs(pred - obs).sum() / len(y))
@@ -84,7 +83,8 @@ def evaluate(
             samples[k].append(v)
     alpha = (1 - confidence) / 2
     intervals = {
-        k: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) for k, v in samples.items()
+        k: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha)))
+        for k, v in samples.items()
     }
     fpr, tpr, thr = roc_curve(y, p)
     roc = [

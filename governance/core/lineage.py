@@ -27,7 +27,13 @@ MODEL_SHAPING_PATHS = (
     "requirements",
 )
 LIBRARIES = (
-    "scikit-learn", "fairlearn", "great-expectations", "mlflow", "dagster", "pandas", "numpy",
+    "scikit-learn",
+    "fairlearn",
+    "great-expectations",
+    "mlflow",
+    "dagster",
+    "pandas",
+    "numpy",
 )
 ENVIRONMENT_LOCK = "requirements/main.txt"
 ERR_NOT_STORED = "data {md5} is in neither the DVC cache ({cache}) nor the remote ({remote})"
@@ -54,9 +60,7 @@ def git_state(project_dir: Path) -> GitState:
     except (subprocess.CalledProcessError, FileNotFoundError):
         return GitState(None, True, ("not a git repository with a commit",))
     status = git("status", "--porcelain", "--untracked-files=all", "--", *MODEL_SHAPING_PATHS)
-    changes = tuple(
-        line[3:] for line in status.splitlines() if line and "__pycache__" not in line
-    )
+    changes = tuple(line[3:] for line in status.splitlines() if line and "__pycache__" not in line)
     return GitState(commit, bool(changes), changes)
 
 
@@ -128,7 +132,9 @@ class DataStore:
             candidate = self._object(root, md5)
             if candidate.is_file():
                 return candidate
-        raise FileNotFoundError(ERR_NOT_STORED.format(md5=md5, cache=self.cache, remote=self.remote))
+        raise FileNotFoundError(
+            ERR_NOT_STORED.format(md5=md5, cache=self.cache, remote=self.remote)
+        )
 
     def restore(self, md5: str, dest: Path) -> Path:
         """Copy the object with this md5 to ``dest`` and check the copy's md5."""

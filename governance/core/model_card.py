@@ -10,92 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
 
 SECTIONS = (
-    "model_details", "intended_use", "factors", "metrics", "evaluation_data", "training_data",
-    "quantitative_analyses", "intersectional_analyses", "ethical_considerations", "caveats",
-    "lineage", "validation", "reason_codes",
+    "model_details",
+    "intended_use",
+    "factors",
+    "metrics",
+    "evaluation_data",
+    "training_data",
+    "quantitative_analyses",
+    "intersectional_analyses",
+    "ethical_considerations",
+    "caveats",
+    "lineage",
+    "validation",
+    "reason_codes",
 )
 
-_MARKDOWN = """\
-# Model card: {{ c.model_details.name }}{% if c.registration %} version {{ c.registration.version }}{% endif %}
-
-## Model details
-- **Model:** {{ c.model_details.type }} ({{ c.model_details.library }})
-- **Owner:** {{ c.model_details.owner }}
-- **Dataset:** {{ c.model_details.dataset }} — {{ c.model_details.dataset_title }}
-- **Decision rule:** {{ c.model_details.outcomes.adverse }} when P({{ c.model_details.target }} = {{ c.model_details.adverse_label }}) ≥ {{ c.model_details.threshold }}
-- **Inputs:** {{ c.model_details.inputs | join(", ") }}
-- **Parameters:** `{{ c.model_details.params_hash[:12] }}` ({% for k, v in c.model_details.train_params.items() %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %})
-{% if c.registration %}- **Registered:** {{ c.registration.model }} version {{ c.registration.version }}, MLflow run `{{ c.registration.mlflow_run_id }}`
-{% endif %}
-## Intended use
-{{ c.intended_use.primary }}
-
-**Out of scope:** {{ c.intended_use.out_of_scope }}
-
-## Factors
-Sensitive attributes evaluated (never model inputs): {{ c.factors.sensitive_features | join(", ") }}; and their intersection.
-
-## Metrics
-Held-out test split, {{ c.metrics.n }} applications, {{ (c.metrics.confidence * 100) | round | int }}% bootstrap intervals ({{ c.metrics.n_bootstrap }} resamples).
-
-| metric | value | interval |
-|---|---|---|
-{% for name, value in c.metrics.estimates.items() %}| {{ name }} | {{ "%.4f" | format(value) }} | {{ "%.4f" | format(c.metrics.intervals[name][0]) }} – {{ "%.4f" | format(c.metrics.intervals[name][1]) }} |
-{% endfor %}
-## Evaluation data
-{{ c.evaluation_data.description }} — `{{ c.evaluation_data.path }}`, md5 `{{ c.evaluation_data.md5 }}`, {{ c.evaluation_data.rows }} rows.
-
-## Training data
-{{ c.training_data.description }} — `{{ c.training_data.path }}`, md5 `{{ c.training_data.md5 }}`, {{ c.training_data.rows }} rows.
-
-## Quantitative analyses
-Fairness gate: **{{ "passed" if c.quantitative_analyses.gate.passed else "FAILED" }}** — {{ c.quantitative_analyses.gate.message }}
-
-{% for g in c.quantitative_analyses.groupings %}### By {{ g.name }}
-Approval-rate ratio {{ "%.3f" | format(g.approval_ratio) }} ({{ "%.3f" | format(g.approval_ratio_ci[0]) }}–{{ "%.3f" | format(g.approval_ratio_ci[1]) }}), equalized-odds difference {{ "%.3f" | format(g.equalized_odds_difference) }} ({{ "%.3f" | format(g.equalized_odds_difference_ci[0]) }}–{{ "%.3f" | format(g.equalized_odds_difference_ci[1]) }}), demographic-parity difference {{ "%.3f" | format(g.demographic_parity_difference) }}.
-
-| group | count | approval rate | TPR | FPR |
-|---|---|---|---|---|
-{% for r in g.by_group %}| {{ r.group }} | {{ r.count }} | {{ "%.3f" | format(r.approval_rate) }} | {{ "%.3f" | format(r.tpr) }} | {{ "%.3f" | format(r.fpr) }} |
-{% endfor %}
-{% endfor %}
-## Intersectional analyses
-{% for g in c.intersectional_analyses.groupings %}### By {{ g.name }}
-Approval-rate ratio {{ "%.3f" | format(g.approval_ratio) }}, equalized-odds difference {{ "%.3f" | format(g.equalized_odds_difference) }}{% if g.excluded_groups %}; groups too small to gate: {{ g.excluded_groups | join(", ") }}{% endif %}.
-
-| group | count | approval rate | TPR | FPR |
-|---|---|---|---|---|
-{% for r in g.by_group %}| {{ r.group }} | {{ r.count }} | {{ "%.3f" | format(r.approval_rate) }} | {{ "%.3f" | format(r.tpr) }} | {{ "%.3f" | format(r.fpr) }} |
-{% endfor %}
-{% else %}Only one sensitive attribute: no intersection.
-{% endfor %}
-## Ethical considerations
-{% for line in c.ethical_considerations %}- {{ line }}
-{% endfor %}
-## Caveats and recommendations
-{% for line in c.caveats %}- {{ line }}
-{% endfor %}
-## Lineage
-- **Code:** commit `{{ c.lineage.git_commit }}`{% if c.lineage.git_dirty %} (**dirty**: uncommitted changes){% endif %}, governance {{ c.lineage.package_version }}
-- **Parameters:** sha256 `{{ c.lineage.params_hash }}`
-- **Environment:** {{ c.lineage.environment.lock_file }} sha256 `{{ c.lineage.environment.lock_sha256 }}`
-{% for d in c.lineage.datasets %}- **Data** `{{ d.path }}`: md5 `{{ d.md5 }}`, {{ d.rows }} rows, {{ d.size }} bytes
-{% endfor %}
-## Validation
-Great Expectations suite `{{ c.validation.suite }}`: **{{ "passed" if c.validation.success else "FAILED" }}** ({{ c.validation.statistics.successful_expectations }} of {{ c.validation.statistics.evaluated_expectations }} expectations) on md5 `{{ c.validation.data_md5 }}`.
-
-## Reason-code catalogue
-Principal reasons given with each decision (up to {{ c.reason_codes.count }}), Regulation B style:
-
-| feature | reason |
-|---|---|
-{% for r in c.reason_codes.reasons %}| {{ r.feature }} | {{ r.reason }} |
-{% endfor %}
-"""
 
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -109,12 +42,27 @@ th{{background:#f3f3f3}} code{{background:#f5f5f5;padding:0 .2rem}}
 </body></html>
 """
 
-_ENV = Environment(undefined=StrictUndefined, trim_blocks=False, autoescape=False)
+_ENV = Environment(
+    loader=PackageLoader("governance", "templates"),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,  # Markdown, not HTML: the HTML rendering escapes (markdown-it, html=False)
+)
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    """A number for a card; undefined rates (a group with no positives) read "n/a"."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+_ENV.filters["num"] = _num
 
 
 def render_markdown(card: dict[str, Any]) -> str:
     """The card as Markdown."""
-    return _ENV.from_string(_MARKDOWN).render(c=card).strip() + "\n"
+    return _ENV.get_template("model_card.md.j2").render(c=card).strip() + "\n"
 
 
 def render_html(card: dict[str, Any]) -> str:

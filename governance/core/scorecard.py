@@ -96,7 +96,7 @@ class Scorecard:
         for name in self.order:
             if name not in features:
                 raise ValueError(ERR_MISSING_FEATURE.format(name=name))
-        for name, spec in self.numeric.items():
+        for name in self.numeric:
             value = features[name]
             if value is None:
                 continue
@@ -248,7 +248,9 @@ def compile_pipeline(
     )
 
 
-def agreement(scorecard: Scorecard, pipeline: Pipeline, frame: pd.DataFrame, spec: DatasetSpec) -> float:
+def agreement(
+    scorecard: Scorecard, pipeline: Pipeline, frame: pd.DataFrame, spec: DatasetSpec
+) -> float:
     """Largest absolute difference between the scorecard's and scikit-learn's probabilities."""
     ours, _ = scorecard.score_frame(model_inputs(frame, spec))
     theirs = pipeline.predict_proba(model_inputs(frame, spec))[:, 1]

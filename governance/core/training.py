@@ -48,9 +48,7 @@ def build_pipeline(spec: DatasetSpec, params: TrainParams) -> Pipeline:
     if params.model != "logistic":
         raise ValueError(ERR_UNKNOWN_MODEL.format(model=params.model))
     categories = [[*spec.feature(c).categories, MISSING] for c in spec.categorical]
-    numeric = Pipeline(
-        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-    )
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     categorical = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value=MISSING)),

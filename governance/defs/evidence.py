@@ -35,5 +35,7 @@ def group_table(rows: list[dict[str, Any]]) -> dg.TableMetadataValue:
     return dg.MetadataValue.table(records, schema=schema)
 
 
-def run_context(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dict[str, str]:
-    return {"source": "dagster", "id": context.run_id}
+def run_context(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> dict[str, str]:
+    return {"source": "dagster", "id": context.run.run_id}

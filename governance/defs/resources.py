@@ -1,6 +1,6 @@
 """Typed resources for the external systems: the project and its state directory, MLflow, DVC.
 
-Empty strings mean "resolve when the run starts": from ``GOVERNANCE_*`` / ``MLFLOW_TRACKING_URI``
+Empty strings mean "resolve when the run starts": from ``GOVERNANCE_*``
 environment variables, else the embedded defaults under ``.governance/`` (see
 ``governance.settings``). Nothing is read from the environment at import time.
 """
@@ -29,7 +29,9 @@ class MlflowResource(dg.ConfigurableResource):  # type: ignore[misc]
 class DvcResource(dg.ConfigurableResource):  # type: ignore[misc]
     """The DVC repository's content-addressed storage: cache in the project, a remote."""
 
-    remote: str = Field(default="", description="Local remote directory. Default: <home>/dvc-remote")
+    remote: str = Field(
+        default="", description="Local remote directory. Default: <home>/dvc-remote"
+    )
 
     def locked_outputs(self, project_dir: Path) -> dict[str, dict[str, Any]]:
         """What ``dvc.lock`` records for each output (path -> md5, size, stage)."""

@@ -7,6 +7,7 @@ weekly_retraining = dg.ScheduleDefinition(
     job=governed_pipeline,
     cron_schedule="0 3 * * 1",
     execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,  # turn on in the UI or `dagster schedule start`
+    # Off by default: turn on in the UI or with `dagster schedule start weekly_retraining`.
+    default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Retrain and re-govern every Monday 03:00 UTC (off by default).",
 )

@@ -17,6 +17,8 @@ def raw_data_sensor(
     if fingerprint == context.cursor:
         return dg.SkipReason(f"raw source unchanged (md5 {fingerprint})")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=fingerprint, tags={"governance/source_md5": fingerprint})],
+        run_requests=[
+            dg.RunRequest(run_key=fingerprint, tags={"governance/source_md5": fingerprint})
+        ],
         cursor=fingerprint,
     )

@@ -1,0 +1,146 @@
+"""The compiled scorecard against scikit-learn, on every row of both real datasets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from governance.core.dataset import DatasetSpec, load_spec, read_source
+from governance.core.scorecard import Scorecard, agreement, compile_pipeline
+from governance.core.training import TrainParams, model_inputs, split, train
+
+PARAMS = TrainParams(seed=7, threshold=0.5, reason_count=4)
+
+
+def fitted(name: str) -> tuple[DatasetSpec, pd.DataFrame, object, Scorecard]:
+    spec = load_spec(name)
+    frame = read_source(spec.source).rename(columns=spec.rename)
+    train_frame, _ = split(frame, spec, test_size=0.25, seed=7)
+    pipeline = train(train_frame, spec, PARAMS)
+    return spec, frame, pipeline, compile_pipeline(pipeline, spec, train_frame, PARAMS)
+
+
+@pytest.fixture(scope="module", params=["hmda", "credit"])
+def model(request: pytest.FixtureRequest) -> tuple[DatasetSpec, pd.DataFrame, object, Scorecard]:
+    return fitted(request.param)
+
+
+def rows(spec: DatasetSpec, frame: pd.DataFrame) -> list[dict[str, object]]:
+    records = model_inputs(frame, spec).to_dict(orient="records")
+    return [
+        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+        for r in records
+    ]
+
+
+def test_agrees_with_scikit_learn_on_every_row(model: tuple) -> None:
+    spec, frame, pipeline, scorecard = model
+    assert agreement(scorecard, pipeline, frame, spec) < 1e-12
+    reference = pipeline.predict_proba(model_inputs(frame, spec))[:, 1]
+    one_at_a_time = np.array([scorecard.score(r).score for r in rows(spec, frame)])
+    assert np.max(np.abs(one_at_a_time - reference)) < 1e-12
+
+
+def test_contributions_add_up_to_the_score(model: tuple) -> None:
+    spec, frame, _, scorecard = model
+    for r in rows(spec, frame):
+        scored = scorecard.score(r)
+        e = scored.explanation
+        assert abs(e.base_value + math.fsum(e.contributions.values()) - e.logit) < 1e-9
+        assert abs(1 / (1 + math.exp(-e.logit)) - scored.score) < 1e-12
+        assert set(e.contributions) == set(spec.feature_names)
+
+
+def test_vectorised_contributions_equal_one_at_a_time(model: tuple) -> None:
+    spec, frame, _, scorecard = model
+    scores, contrib = scorecard.score_frame(model_inputs(frame, spec))
+    for i, r in enumerate(rows(spec, frame)[:200]):
+        one = scorecard.score(r)
+        assert abs(one.score - scores[i]) < 1e-12
+        assert np.allclose([one.explanation.contributions[n] for n in scorecard.order], contrib[i])
+
+
+def test_reasons_are_the_largest_adverse_contributions_in_words(model: tuple) -> None:
+    spec, frame, _, scorecard = model
+    for r in rows(spec, frame)[:300]:
+        scored = scorecard.score(r)
+        c = scored.explanation.contributions
+        expected = sorted((n for n in c if c[n] > 0), key=lambda n: -c[n])[: PARAMS.reason_count]
+        assert [x["feature"] for x in scored.reasons] == expected
+        assert all(x["reason"] == spec.feature(x["feature"]).reason for x in scored.reasons)
+        assert scored.outcome == ("deny" if scored.score >= 0.5 else "approve")
+
+
+def test_sensitive_attributes_are_not_inputs(model: tuple) -> None:
+    spec, _, _, scorecard = model
+    assert not set(spec.sensitive_features) & set(scorecard.order)
+
+
+def test_round_trips_through_json(model: tuple) -> None:
+    spec, frame, _, scorecard = model
+    again = Scorecard.from_dict(scorecard.to_dict())
+    for r in rows(spec, frame)[:50]:
+        assert again.score(r) == scorecard.score(r)
+
+
+def test_missing_values_are_imputed_like_scikit_learn() -> None:
+    spec, frame, pipeline, scorecard = fitted("credit")
+    incomplete = frame[frame[["Income", "Home", "Job"]].isna().any(axis=1)]
+    assert len(incomplete) > 300
+    assert agreement(scorecard, pipeline, incomplete, spec) < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "red"}, "unknown feature 'colour'"),
+        ({"pirat": "high"}, "feature 'pirat': expected a finite number, got 'high'"),
+        ({"pirat": float("nan")}, "feature 'pirat': expected a finite number, got nan"),
+        ({"pirat": float("inf")}, "feature 'pirat': expected a finite number, got inf"),
+        ({"pirat": True}, "feature 'pirat': expected a finite number, got True"),
+        ({"phist": "maybe"}, "feature 'phist': 'maybe' is not one of ['no', 'yes']"),
+    ],
+)
+def test_bad_input_is_named(change: dict[str, object], message: str) -> None:
+    spec, frame, _, scorecard = fitted("hmda")
+    features = {**rows(spec, frame)[0], **change}
+    with pytest.raises(ValueError) as err:
+        scorecard.score(features)
+    assert str(err.value).startswith(message)
+
+
+def test_a_missing_feature_is_named() -> None:
+    spec, frame, _, scorecard = fitted("hmda")
+    features = rows(spec, frame)[0]
+    del features["lvrat"]
+    with pytest.raises(ValueError, match="missing feature 'lvrat'"):
+        scorecard.score(features)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pirat=st.floats(0, 3),
+    hirat=st.floats(0, 3),
+    lvrat=st.floats(0, 2),
+    chist=st.integers(1, 6),
+    mhist=st.integers(1, 4),
+    unemp=st.floats(1, 11),
+    flags=st.lists(st.sampled_from(["no", "yes"]), min_size=5, max_size=5),
+)
+def test_any_valid_application_agrees_and_adds_up(**kw: object) -> None:
+    spec, _, pipeline, scorecard = HMDA
+    flags = kw.pop("flags")
+    features = {**kw, **dict(zip(spec.categorical, flags, strict=True))}
+    scored = scorecard.score(features)
+    frame = model_inputs(pd.DataFrame([features]), spec)
+    assert abs(scored.score - pipeline.predict_proba(frame)[0, 1]) < 1e-12
+    e = scored.explanation
+    assert abs(e.base_value + math.fsum(e.contributions.values()) - e.logit) < 1e-9
+
+
+HMDA = fitted("hmda")

@@ -1,0 +1,192 @@
+"""The governed pipeline in Dagster: whole graph, gates that block, lineage that resolves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pytest
+from support import CORRUPTIONS, set_params, write_corrupted_source
+
+from governance import registry
+from governance.core.dataset import file_md5
+from governance.core.lineage import DataStore
+from governance.core.model_card import SECTIONS
+from governance.defs.documentation import assets as documentation
+from governance.defs.fairness import assets as fairness_assets
+from governance.defs.fairness import checks as fairness_checks
+from governance.defs.ingestion import assets as ingestion
+from governance.defs.registry import assets as registry_assets
+from governance.defs.resources import GovernanceProject
+from governance.defs.training import assets as training
+from governance.defs.validation import assets as validation_assets
+from governance.defs.validation import checks as validation_checks
+from governance.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+ASSETS = [
+    ingestion.raw_applications,
+    validation_assets.validation_report,
+    validation_checks.expectations_pass,
+    training.train_test_split,
+    training.trained_model,
+    training.evaluation,
+    fairness_assets.fairness_report,
+    fairness_checks.fairness_gate,
+    documentation.model_card,
+    registry_assets.registered_model,
+]
+DOWNSTREAM_OF_VALIDATION = [
+    "train_test_split",
+    "trained_model",
+    "evaluation",
+    "fairness_report",
+    "model_card",
+    "registered_model",
+]
+
+
+def materialize(project: Path) -> dg.ExecuteInProcessResult:
+    resource = GovernanceProject(project_dir=str(project), home=str(project / ".governance"))
+    return dg.materialize(ASSETS, resources={"project": resource}, raise_on_error=False)
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def registered_versions(project: Path, model: str) -> list[str]:
+    settings = Settings.resolve(project)
+    with registry.tracking(settings) as client:
+        try:
+            return [v.version for v in client.search_model_versions(f"name = '{model}'")]
+        except mlflow.exceptions.MlflowException:
+            return []
+
+
+def failed_gate_runs(project: Path, gate: str) -> list[dict[str, str]]:
+    settings = Settings.resolve(project)
+    with registry.tracking(settings) as client:
+        runs = client.search_runs(
+            [e.experiment_id for e in client.search_experiments()],
+            filter_string=f"tags.`governance.gate` = '{gate}'",
+        )
+        return [dict(r.data.tags, status=r.info.status) for r in runs]
+
+
+def test_whole_graph_registers_a_version_with_resolvable_lineage(
+    project: Path, tmp_path: Path
+) -> None:
+    result = materialize(project)
+    assert result.success
+    assert materialized(result) == {
+        "raw_applications",
+        "validation_report",
+        *DOWNSTREAM_OF_VALIDATION,
+    }
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"expectations_pass": True, "fairness_gate": True}
+
+    meta = result.asset_materializations_for_node("registered_model")[0].metadata
+    assert meta["version"].value == "1"
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    lineage = registry.resolve(Settings.resolve(project), "mortgage-denial")
+    assert lineage["git_commit"] == head
+    assert lineage["git_dirty"] is False
+    assert lineage["version"] == "1"
+    assert lineage["aliases"] == ["candidate"]
+    assert lineage["run"] == {
+        "source": "dagster",
+        "id": result.run_id,
+        "mlflow_run_id": lineage["mlflow_run_id"],
+    }
+    assert lineage["validation"]["success"] is True
+    assert lineage["fairness"]["passed"] is True
+    for d in lineage["datasets"]:
+        assert d["md5"] == file_md5(project / d["path"])
+        assert lineage["tags"][f"data.{d['name']}.md5"] == d["md5"]
+
+    # The version's inputs were logged with the DVC md5 as digest.
+    with registry.tracking(Settings.resolve(project)) as client:
+        run = client.get_run(lineage["mlflow_run_id"])
+        digests = {i.dataset.name: i.dataset.digest for i in run.inputs.dataset_inputs}
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model_card")}
+    assert digests == {f"hmda-{d['name']}": d["md5"] for d in lineage["datasets"]}
+    assert artifacts == {
+        "model_card/model_card.md",
+        "model_card/model_card.html",
+        "model_card/model_card.json",
+    }
+
+    # The training data can be restored from the md5s alone, after the workspace is wiped.
+    for d in lineage["datasets"]:
+        (project / d["path"]).unlink()
+    store = DataStore(Path(lineage["storage"]["cache"]), Path(lineage["storage"]["remote"]))
+    for d in lineage["datasets"]:
+        restored = store.restore(d["md5"], tmp_path / "restored" / Path(d["path"]).name)
+        assert file_md5(restored) == d["md5"]
+
+    # The card has every section, and its HTML needs nothing from the network.
+    card = json.loads((project / "reports/model_card.json").read_text())
+    assert set(SECTIONS) <= set(card)
+    html = (project / "reports/model_card.html").read_text()
+    assert "<table>" in html and "http://" not in html and "https://" not in html
+    for heading in ("Intended use", "Intersectional analyses", "Reason-code catalogue", "Lineage"):
+        assert f"<h2>{heading}</h2>" in html
+
+    # The card shown in Dagster is the card on disk.
+    card_meta = result.asset_materializations_for_node("model_card")[0].metadata
+    assert card_meta["model_card"].value == (project / "reports/model_card.md").read_text()
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_corrupt_raw_data_blocks_everything_downstream(project: Path, case: str) -> None:
+    corrupt, expected = CORRUPTIONS[case]
+    write_corrupted_source(project, corrupt)
+    result = materialize(project)
+    assert not result.success
+    assert materialized(result) == {"raw_applications", "validation_report"}
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "expectations_pass" and not check.passed
+    assert expected in check.description
+    assert not (project / "data/split/train.csv").exists()
+    assert registered_versions(project, "mortgage-denial") == []
+    (run,) = failed_gate_runs(project, "validation")
+    assert run["status"] == "FAILED" and expected in run["governance.gate.message"]
+
+
+def test_a_fairness_threshold_tighter_than_the_model_blocks_registration(project: Path) -> None:
+    set_params(project, **{"fairness.min_approval_ratio": 0.99})
+    result = materialize(project)
+    assert not result.success
+    assert "registered_model" not in materialized(result)
+    assert "model_card" not in materialized(result)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    gate = checks["fairness_gate"]
+    assert not gate.passed
+    report = json.loads((project / "reports/fairness.json").read_text())
+    ratio = next(g for g in report["report"]["groupings"] if g["name"] == "afam")["approval_ratio"]
+    gap = 0.99 - ratio
+    assert f"approval-rate ratio by afam is {ratio:.3f}" in gate.description
+    assert f"below the minimum 0.990 by {gap:.3f}" in gate.description
+    assert registered_versions(project, "mortgage-denial") == []
+    (run,) = failed_gate_runs(project, "fairness")
+    assert run["status"] == "FAILED" and f"by {gap:.3f}" in run["governance.gate.message"]
+
+
+def test_second_dataset_runs_end_to_end_by_configuration_alone(project: Path) -> None:
+    set_params(project, **{"ingest.dataset": "credit"})
+    result = materialize(project)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    lineage = registry.resolve(Settings.resolve(project), "credit-risk")
+    assert lineage["dataset"] == "credit"
+    assert lineage["validation"]["suite"] == "credit"
+    raw = next(d for d in lineage["datasets"] if d["name"] == "raw")
+    assert raw["rows"] == 4454
+    assert registered_versions(project, "mortgage-denial") == []

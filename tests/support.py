@@ -1,0 +1,143 @@
+"""Test support: throwaway clones of the project and ways to change them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from governance.core.dataset import load_spec, read_source
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def clone_project(dest: Path) -> Path:
+    """Copy the working tree's tracked and untracked-but-not-ignored files and commit them.
+
+    This is a clone of what is being tested (uncommitted edits included), with its own history,
+    so lineage can name a real, clean commit.
+    """
+    files = _git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "add", "-A")
+    _git(
+        dest,
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.invalid",
+        "commit",
+        "-qm",
+        "clone",
+    )
+    return dest
+
+
+def set_params(project: Path, **changes: object) -> None:
+    """Change dotted keys of a project's params.yaml (as `dvc exp run -S` would)."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def commit_all(project: Path, message: str = "change") -> str:
+    _git(project, "add", "-A")
+    _git(
+        project,
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.invalid",
+        "commit",
+        "-qm",
+        message,
+    )
+    return _git(project, "rev-parse", "HEAD").strip()
+
+
+def cli_env(project: Path) -> dict[str, str]:
+    """Environment for subprocesses run in a project: our venv's tools first on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVERNANCE_", "MLFLOW_"))}
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env.get('PATH', '')}"
+    env["GOVERNANCE_PROJECT"] = str(project)
+    return env
+
+
+# -- corrupted raw data: each case and the failed expectation its message must name ----------
+
+
+def _hmda_frame() -> pd.DataFrame:
+    spec = load_spec("hmda")
+    return read_source(spec.source).rename(columns=spec.rename)
+
+
+def _drop_column(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["pirat"])
+
+
+def _null_target(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df.loc[df.index[:3], "deny"] = None
+    return df
+
+
+def _ratio_out_of_range(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df.loc[df.index[5], "pirat"] = 7.5
+    return df
+
+
+def _unknown_category(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df.loc[df.index[7], "afam"] = "maybe"
+    return df
+
+
+def _duplicate_ids(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df.loc[df.index[1], "application_id"] = df.loc[df.index[0], "application_id"]
+    return df
+
+
+def _wrong_type(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy().astype({"lvrat": object})
+    df.loc[df.index[2], "lvrat"] = "high"
+    return df
+
+
+CORRUPTIONS = {
+    "missing column": (_drop_column, "expect_table_columns_to_match_set"),
+    "null target": (_null_target, "expect_column_values_to_not_be_null(deny)"),
+    "ratio out of range": (_ratio_out_of_range, "expect_column_values_to_be_between(pirat)"),
+    "unknown category": (_unknown_category, "expect_column_values_to_be_in_set(afam)"),
+    "duplicated ids": (_duplicate_ids, "expect_column_values_to_be_unique(application_id)"),
+    "wrong type": (_wrong_type, "expect_column_values_to_be_in_type_list(lvrat)"),
+}
+
+
+def write_corrupted_source(project: Path, corrupt: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+    frame = corrupt(_hmda_frame())
+    frame.to_csv(project / "sources" / "applications.csv", index=False)
+    set_params(project, **{"ingest.source": "sources/applications.csv"})
