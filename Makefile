@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: help env run test lint typecheck ui mlflow-ui serve bench lock clean
 
 help:
-	@echo "make run        set up, run the governed pipeline (dvc repro), print the lineage"
+	@echo "make run        set up, run the governed pipeline, score a batch through the ledger, verify, trace"
 	@echo "make test       set up and run the tests"
 	@echo "make ui         Dagster UI (asset graph, checks, schedules, sensors)"
 	@echo "make mlflow-ui  MLflow UI on the embedded tracking store"
@@ -41,6 +41,14 @@ run: env
 	dvc repro
 	dvc push -q
 	governance lineage $(MODEL)
+	@echo "--- scoring the held-out applications through the decision ledger"
+	governance score data/split/test.csv --model $(MODEL) --alias candidate \
+	  --subject-column application_id --purpose "make run: held-out applications" \
+	  --out .governance/make-run-decisions.csv
+	governance audit checkpoint
+	governance audit verify
+	@echo "--- the full trace of one decision"
+	governance audit trace $$(sed -n 2p .governance/make-run-decisions.csv | cut -d, -f1)
 
 test: env
 	$(VENV)/bin/python -m pytest

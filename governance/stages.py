@@ -9,6 +9,7 @@ an MLflow run that says which gate failed and why, and stops everything downstre
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,15 @@ def _run_context(context: dict[str, str] | None) -> dict[str, str]:
     return context or {"source": "cli"}
 
 
+def _ledger_event(ws: Workspace, event: str, body: dict[str, Any]) -> str:
+    """Record a pipeline event (training, validation, registration) in the decision ledger."""
+    from governance.ledger import Ledger
+
+    ws.settings.home.mkdir(parents=True, exist_ok=True)
+    with Ledger.open(ws.settings.ledger_url, home=ws.settings.home) as ledger:
+        return ledger.append(event, body).id
+
+
 # -- stages -------------------------------------------------------------------------------
 
 
@@ -196,6 +206,20 @@ def validate(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     )
     if not result.success:
         outcome.evidence["mlflow_run_id"] = _record_failure(ws, "validation", outcome, context)
+    outcome.evidence["ledger_event"] = _ledger_event(
+        ws,
+        "validation",
+        {
+            "gate": "data",
+            "dataset": spec.name,
+            "suite": result.suite,
+            "passed": result.success,
+            "message": result.message(),
+            "statistics": result.statistics,
+            "data_md5": report["data_md5"],
+            "run": _run_context(context),
+        },
+    )
     return outcome
 
 
@@ -255,6 +279,18 @@ def train(ws: Workspace) -> StageResult:
     ws.path("model").parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, ws.path("model"))
     _write_json(ws.path("scorecard"), scorecard.to_dict())
+    event = _ledger_event(
+        ws,
+        "training",
+        {
+            "dataset": spec.name,
+            "model": {"name": spec.model_name},
+            "params": ws.params["train"],
+            "train_md5": ds.file_md5(ws.path("train")),
+            "scorecard_sha256": hashlib.sha256(ws.path("scorecard").read_bytes()).hexdigest(),
+            "scorecard_max_abs_diff": diff,
+        },
+    )
     return StageResult(
         "train",
         evidence={
@@ -371,6 +407,19 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     outcome = StageResult("fairness", passed=gate.passed, message=gate.message(), evidence=doc)
     if not gate.passed:
         outcome.evidence["mlflow_run_id"] = _record_failure(ws, "fairness", outcome, context)
+    outcome.evidence["ledger_event"] = _ledger_event(
+        ws,
+        "validation",
+        {
+            "gate": "fairness",
+            "dataset": spec.name,
+            "passed": gate.passed,
+            "message": gate.message(),
+            "metrics": report.metrics(),
+            "thresholds": dict(p),
+            "run": _run_context(context),
+        },
+    )
     return outcome
 
 
@@ -544,6 +593,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
             ("plots", ws.path("roc")),
             ("plots", ws.path("calibration")),
             ("plots", ws.path("selection_rate")),
+            ("scorecard", ws.path("scorecard")),
         ],
         model_artifacts={"scorecard": ws.path("scorecard"), "pipeline": ws.path("model")},
         signature_frame=model_inputs(train_frame, spec).astype(
@@ -553,4 +603,21 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         card=card,
     )
     _write_json(ws.path("registration"), result)
+    from governance.decisions import lineage_id
+
+    result["ledger_event"] = _ledger_event(
+        ws,
+        "registration",
+        {
+            "model": {"name": result["model"], "version": result["version"]},
+            "alias": result["alias"],
+            "lineage_id": lineage_id(final_card["lineage"]),
+            "mlflow_run_id": result["mlflow_run_id"],
+            "git_commit": info["git_commit"],
+            "git_dirty": info["git_dirty"],
+            "data": {d["name"]: d["md5"] for d in info["datasets"]},
+            "params_hash": info["params_hash"],
+            "run": run,
+        },
+    )
     return StageResult("register", evidence={**result, "lineage": final_card["lineage"]})

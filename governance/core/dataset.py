@@ -30,6 +30,7 @@ class Feature:
     kind: Literal["numeric", "categorical"]
     reason: str
     categories: tuple[str, ...] = ()
+    nullable: bool = False  # may a caller leave it missing (the model imputes it)?
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,13 @@ def load_spec(name_or_path: str) -> DatasetSpec:
             problem = f"feature {name!r} needs an adverse-action reason"
             raise ValueError(ERR_BAD_SPEC.format(path=path, problem=problem))
         features.append(
-            Feature(name, f["kind"], f["reason"], tuple(str(c) for c in f.get("categories", ())))
+            Feature(
+                name,
+                f["kind"],
+                f["reason"],
+                tuple(str(c) for c in f.get("categories", ())),
+                bool(f.get("nullable", False)),
+            )
         )
     overlap = set(raw["sensitive_features"]) & {f.name for f in features}
     if overlap:

@@ -31,6 +31,7 @@ ERR_UNKNOWN_FEATURE = "unknown feature {name!r}; the model takes {expected}"
 ERR_MISSING_FEATURE = "missing feature {name!r}"
 ERR_CATEGORY = "feature {name!r}: {value!r} is not one of {allowed}"
 ERR_NUMBER = "feature {name!r}: expected a finite number, got {value!r}"
+ERR_NULL = "feature {name!r} must not be null"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Scorecard:
     reasons: dict[str, str]
     reason_count: int
     outcomes: dict[str, str]
+    nullable: frozenset[str] = frozenset()
 
     @property
     def base_value(self) -> float:
@@ -96,6 +98,8 @@ class Scorecard:
         for name in self.order:
             if name not in features:
                 raise ValueError(ERR_MISSING_FEATURE.format(name=name))
+            if features[name] is None and name not in self.nullable:
+                raise ValueError(ERR_NULL.format(name=name))
         for name in self.numeric:
             value = features[name]
             if value is None:
@@ -184,6 +188,7 @@ class Scorecard:
             "reasons": self.reasons,
             "reason_count": self.reason_count,
             "outcomes": self.outcomes,
+            "nullable": sorted(self.nullable),
         }
 
     @classmethod
@@ -199,6 +204,7 @@ class Scorecard:
             reasons=dict(d["reasons"]),
             reason_count=int(d["reason_count"]),
             outcomes=dict(d["outcomes"]),
+            nullable=frozenset(d.get("nullable", ())),
         )
 
 
@@ -245,6 +251,7 @@ def compile_pipeline(
         reasons={f.name: f.reason for f in spec.features},
         reason_count=params.reason_count,
         outcomes=dict(spec.outcomes),
+        nullable=frozenset(f.name for f in spec.features if f.nullable),
     )
 
 

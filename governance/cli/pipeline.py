@@ -1,48 +1,16 @@
-"""The ``governance`` command. DVC's stages call ``governance stage ...``.
-
-Errors are one line on stderr and a non-zero exit; ``--json`` prints one JSON document on stdout.
-"""
+"""Pipeline commands: ``governance stage ...`` (dvc.yaml calls these) and ``governance lineage``."""
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from governance.cli.common import ProjectOpt, app, fail, guard, stage_app
 from governance.settings import Settings
 
-app = typer.Typer(
-    help="Auditable ML lifecycle: governed pipeline, lineage and decision ledger.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-stage_app = typer.Typer(help="Pipeline stages (dvc.yaml calls these).", no_args_is_help=True)
-app.add_typer(stage_app, name="stage")
-
-EXIT_FAILED = 1  # a gate failed or the request could not be carried out
-EXPECTED_ERRORS = (ValueError, RuntimeError, LookupError, FileNotFoundError, KeyError)
-
-
-def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _guard(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except EXPECTED_ERRORS as exc:
-        fail(str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}")
-
-
-ProjectOpt = Annotated[
-    Path | None, typer.Option("--project", help="Project directory (default: current directory).")
-]
 ViaOpt = Annotated[str, typer.Option("--via", help="What runs the stage, recorded in lineage.")]
 
 
@@ -56,7 +24,7 @@ def _run_stage(name: str, project: Path | None, via: str) -> None:
             return fn(ws, {"source": via, "stage": name})  # type: ignore[no-any-return]
         return fn(ws)  # type: ignore[no-any-return]
 
-    result: stages.StageResult = _guard(go)
+    result: stages.StageResult = guard(go)
     if not result.passed:
         fail(result.message)
     summary = {k: v for k, v in result.evidence.items() if isinstance(v, str | int | float | bool)}
@@ -99,7 +67,7 @@ def lineage(
     from governance.core.lineage import DataStore
 
     settings = Settings.resolve(project)
-    info: dict[str, Any] = _guard(lambda: registry.resolve(settings, model, version))
+    info: dict[str, Any] = guard(lambda: registry.resolve(settings, model, version))
     restored = []
     if restore is not None:
         storage = info.get("storage", {})
@@ -112,7 +80,7 @@ def lineage(
             def put(d: dict[str, Any] = d, dest: Path = dest) -> Path:
                 return store.restore(d["md5"], dest)
 
-            _guard(put)
+            guard(put)
             restored.append({"path": str(dest), "md5": d["md5"]})
     if as_json:
         doc = {**info, "restored": restored} if restore is not None else info
@@ -149,10 +117,3 @@ def _print_lineage(info: dict[str, Any]) -> None:
     lines.append(f"card       {info['model_card']} (MLflow: model_card/model_card.md)")
     typer.echo("\n".join(lines))
 
-
-def main() -> None:  # pragma: no cover - console entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())

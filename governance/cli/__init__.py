@@ -1,0 +1,10 @@
+"""The ``governance`` command line.
+
+``governance stage ...`` (the pipeline, called by dvc.yaml), ``lineage``, ``score``, ``serve``,
+``keys`` and ``audit ...``.
+"""
+
+from governance.cli import audit, decisions, pipeline  # noqa: F401  (registers the commands)
+from governance.cli.common import app
+
+__all__ = ["app"]

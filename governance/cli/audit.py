@@ -1,0 +1,236 @@
+"""``governance audit ...``: verify, show, trace, find, replay, prove, export, forget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from governance.cli.common import JsonOpt, ProjectOpt, app, emit, fail, guard, service
+
+audit_app = typer.Typer(help="Audit the decision ledger.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+IdArg = Annotated[str, typer.Argument(help="Decision id.")]
+
+
+@audit_app.command()
+def verify(
+    as_json: JsonOpt = False,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(help="Also check checkpoints exported to this directory (a copy)."),
+    ] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Re-hash the whole chain and check every checkpoint; exit 1 naming the first bad record."""
+    from governance.ledger import CheckpointDirectory
+
+    with service(project) as svc:
+        directory = CheckpointDirectory(checkpoints) if checkpoints else None
+        result = guard(lambda: svc.ledger.verify(checkpoints=directory)) if directory else guard(
+            svc.ledger.verify
+        )
+    doc = {k: v for k, v in result.to_dict().items()}
+    if as_json:
+        emit(doc)
+    elif result.ok:
+        typer.echo(f"ok: {result.records} records verified, {result.checkpoints} checkpoints")
+    if not result.ok:
+        if not as_json:
+            typer.echo(
+                f"error: ledger does not verify at record {result.first_bad}: {result.reason}",
+                err=True,
+            )
+        raise typer.Exit(1)
+
+
+@audit_app.command()
+def show(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
+    """One decision as recorded, with outcomes and reviews and its effective outcome."""
+    with service(project) as svc:
+        doc = guard(lambda: svc.show(decision_id))
+    if as_json:
+        emit(doc)
+        return
+    b = doc["body"]
+    typer.echo(
+        f"decision {doc['id']}  seq {doc['seq']}  {doc['ts']}\n"
+        f"model    {b['model']['name']} v{b['model']['version']} (alias {b['model']['alias']})\n"
+        f"outcome  {b['outcome']} (score {b['score']:.4f}, threshold {b['threshold']})"
+        f"  effective: {doc['effective_outcome']}\n"
+        f"reasons  " + "; ".join(r["reason"] for r in b["reasons"]) + "\n"
+        f"inputs   {json.dumps(b['inputs'], sort_keys=True)}\n"
+        f"caller   {b['caller']}  purpose {b['purpose']}\n"
+        f"events   {len(doc['events'])}"
+    )
+
+
+@audit_app.command()
+def trace(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
+    """A decision joined to its model version, training run, data, validation, fairness, card
+    and code commit."""
+    with service(project) as svc:
+        doc = guard(lambda: svc.trace(decision_id))
+    if as_json:
+        emit(doc)
+        return
+    d = doc["decision"]
+    b = d["body"]
+    m = doc["model"]
+    lines = [
+        f"decision   {d['id']}  {d['ts']}  seq {d['seq']}  hash {d['hash'][:16]}…",
+        f"outcome    {b['outcome']} (score {b['score']:.4f} vs threshold {b['threshold']}),"
+        f" effective {d['effective_outcome']}",
+        "reasons    " + "; ".join(r["reason"] for r in b["reasons"]),
+        f"model      {m['name']} version {m['version']} via alias {m['alias']}"
+        f"  lineage {m['lineage_id'][:23]}… ({'matches' if m['lineage_id_matches'] else 'MISMATCH'})",
+        f"training   MLflow run {doc['training_run']['mlflow_run_id']}"
+        f"  ({doc['training_run']['run'].get('source')})",
+    ]
+    lines += [f"data       {x['path']}  md5 {x['md5']}  {x['rows']} rows" for x in doc["data"]]
+    v = doc["validation"]
+    lines += [
+        f"validation {v['suite']}: {'passed' if v['success'] else 'FAILED'}"
+        f" on md5 {v['data_md5']}",
+        f"fairness   {doc['fairness']['message']}",
+        f"card       {doc['model_card']['path']} (MLflow artifact"
+        f" {doc['model_card']['mlflow_artifact']})",
+        f"code       commit {doc['code']['git_commit']}"
+        + (" (dirty)" if doc["code"]["git_dirty"] else ""),
+    ]
+    typer.echo("\n".join(lines))
+
+
+@audit_app.command()
+def find(
+    subject: Annotated[str | None, typer.Option("--subject", help="Subject id.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Model version.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 time, exclusive.")] = None,
+    event: Annotated[str, typer.Option("--type", help="Event type.")] = "decision",
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Find events by subject, model version or time range (seq order)."""
+    if not any([subject, model, since, until]):
+        fail("give --subject, --model (with --version) or --since/--until")
+    with service(project) as svc:
+        records = guard(
+            lambda: svc.ledger.find(
+                subject_id=subject, model=model, version=version, since=since, until=until,
+                type=event, limit=limit, offset=offset,
+            )
+        )
+        rows: list[dict[str, Any]] = [
+            {
+                "id": r.id, "seq": r.seq, "ts": r.ts, "type": r.type,
+                "outcome": r.body.get("outcome"), "score": r.body.get("score"),
+                "model": r.body.get("model"),
+            }
+            for r in records
+        ]
+    if as_json:
+        emit(rows)
+        return
+    for r in rows:
+        model_txt = f"{r['model']['name']} v{r['model']['version']}" if r["model"] else ""
+        score = f"{r['score']:.4f}" if isinstance(r["score"], float) else ""
+        typer.echo(f"{r['seq']:>8}  {r['ts']}  {r['id']}  {r['type']:<8} {model_txt}"
+                   f"  {r['outcome'] or ''} {score}")
+    if not rows:
+        typer.echo("no matching records", err=True)
+
+
+@audit_app.command()
+def replay(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
+    """Reload the recorded model version and re-score the recorded inputs; exit 1 on mismatch."""
+    with service(project) as svc:
+        doc = guard(lambda: svc.replay(decision_id))
+    if as_json:
+        emit(doc)
+    else:
+        checks = ", ".join(f"{k} {'=' if ok else '≠'}" for k, ok in doc["checks"].items())
+        verdict = "reproduced exactly" if doc["match"] else "DOES NOT REPRODUCE"
+        typer.echo(f"{decision_id}: {verdict} with {doc['model']['name']} "
+                   f"v{doc['model']['version']} ({checks})")
+    if not doc["match"]:
+        raise typer.Exit(1)
+
+
+@audit_app.command()
+def prove(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
+    """RFC 9162 inclusion proof of a decision under the latest signed checkpoint."""
+    with service(project) as svc:
+        doc = guard(lambda: svc.ledger.inclusion_proof(decision_id))
+    if as_json:
+        emit(doc)
+    else:
+        typer.echo(
+            f"record {doc['id']} (leaf {doc['leaf_index']}) is in the tree of size "
+            f"{doc['tree_size']} with root {doc['root']}: proof of {len(doc['proof'])} hashes, "
+            f"{'verified' if doc['verified'] else 'NOT VERIFIED'} against checkpoint signed by "
+            f"key {doc['checkpoint'].get('key_id')}"
+        )
+    if not doc["verified"]:
+        raise typer.Exit(1)
+
+
+@audit_app.command()
+def checkpoint(as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
+    """Sign the current tree head, store it and export it to the checkpoint directory."""
+    with service(project) as svc:
+        cp = guard(svc.ledger.checkpoint)
+    doc = cp.to_json()
+    if as_json:
+        emit(doc)
+    else:
+        typer.echo(f"checkpoint: {cp.size} records, root {cp.root.hex()}, {cp.timestamp}")
+
+
+@audit_app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="File to write.")],
+    fmt: Annotated[
+        Literal["jsonl", "parquet"], typer.Option("--format", help="jsonl or parquet.")
+    ] = "jsonl",
+    project: ProjectOpt = None,
+) -> None:
+    """Export every record (as stored, PII still encrypted) with its hash."""
+    with service(project) as svc:
+        tmp = out.with_name(out.name + ".tmp")
+        count = 0
+        if fmt == "jsonl":
+            with tmp.open("w") as fh:
+                for r in svc.ledger.iter_records():
+                    fh.write(r.data.decode() + "\n")
+                    count += 1
+        else:
+            import pandas as pd
+
+            rows = [
+                {"seq": r.seq, "id": r.id, "type": r.type, "ts": r.ts, "prev": r.prev,
+                 "hash": r.hash, "record": r.data.decode()}
+                for r in svc.ledger.iter_records()
+            ]
+            count = len(rows)
+            pd.DataFrame(rows).to_parquet(tmp, index=False)
+        tmp.replace(out)
+    typer.echo(f"exported {count} records to {out}")
+
+
+@audit_app.command()
+def forget(
+    subject: Annotated[str, typer.Argument(help="Subject id whose personal data to erase.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "erasure request",
+    project: ProjectOpt = None,
+) -> None:
+    """GDPR art. 17: destroy the subject's key; their PII becomes unreadable, the chain verifies."""
+    with service(project) as svc:
+        receipt = guard(lambda: svc.ledger.forget(subject, reason=reason))
+    typer.echo(f"forgot subject: erasure recorded as {receipt.id} (seq {receipt.seq})")

@@ -1,0 +1,61 @@
+"""The ``governance`` command's shared pieces: the Typer app, options and error handling.
+
+Errors are one line on stderr (``error: ...``) and a non-zero exit; ``--json`` prints one JSON
+document on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from governance.ledger import LedgerError
+
+app = typer.Typer(
+    help="Auditable ML lifecycle: governed pipeline, lineage and decision ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stage_app = typer.Typer(help="Pipeline stages (dvc.yaml calls these).", no_args_is_help=True)
+app.add_typer(stage_app, name="stage")
+
+EXIT_FAILED = 1  # a gate failed or the request could not be carried out
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    ValueError, RuntimeError, LookupError, FileNotFoundError, KeyError, LedgerError,
+)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def guard(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except EXPECTED_ERRORS as exc:
+        fail(str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}")
+
+
+ProjectOpt = Annotated[
+    Path | None, typer.Option("--project", help="Project directory (default: current directory).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def emit(doc: Any) -> None:
+    """Print a JSON document on stdout."""
+    typer.echo(json.dumps(doc, indent=2, sort_keys=True, default=str, allow_nan=False))
+
+
+def service(project: Path | None) -> Any:
+    """The decision service on the configured ledger and registry (close it when done)."""
+    from governance.decisions import DecisionService
+    from governance.settings import Settings
+
+    return guard(lambda: DecisionService.open(Settings.resolve(project)))

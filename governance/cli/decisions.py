@@ -1,0 +1,153 @@
+"""Deciding: ``governance score`` (batch), ``governance serve`` (HTTP), ``governance keys``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from governance.cli.common import JsonOpt, ProjectOpt, app, emit, fail, guard, service
+from governance.settings import Settings
+
+keys_app = typer.Typer(help="API keys for the HTTP service (only their hashes are stored).")
+app.add_typer(keys_app, name="keys")
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered model name.")]
+AliasOpt = Annotated[
+    str | None, typer.Option("--alias", help="Alias to use (default: champion).")
+]
+VersionOpt = Annotated[str | None, typer.Option("--version", help="A version instead of an alias.")]
+ROLES = ("scorer", "auditor", "approver", "admin")
+
+
+@app.command()
+def score(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet of applications.")],
+    model: ModelOpt,
+    alias: AliasOpt = None,
+    version: VersionOpt = None,
+    subject_column: Annotated[
+        str | None, typer.Option("--subject-column", help="Column holding subject ids.")
+    ] = None,
+    purpose: Annotated[str, typer.Option(help="Why these decisions are made.")] = "batch",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write decision ids, outcomes, scores here (CSV).")
+    ] = None,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Score a file of applications; every row is a ledger decision (progress on stderr)."""
+    import pandas as pd
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from governance.core.dataset import read_csv
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    frame = guard(
+        lambda: pd.read_parquet(file) if file.suffix == ".parquet" else read_csv(file)
+    )
+    if subject_column and subject_column not in frame.columns:
+        fail(f"no column {subject_column!r} in {file}")
+    results = []
+    counts: dict[str, int] = {}
+    with service(project) as svc:
+        progress = Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), transient=True, disable=as_json,
+        )
+        with progress:
+            task = progress.add_task("scoring", total=len(frame))
+            chunks = svc.score_frame(
+                model, frame, subject_column=subject_column, version=version, alias=alias,
+                caller="cli", purpose=purpose,
+            )
+            for done, receipts, scores, outcomes in guard(lambda: list(chunks)):
+                progress.update(task, completed=done)
+                for receipt, s, o in zip(receipts, scores, outcomes, strict=True):
+                    counts[o] = counts.get(o, 0) + 1
+                    results.append((receipt.id, o, float(s), receipt.seq))
+        size = svc.ledger.size()
+    if out is not None:
+        pd.DataFrame(results, columns=["decision_id", "outcome", "score", "seq"]).to_csv(
+            out, index=False
+        )
+    summary = {
+        "decisions": len(results),
+        "outcomes": counts,
+        "first_decision_id": results[0][0] if results else None,
+        "ledger_records": size,
+        "out": str(out) if out else None,
+    }
+    if as_json:
+        emit(summary)
+    else:
+        typer.echo(
+            f"scored {len(results)} applications with {model}: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+            + f"; ledger now holds {size} records"
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model for /invocations.")
+    ] = None,
+    alias: Annotated[str, typer.Option(help="Alias for /invocations.")] = "champion",
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    project: ProjectOpt = None,
+) -> None:
+    """Serve the decision API (FastAPI; OpenAPI at /openapi.json)."""
+    import os
+
+    import uvicorn
+
+    settings = Settings.resolve(project)
+    os.environ["GOVERNANCE_PROJECT"] = str(settings.project_dir)
+    if model:
+        os.environ["GOVERNANCE_SERVE_MODEL"] = model
+    os.environ["GOVERNANCE_SERVE_ALIAS"] = alias
+    uvicorn.run(
+        "governance.service.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
+    name: Annotated[str | None, typer.Option(help="Who holds the key (recorded as caller).")] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Create an API key and print it once; only its hash is stored."""
+    from governance.service.auth import KeyStore
+
+    if role not in ROLES:
+        fail(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    settings = Settings.resolve(project)
+    store = KeyStore.for_home(settings.home)
+    key = guard(lambda: store.create(name or role, role))
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
+    """List key names and roles (never the keys)."""
+    from governance.service.auth import KeyStore
+
+    store = KeyStore.for_home(Settings.resolve(project).home)
+    entries = store.list()
+    if as_json:
+        emit(entries)
+    else:
+        for e in entries:
+            typer.echo(f"{e['name']:<24} {e['role']:<9} {e['created']}")

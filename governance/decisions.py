@@ -1,0 +1,560 @@
+"""Model decisions, each recorded in the ledger before the caller gets its answer.
+
+:class:`DecisionService` is the one implementation behind the Python API
+(:func:`governance.decide`), batch scoring (``governance score``), the HTTP service and
+``replay``: it resolves a registered model version (by version or alias), scores with the
+compiled scorecard loaded from that version's registered MLflow model, and appends a decision
+record holding the exact inputs, outcome, score, threshold, explanation, principal reasons, the
+model name, version and alias used, the version's lineage id, the caller and the purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from governance.core.scorecard import Scorecard
+from governance.ledger import Entry, Ledger, Receipt, Record, canonical_json
+from governance.settings import Settings
+
+DEFAULT_ALIAS = "champion"
+ALIAS_TTL_SECONDS = 5.0  # how long an alias -> version answer is reused before asking again
+BATCH_CHUNK = 10_000  # decisions per ledger transaction in batch scoring
+REVIEW_KINDS = ("review", "override", "contest")
+
+ERR_NO_DECISION = "no decision with id {id}"
+ERR_NOT_DECISION = "record {id} is a {type} event, not a decision"
+ERR_VERSION_AND_ALIAS = "give a version or an alias, not both"
+ERR_REVIEW_KIND = "review kind must be one of {kinds}, got {kind!r}"
+ERR_OVERRIDE_OUTCOME = "an override must give the new outcome: one of {allowed}"
+ERR_OUTCOME_LABEL = "outcome must be one of {allowed}, got {value!r}"
+ERR_BATCH_LENGTHS = "got {rows} applications but {ids} subject ids"
+
+
+class DecisionError(ValueError):
+    """The request cannot be decided (unknown model, bad features ...); nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model version, ready to score."""
+
+    name: str
+    version: str
+    scorecard: Scorecard
+    lineage: dict[str, Any]
+    lineage_id: str
+    mlflow_run_id: str
+
+
+def lineage_id(lineage: Mapping[str, Any]) -> str:
+    """Content address of a version's lineage: sha256 of its canonical JSON (sans live tags)."""
+    stable = {k: v for k, v in lineage.items() if k not in {"aliases", "tags"}}
+    return "sha256:" + hashlib.sha256(canonical_json(stable)).hexdigest()
+
+
+class ModelCache:
+    """Loads registered versions once; resolves aliases with a short time-to-live.
+
+    The scorecard comes from the registered MLflow pyfunc itself (``models:/NAME/VERSION``), so
+    what decides is exactly what was registered, and replay loads the same artifact.
+    """
+
+    def __init__(self, settings: Settings, alias_ttl: float = ALIAS_TTL_SECONDS) -> None:
+        self.settings = settings
+        self.alias_ttl = alias_ttl
+        self._versions: dict[tuple[str, str], LoadedModel] = {}
+        self._aliases: dict[tuple[str, str], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(
+        self, name: str, *, version: str | None, alias: str | None
+    ) -> tuple[str, str | None]:
+        """The version to use, and the alias it was reached through (if any)."""
+        if version is not None and alias is not None:
+            raise DecisionError(ERR_VERSION_AND_ALIAS)
+        if version is not None:
+            return str(version), None
+        alias = alias or DEFAULT_ALIAS
+        key = (name, alias)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._aliases.get(key)
+            if hit and now - hit[0] < self.alias_ttl:
+                return hit[1], alias
+        from mlflow.exceptions import MlflowException
+
+        from governance.registry import tracking
+
+        with tracking(self.settings) as client:
+            try:
+                found = str(client.get_model_version_by_alias(name, alias).version)
+            except MlflowException as exc:
+                raise DecisionError(f"model {name!r} has no alias {alias!r}") from exc
+        with self._lock:
+            self._aliases[key] = (now, found)
+        return found, alias
+
+    def get(self, name: str, version: str) -> LoadedModel:
+        key = (name, str(version))
+        with self._lock:
+            if key in self._versions:
+                return self._versions[key]
+        loaded = load_version(self.settings, name, str(version))
+        with self._lock:
+            self._versions[key] = loaded
+        return loaded
+
+
+def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
+    """Load a registered version's pyfunc and lineage (raises :class:`DecisionError`)."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    from governance import registry
+
+    try:
+        info = registry.resolve(settings, name, version)
+    except LookupError as exc:
+        raise DecisionError(str(exc)) from exc
+    with registry.tracking(settings):
+        try:
+            model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        except MlflowException as exc:
+            raise DecisionError(f"cannot load model {name!r} version {version}: {exc}") from exc
+    scorecard = model.unwrap_python_model().scorecard
+    return LoadedModel(
+        name=name,
+        version=str(version),
+        scorecard=scorecard,
+        lineage=info,
+        lineage_id=lineage_id(info),
+        mlflow_run_id=str(info["mlflow_run_id"]),
+    )
+
+
+def _clean_features(features: Mapping[str, Any]) -> dict[str, Any]:
+    """Features as JSON values; NaN means missing only where it came from a DataFrame."""
+    out: dict[str, Any] = {}
+    for k, v in features.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        out[str(k)] = v
+    return out
+
+
+def decision_body(
+    model: LoadedModel,
+    alias: str | None,
+    features: Mapping[str, Any],
+    score: float,
+    outcome: str,
+    base_value: float,
+    contributions: Mapping[str, float],
+    logit: float,
+    reasons: Sequence[Mapping[str, Any]],
+    caller: str | None,
+    purpose: str | None,
+) -> dict[str, Any]:
+    sc = model.scorecard
+    return {
+        "inputs": dict(features),
+        "outcome": outcome,
+        "score": score,
+        "threshold": sc.threshold,
+        "explanation": {
+            "link": "logit",
+            "base_value": base_value,
+            "contributions": dict(contributions),
+            "logit": logit,
+        },
+        "reasons": [dict(r) for r in reasons],
+        "model": {
+            "name": model.name,
+            "version": model.version,
+            "alias": alias,
+            "lineage_id": model.lineage_id,
+            "mlflow_run_id": model.mlflow_run_id,
+        },
+        "caller": caller,
+        "purpose": purpose,
+    }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a caller gets back: the decision and where it sits in the ledger."""
+
+    decision_id: str
+    outcome: str
+    score: float
+    threshold: float
+    reasons: list[dict[str, Any]]
+    explanation: dict[str, Any]
+    model: dict[str, Any]
+    ledger: dict[str, Any]
+    timestamp: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "timestamp": self.timestamp,
+            "outcome": self.outcome,
+            "score": self.score,
+            "threshold": self.threshold,
+            "reasons": self.reasons,
+            "explanation": self.explanation,
+            "model": self.model,
+            "ledger": self.ledger,
+        }
+
+
+def _decision(body: Mapping[str, Any], receipt: Receipt) -> Decision:
+    return Decision(
+        decision_id=receipt.id,
+        outcome=body["outcome"],
+        score=body["score"],
+        threshold=body["threshold"],
+        reasons=body["reasons"],
+        explanation=body["explanation"],
+        model={k: body["model"][k] for k in ("name", "version", "alias", "lineage_id")},
+        ledger={"seq": receipt.seq, "hash": receipt.hash},
+        timestamp=receipt.ts,
+    )
+
+
+class DecisionService:
+    """Decide, record, look up, trace and replay decisions."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, models: ModelCache | None = None):
+        self.settings = settings
+        self.ledger = ledger
+        self.models = models or ModelCache(settings)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> DecisionService:
+        settings = settings or Settings.resolve()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return cls(settings, Ledger.open(settings.ledger_url, home=settings.home))
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def __enter__(self) -> DecisionService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- deciding --------------------------------------------------------------------------
+    def model(
+        self, name: str, *, version: str | None = None, alias: str | None = None
+    ) -> tuple[LoadedModel, str | None]:
+        resolved, via = self.models.resolve(name, version=version, alias=alias)
+        return self.models.get(name, resolved), via
+
+    def decide(
+        self,
+        model: str,
+        features: Mapping[str, Any],
+        *,
+        subject_id: str | None = None,
+        version: str | None = None,
+        alias: str | None = None,
+        caller: str | None = None,
+        purpose: str | None = None,
+        pii: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """Score one application and record it durably before returning."""
+        return self.decide_many(
+            model,
+            [features],
+            subject_ids=[subject_id],
+            version=version,
+            alias=alias,
+            caller=caller,
+            purpose=purpose,
+            pii=[pii] if pii else None,
+        )[0]
+
+    def decide_many(
+        self,
+        model: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        subject_ids: Sequence[str | None] | None = None,
+        version: str | None = None,
+        alias: str | None = None,
+        caller: str | None = None,
+        purpose: str | None = None,
+        pii: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> list[Decision]:
+        """Score applications one by one (each checked) and record them in one transaction.
+
+        Every application is checked before anything is written: one bad row rejects the whole
+        request and nothing is recorded.
+        """
+        loaded, via = self.model(model, version=version, alias=alias)
+        subject_ids = list(subject_ids) if subject_ids is not None else [None] * len(rows)
+        if len(subject_ids) != len(rows):
+            raise DecisionError(ERR_BATCH_LENGTHS.format(rows=len(rows), ids=len(subject_ids)))
+        entries: list[Entry] = []
+        bodies = []
+        for n, raw in enumerate(rows):
+            features = _clean_features(raw)
+            try:
+                scored = loaded.scorecard.score(features)
+            except ValueError as exc:
+                where = f"application {n}: " if len(rows) > 1 else ""
+                raise DecisionError(f"{where}{exc}") from None
+            e = scored.explanation
+            body = decision_body(
+                loaded,
+                via,
+                features,
+                scored.score,
+                scored.outcome,
+                e.base_value,
+                e.contributions,
+                e.logit,
+                scored.reasons,
+                caller,
+                purpose,
+            )
+            bodies.append(body)
+            entries.append(
+                Entry("decision", body, subject_id=subject_ids[n], pii=(pii[n] if pii else None))
+            )
+        try:
+            receipts = self.ledger.append_many(entries)
+        except (ValueError, TypeError) as exc:
+            raise DecisionError(str(exc)) from None
+        return [_decision(b, r) for b, r in zip(bodies, receipts, strict=True)]
+
+    def score_frame(
+        self,
+        model: str,
+        frame: pd.DataFrame,
+        *,
+        subject_column: str | None = None,
+        version: str | None = None,
+        alias: str | None = None,
+        caller: str | None = None,
+        purpose: str | None = None,
+        chunk: int = BATCH_CHUNK,
+    ) -> Iterator[tuple[int, list[Receipt], np.ndarray, list[str]]]:
+        """Batch scoring: vectorised scores, one ledger transaction per chunk.
+
+        Yields ``(rows_done, receipts, scores, outcomes)`` per chunk, so callers can show
+        progress. Each chunk is checked completely before it is written.
+        """
+        loaded, via = self.model(model, version=version, alias=alias)
+        sc = loaded.scorecard
+        missing = [c for c in sc.order if c not in frame.columns]
+        if missing:
+            raise DecisionError(f"missing feature column(s): {missing}")
+        for start in range(0, len(frame), chunk):
+            part = frame.iloc[start : start + chunk]
+            inputs = part[list(sc.order)]
+            _check_frame(sc, inputs)
+            try:
+                scores, contrib = sc.score_frame(inputs)
+            except ValueError as exc:
+                raise DecisionError(str(exc)) from None
+            base = sc.base_value
+            logits = base + contrib.sum(axis=1)
+            records = inputs.astype(object).where(inputs.notna(), None).to_dict(orient="records")
+            subjects = (
+                part[subject_column].astype(str).tolist() if subject_column else [None] * len(part)
+            )
+            names = list(sc.order)
+            adverse = sc.outcomes["adverse"]
+            favorable = sc.outcomes["favorable"]
+            entries = []
+            outcomes = []
+            for i, features in enumerate(records):
+                row = contrib[i]
+                contributions = dict(zip(names, row.tolist(), strict=True))
+                outcome = adverse if scores[i] >= sc.threshold else favorable
+                outcomes.append(outcome)
+                body = decision_body(
+                    loaded,
+                    via,
+                    _clean_features(features),
+                    float(scores[i]),
+                    outcome,
+                    base,
+                    contributions,
+                    float(logits[i]),
+                    sc.principal_reasons(contributions),
+                    caller,
+                    purpose,
+                )
+                entries.append(Entry("decision", body, subject_id=subjects[i]))
+            receipts = self.ledger.append_many(entries)
+            yield start + len(part), receipts, scores, outcomes
+
+    # -- later events ----------------------------------------------------------------------
+    def _decision_record(self, decision_id: str) -> Record:
+        record = self.ledger.get(decision_id)
+        if record is None:
+            raise LookupError(ERR_NO_DECISION.format(id=decision_id))
+        if record.type != "decision":
+            raise LookupError(ERR_NOT_DECISION.format(id=decision_id, type=record.type))
+        return record
+
+    def record_outcome(
+        self,
+        decision_id: str,
+        observed: str,
+        *,
+        source: str | None = None,
+        observed_at: str | None = None,
+    ) -> Receipt:
+        """Ground truth for a decision (e.g. the loan defaulted), arriving later."""
+        record = self._decision_record(decision_id)
+        loaded = self.models.get(record.body["model"]["name"], record.body["model"]["version"])
+        allowed = sorted(loaded.scorecard.outcomes.values())
+        if observed not in allowed:
+            raise DecisionError(ERR_OUTCOME_LABEL.format(allowed=allowed, value=observed))
+        body = {
+            "decision_id": decision_id,
+            "observed": observed,
+            "source": source,
+            "observed_at": observed_at,
+            "model": {k: record.body["model"][k] for k in ("name", "version")},
+            "subject_key": record.body.get("subject_key"),
+        }
+        return self.ledger.append("outcome", body)
+
+    def record_review(
+        self,
+        decision_id: str,
+        *,
+        kind: str,
+        reviewer: str,
+        reason: str,
+        outcome: str | None = None,
+    ) -> Receipt:
+        """A human review, override or contest (GDPR art. 22(3)) of a decision."""
+        if kind not in REVIEW_KINDS:
+            raise DecisionError(ERR_REVIEW_KIND.format(kinds=list(REVIEW_KINDS), kind=kind))
+        record = self._decision_record(decision_id)
+        loaded = self.models.get(record.body["model"]["name"], record.body["model"]["version"])
+        allowed = sorted(loaded.scorecard.outcomes.values())
+        if kind == "override" and outcome not in allowed:
+            raise DecisionError(ERR_OVERRIDE_OUTCOME.format(allowed=allowed))
+        if outcome is not None and outcome not in allowed:
+            raise DecisionError(ERR_OUTCOME_LABEL.format(allowed=allowed, value=outcome))
+        body = {
+            "decision_id": decision_id,
+            "kind": kind,
+            "reviewer": reviewer,
+            "reason": reason,
+            "outcome": outcome,
+            "model": {k: record.body["model"][k] for k in ("name", "version")},
+            "subject_key": record.body.get("subject_key"),
+        }
+        return self.ledger.append("review", body)
+
+    # -- reading ---------------------------------------------------------------------------
+    def show(self, decision_id: str) -> dict[str, Any]:
+        """A decision with its later events and its effective outcome."""
+        record = self._decision_record(decision_id)
+        decoded = self.ledger.decode(record)
+        events = [self.ledger.decode(r) for r in self.ledger.events_for(decision_id)]
+        effective = record.body["outcome"]
+        for e in events:
+            if e["type"] == "review" and e["body"]["kind"] == "override":
+                effective = e["body"]["outcome"]
+        return {**decoded, "effective_outcome": effective, "events": events}
+
+    def trace(self, decision_id: str) -> dict[str, Any]:
+        """The decision joined to its model version's lineage, in one answer."""
+        shown = self.show(decision_id)
+        m = shown["body"]["model"]
+        loaded = self.models.get(m["name"], m["version"])
+        lin = loaded.lineage
+        return {
+            "decision": shown,
+            "model": {
+                "name": m["name"],
+                "version": m["version"],
+                "alias": m["alias"],
+                "lineage_id": m["lineage_id"],
+                "lineage_id_matches": m["lineage_id"] == loaded.lineage_id,
+                "model_uri": lin.get("model_uri"),
+            },
+            "training_run": {"mlflow_run_id": lin["mlflow_run_id"], "run": lin.get("run")},
+            "data": [{k: d[k] for k in ("name", "path", "md5", "rows")} for d in lin["datasets"]],
+            "validation": lin["validation"],
+            "fairness": lin["fairness"],
+            "metrics": lin["metrics"],
+            "model_card": {
+                "path": lin["model_card"],
+                "mlflow_artifact": "model_card/model_card.md",
+            },
+            "code": {
+                "git_commit": lin["git_commit"],
+                "git_dirty": lin["git_dirty"],
+                "package_version": lin["package_version"],
+            },
+            "params_hash": lin["params_hash"],
+            "environment": lin["environment"],
+        }
+
+    def replay(self, decision_id: str) -> dict[str, Any]:
+        """Reload the recorded model version, re-score the recorded inputs, compare exactly."""
+        record = self._decision_record(decision_id)
+        body = record.body
+        m = body["model"]
+        loaded = load_version(self.settings, m["name"], m["version"])  # fresh, not cached
+        scored = loaded.scorecard.score(body["inputs"])
+        replayed = {
+            "outcome": scored.outcome,
+            "score": scored.score,
+            "reasons": [dict(r) for r in scored.reasons],
+            "contributions": scored.explanation.contributions,
+        }
+        recorded = {
+            "outcome": body["outcome"],
+            "score": body["score"],
+            "reasons": body["reasons"],
+            "contributions": body["explanation"]["contributions"],
+        }
+        checks = {k: _same(recorded[k], replayed[k]) for k in recorded}
+        return {
+            "decision_id": decision_id,
+            "model": {"name": m["name"], "version": m["version"]},
+            "lineage_id_matches": loaded.lineage_id == m["lineage_id"],
+            "match": all(checks.values()) and loaded.lineage_id == m["lineage_id"],
+            "checks": checks,
+            "recorded": recorded,
+            "replayed": replayed,
+        }
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Exact equality after the JSON round trip the ledger applies."""
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+
+def _check_frame(sc: Scorecard, inputs: pd.DataFrame) -> None:
+    for name in sc.order:
+        column = inputs[name]
+        if name not in sc.nullable and column.isna().any():
+            row = int(np.flatnonzero(column.isna().to_numpy())[0])
+            raise DecisionError(f"row {row}: feature {name!r} must not be null")
+        if name in sc.numeric:
+            values = pd.to_numeric(column, errors="coerce")
+            bad = values.isna() & column.notna()
+            if bad.any() or not np.isfinite(values.dropna().to_numpy(dtype=float)).all():
+                raise DecisionError(f"feature {name!r}: expected finite numbers")
