@@ -98,6 +98,10 @@ class ModelCache:
             try:
                 found = str(client.get_model_version_by_alias(name, alias).version)
             except MlflowException as exc:
+                try:
+                    client.get_registered_model(name)
+                except MlflowException:
+                    raise DecisionError(f"no registered model named {name!r}") from exc
                 raise DecisionError(f"model {name!r} has no alias {alias!r}") from exc
         with self._lock:
             self._aliases[key] = (now, found)

@@ -30,8 +30,10 @@ def verify(
 
     with service(project) as svc:
         directory = CheckpointDirectory(checkpoints) if checkpoints else None
-        result = guard(lambda: svc.ledger.verify(checkpoints=directory)) if directory else guard(
-            svc.ledger.verify
+        result = (
+            guard(lambda: svc.ledger.verify(checkpoints=directory))
+            if directory
+            else guard(svc.ledger.verify)
         )
     doc = {k: v for k, v in result.to_dict().items()}
     if as_json:
@@ -93,8 +95,7 @@ def trace(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = No
     lines += [f"data       {x['path']}  md5 {x['md5']}  {x['rows']} rows" for x in doc["data"]]
     v = doc["validation"]
     lines += [
-        f"validation {v['suite']}: {'passed' if v['success'] else 'FAILED'}"
-        f" on md5 {v['data_md5']}",
+        f"validation {v['suite']}: {'passed' if v['success'] else 'FAILED'} on md5 {v['data_md5']}",
         f"fairness   {doc['fairness']['message']}",
         f"card       {doc['model_card']['path']} (MLflow artifact"
         f" {doc['model_card']['mlflow_artifact']})",
@@ -123,14 +124,24 @@ def find(
     with service(project) as svc:
         records = guard(
             lambda: svc.ledger.find(
-                subject_id=subject, model=model, version=version, since=since, until=until,
-                type=event, limit=limit, offset=offset,
+                subject_id=subject,
+                model=model,
+                version=version,
+                since=since,
+                until=until,
+                type=event,
+                limit=limit,
+                offset=offset,
             )
         )
         rows: list[dict[str, Any]] = [
             {
-                "id": r.id, "seq": r.seq, "ts": r.ts, "type": r.type,
-                "outcome": r.body.get("outcome"), "score": r.body.get("score"),
+                "id": r.id,
+                "seq": r.seq,
+                "ts": r.ts,
+                "type": r.type,
+                "outcome": r.body.get("outcome"),
+                "score": r.body.get("score"),
                 "model": r.body.get("model"),
             }
             for r in records
@@ -141,8 +152,10 @@ def find(
     for r in rows:
         model_txt = f"{r['model']['name']} v{r['model']['version']}" if r["model"] else ""
         score = f"{r['score']:.4f}" if isinstance(r["score"], float) else ""
-        typer.echo(f"{r['seq']:>8}  {r['ts']}  {r['id']}  {r['type']:<8} {model_txt}"
-                   f"  {r['outcome'] or ''} {score}")
+        typer.echo(
+            f"{r['seq']:>8}  {r['ts']}  {r['id']}  {r['type']:<8} {model_txt}"
+            f"  {r['outcome'] or ''} {score}"
+        )
     if not rows:
         typer.echo("no matching records", err=True)
 
@@ -157,8 +170,10 @@ def replay(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = N
     else:
         checks = ", ".join(f"{k} {'=' if ok else '≠'}" for k, ok in doc["checks"].items())
         verdict = "reproduced exactly" if doc["match"] else "DOES NOT REPRODUCE"
-        typer.echo(f"{decision_id}: {verdict} with {doc['model']['name']} "
-                   f"v{doc['model']['version']} ({checks})")
+        typer.echo(
+            f"{decision_id}: {verdict} with {doc['model']['name']} "
+            f"v{doc['model']['version']} ({checks})"
+        )
     if not doc["match"]:
         raise typer.Exit(1)
 
@@ -214,8 +229,15 @@ def export(
             import pandas as pd
 
             rows = [
-                {"seq": r.seq, "id": r.id, "type": r.type, "ts": r.ts, "prev": r.prev,
-                 "hash": r.hash, "record": r.data.decode()}
+                {
+                    "seq": r.seq,
+                    "id": r.id,
+                    "type": r.type,
+                    "ts": r.ts,
+                    "prev": r.prev,
+                    "hash": r.hash,
+                    "record": r.data.decode(),
+                }
                 for r in svc.ledger.iter_records()
             ]
             count = len(rows)

@@ -26,7 +26,12 @@ app.add_typer(stage_app, name="stage")
 
 EXIT_FAILED = 1  # a gate failed or the request could not be carried out
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    ValueError, RuntimeError, LookupError, FileNotFoundError, KeyError, LedgerError,
+    ValueError,
+    RuntimeError,
+    LookupError,
+    FileNotFoundError,
+    KeyError,
+    LedgerError,
 )
 
 

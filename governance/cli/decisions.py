@@ -14,9 +14,7 @@ keys_app = typer.Typer(help="API keys for the HTTP service (only their hashes ar
 app.add_typer(keys_app, name="keys")
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered model name.")]
-AliasOpt = Annotated[
-    str | None, typer.Option("--alias", help="Alias to use (default: champion).")
-]
+AliasOpt = Annotated[str | None, typer.Option("--alias", help="Alias to use (default: champion).")]
 VersionOpt = Annotated[str | None, typer.Option("--version", help="A version instead of an alias.")]
 ROLES = ("scorer", "auditor", "approver", "admin")
 
@@ -45,23 +43,30 @@ def score(
 
     if not file.is_file():
         fail(f"no such file: {file}")
-    frame = guard(
-        lambda: pd.read_parquet(file) if file.suffix == ".parquet" else read_csv(file)
-    )
+    frame = guard(lambda: pd.read_parquet(file) if file.suffix == ".parquet" else read_csv(file))
     if subject_column and subject_column not in frame.columns:
         fail(f"no column {subject_column!r} in {file}")
     results = []
     counts: dict[str, int] = {}
     with service(project) as svc:
         progress = Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), transient=True, disable=as_json,
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            disable=as_json,
         )
         with progress:
             task = progress.add_task("scoring", total=len(frame))
             chunks = svc.score_frame(
-                model, frame, subject_column=subject_column, version=version, alias=alias,
-                caller="cli", purpose=purpose,
+                model,
+                frame,
+                subject_column=subject_column,
+                version=version,
+                alias=alias,
+                caller="cli",
+                purpose=purpose,
             )
             for done, receipts, scores, outcomes in guard(lambda: list(chunks)):
                 progress.update(task, completed=done)
@@ -95,37 +100,32 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model for /invocations.")
+        str | None, typer.Option("--model", "-m", help="Model for /invocations and defaults.")
     ] = None,
-    alias: Annotated[str, typer.Option(help="Alias for /invocations.")] = "champion",
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    alias: Annotated[str, typer.Option(help="Alias of that model to serve.")] = "champion",
     project: ProjectOpt = None,
 ) -> None:
     """Serve the decision API (FastAPI; OpenAPI at /openapi.json)."""
-    import os
+    from governance.service import serve as run
 
-    import uvicorn
-
-    settings = Settings.resolve(project)
-    os.environ["GOVERNANCE_PROJECT"] = str(settings.project_dir)
-    if model:
-        os.environ["GOVERNANCE_SERVE_MODEL"] = model
-    os.environ["GOVERNANCE_SERVE_ALIAS"] = alias
-    uvicorn.run(
-        "governance.service.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
+    guard(
+        lambda: run(
+            Settings.resolve(project),
+            model=model,
+            alias=alias,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
     )
 
 
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
-    name: Annotated[str | None, typer.Option(help="Who holds the key (recorded as caller).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Who holds the key (recorded as caller).")
+    ] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Create an API key and print it once; only its hash is stored."""
@@ -145,9 +145,21 @@ def keys_list(as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
     from governance.service.auth import KeyStore
 
     store = KeyStore.for_home(Settings.resolve(project).home)
-    entries = store.list()
+    entries = [{"name": e.name, "role": e.role, "created": e.created} for e in store.entries()]
     if as_json:
         emit(entries)
     else:
         for e in entries:
-            typer.echo(f"{e['name']:<24} {e['role']:<9} {e['created']}")
+            typer.echo(f"{e['name']:<24} {e['role']:<9} {e.get('created', '')}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="The key's name.")], project: ProjectOpt = None
+) -> None:
+    """Revoke a key by name."""
+    from governance.service.auth import KeyStore
+
+    if not KeyStore.for_home(Settings.resolve(project).home).revoke(name):
+        fail(f"no API key named {name!r}")
+    typer.echo(f"revoked {name}")

@@ -116,4 +116,3 @@ def _print_lineage(info: dict[str, Any]) -> None:
     )
     lines.append(f"card       {info['model_card']} (MLflow: model_card/model_card.md)")
     typer.echo("\n".join(lines))
-

@@ -32,6 +32,7 @@ ERR_MISSING_FEATURE = "missing feature {name!r}"
 ERR_CATEGORY = "feature {name!r}: {value!r} is not one of {allowed}"
 ERR_NUMBER = "feature {name!r}: expected a finite number, got {value!r}"
 ERR_NULL = "feature {name!r} must not be null"
+ERR_RANGE = "feature {name!r}: value too large to score"
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,15 @@ class Scorecard:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(ERR_NUMBER.format(name=name, value=value))
-            if not math.isfinite(value):
+            try:
+                x = float(value)
+            except OverflowError:
+                raise ValueError(ERR_RANGE.format(name=name)) from None
+            if not math.isfinite(x):
                 raise ValueError(ERR_NUMBER.format(name=name, value=value))
+            n = self.numeric[name]
+            if not math.isfinite(n["weight"] * ((x - n["mean"]) / n["scale"])):
+                raise ValueError(ERR_RANGE.format(name=name))
         for name, spec in self.categorical.items():
             value = features[name]
             if value is not None and value not in spec["weights"]:

@@ -1,0 +1,111 @@
+"""Fixtures for the HTTP service tests.
+
+One registered model for the whole session: a clone of the project in a temporary directory,
+the pipeline run in-process (registers ``mortgage-denial`` version 1 with alias ``candidate``),
+one :class:`DecisionService` on its ledger, one API key per role, and one app served with
+``--model mortgage-denial --alias candidate``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from support import clone_project
+
+from governance import stages
+from governance.decisions import DecisionService
+from governance.service import KeyStore, create_app
+from governance.settings import Settings
+
+MODEL = "mortgage-denial"
+ALIAS = "candidate"
+KEY_NAMES = {
+    "scorer": "loan-frontend",
+    "auditor": "internal-audit",
+    "approver": "credit-officer",
+    "admin": "ops-admin",
+}
+
+
+@dataclass(frozen=True)
+class Served:
+    """Everything a service test needs."""
+
+    root: Path
+    settings: Settings
+    service: DecisionService
+    keys: KeyStore
+    tokens: dict[str, str]  # role -> API key
+    client: TestClient
+    rows: list[dict[str, Any]]  # test-split applications: features only
+    sensitive: list[dict[str, Any]]  # their protected attributes
+
+    def auth(self, role: str) -> dict[str, str]:
+        """Authorization header for the key of ``role``."""
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    @property
+    def size(self) -> int:
+        """Records in the ledger now."""
+        return self.service.ledger.size()
+
+    def post_json(self, path: str, doc: Any, role: str | None = "scorer", **headers: str) -> Any:
+        """POST ``doc`` as JSON written by Python's ``json`` (so NaN/Infinity can be sent)."""
+        sent = {"Content-Type": "application/json", **headers}
+        if role is not None:
+            sent.update(self.auth(role))
+        return self.client.post(path, content=json.dumps(doc), headers=sent)
+
+    def decide(self, features: Mapping[str, Any] | None = None, **kw: Any) -> str:
+        """Record one decision directly through the service; return its id."""
+        d = self.service.decide(
+            MODEL, dict(features or self.rows[0]), alias=ALIAS, subject_id="subject-x", **kw
+        )
+        return d.decision_id
+
+
+def _build_project(base: Path) -> tuple[Path, Settings]:
+    dest = base / "project"
+    dest.mkdir()
+    root = clone_project(dest)
+    settings = Settings.resolve(root, env={})
+    ws = stages.Workspace.open(root, settings=settings)
+    for stage in (
+        stages.ingest,
+        stages.validate,
+        stages.split,
+        stages.train,
+        stages.evaluate,
+        stages.fairness,
+        stages.model_card,
+        stages.register,
+    ):
+        result = stage(ws)
+        assert result.passed, f"{result.stage}: {result.message}"
+    return root, settings
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root, settings = _build_project(tmp_path_factory.mktemp("service"))
+    service = DecisionService.open(settings)
+    keys = KeyStore.for_home(settings.home)
+    tokens = {role: keys.create(name, role) for role, name in KEY_NAMES.items()}
+    scorecard = service.model(MODEL, alias=ALIAS)[0].scorecard
+    test = pd.read_csv(root / "data" / "split" / "test.csv").head(50)
+    rows = [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in test[list(scorecard.order)].to_dict(orient="records")
+    ]
+    sensitive = test[["afam", "single"]].to_dict(orient="records")
+    app = create_app(service, keys, default_model=MODEL, default_alias=ALIAS)
+    with TestClient(app) as client:
+        yield Served(root, settings, service, keys, tokens, client, rows, sensitive)
+    service.close()
