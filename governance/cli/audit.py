@@ -82,13 +82,14 @@ def trace(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = No
     d = doc["decision"]
     b = d["body"]
     m = doc["model"]
+    matches = "matches" if m["lineage_id_matches"] else "MISMATCH"
     lines = [
         f"decision   {d['id']}  {d['ts']}  seq {d['seq']}  hash {d['hash'][:16]}…",
         f"outcome    {b['outcome']} (score {b['score']:.4f} vs threshold {b['threshold']}),"
         f" effective {d['effective_outcome']}",
         "reasons    " + "; ".join(r["reason"] for r in b["reasons"]),
         f"model      {m['name']} version {m['version']} via alias {m['alias']}"
-        f"  lineage {m['lineage_id'][:23]}… ({'matches' if m['lineage_id_matches'] else 'MISMATCH'})",
+        f"  lineage {m['lineage_id'][:23]}… ({matches})",
         f"training   MLflow run {doc['training_run']['mlflow_run_id']}"
         f"  ({doc['training_run']['run'].get('source')})",
     ]
