@@ -373,32 +373,28 @@ class DecisionService:
                 scores, contrib = sc.score_frame(inputs)
             except ValueError as exc:
                 raise DecisionError(str(exc)) from None
-            base = sc.base_value
-            logits = base + contrib.sum(axis=1)
             records = inputs.astype(object).where(inputs.notna(), None).to_dict(orient="records")
             subjects = (
                 part[subject_column].astype(str).tolist() if subject_column else [None] * len(part)
             )
             names = list(sc.order)
-            adverse = sc.outcomes["adverse"]
-            favorable = sc.outcomes["favorable"]
             entries = []
             outcomes = []
             for i, features in enumerate(records):
-                row = contrib[i]
-                contributions = dict(zip(names, row.tolist(), strict=True))
-                outcome = adverse if scores[i] >= sc.threshold else favorable
-                outcomes.append(outcome)
+                scored = sc.conclude(dict(zip(names, contrib[i].tolist(), strict=True)))
+                scores[i] = scored.score
+                outcomes.append(scored.outcome)
+                e = scored.explanation
                 body = decision_body(
                     loaded,
                     via,
                     _clean_features(features),
-                    float(scores[i]),
-                    outcome,
-                    base,
-                    contributions,
-                    float(logits[i]),
-                    sc.principal_reasons(contributions),
+                    scored.score,
+                    scored.outcome,
+                    e.base_value,
+                    e.contributions,
+                    e.logit,
+                    scored.reasons,
                     caller,
                     purpose,
                 )
@@ -517,33 +513,49 @@ class DecisionService:
 
     def replay(self, decision_id: str) -> dict[str, Any]:
         """Reload the recorded model version, re-score the recorded inputs, compare exactly."""
-        record = self._decision_record(decision_id)
-        body = record.body
-        m = body["model"]
-        loaded = load_version(self.settings, m["name"], m["version"])  # fresh, not cached
-        scored = loaded.scorecard.score(body["inputs"])
-        replayed = {
-            "outcome": scored.outcome,
-            "score": scored.score,
-            "reasons": [dict(r) for r in scored.reasons],
-            "contributions": scored.explanation.contributions,
-        }
-        recorded = {
-            "outcome": body["outcome"],
-            "score": body["score"],
-            "reasons": body["reasons"],
-            "contributions": body["explanation"]["contributions"],
-        }
-        checks = {k: _same(recorded[k], replayed[k]) for k in recorded}
-        return {
-            "decision_id": decision_id,
-            "model": {"name": m["name"], "version": m["version"]},
-            "lineage_id_matches": loaded.lineage_id == m["lineage_id"],
-            "match": all(checks.values()) and loaded.lineage_id == m["lineage_id"],
-            "checks": checks,
-            "recorded": recorded,
-            "replayed": replayed,
-        }
+        return self.replay_many([decision_id])[0]
+
+    def replay_many(self, decision_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Replay decisions, loading each model version afresh from the registry once."""
+        fresh: dict[tuple[str, str], LoadedModel] = {}
+        out = []
+        for decision_id in decision_ids:
+            record = self._decision_record(decision_id)
+            key = (record.body["model"]["name"], record.body["model"]["version"])
+            if key not in fresh:
+                fresh[key] = load_version(self.settings, *key)  # not the serving cache
+            out.append(_replay(record, fresh[key]))
+        return out
+
+
+def _replay(record: Record, loaded: LoadedModel) -> dict[str, Any]:
+    """Re-score a recorded decision with a freshly loaded version; compare exactly."""
+    body = record.body
+    m = body["model"]
+    decision_id = record.id
+    scored = loaded.scorecard.score(body["inputs"])
+    replayed = {
+        "outcome": scored.outcome,
+        "score": scored.score,
+        "reasons": [dict(r) for r in scored.reasons],
+        "contributions": scored.explanation.contributions,
+    }
+    recorded = {
+        "outcome": body["outcome"],
+        "score": body["score"],
+        "reasons": body["reasons"],
+        "contributions": body["explanation"]["contributions"],
+    }
+    checks = {k: _same(recorded[k], replayed[k]) for k in recorded}
+    return {
+        "decision_id": decision_id,
+        "model": {"name": m["name"], "version": m["version"]},
+        "lineage_id_matches": loaded.lineage_id == m["lineage_id"],
+        "match": all(checks.values()) and loaded.lineage_id == m["lineage_id"],
+        "checks": checks,
+        "recorded": recorded,
+        "replayed": replayed,
+    }
 
 
 def _same(a: Any, b: Any) -> bool:

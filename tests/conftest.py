@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import clone_project
+from support import build_trained_project, clone_project
+
+from governance.settings import Settings
 
 
 @pytest.fixture
@@ -23,3 +25,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("GOVERNANCE_PROJECT", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Settings]:
+    """One project with `mortgage-denial` v1 registered (alias candidate), for the session.
+
+    Tests that use it may append to its ledger but must not change its registry.
+    """
+    return build_trained_project(tmp_path_factory.mktemp("trained"))

@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from governance.core.dataset import load_spec, read_source
+from governance.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,24 @@ def clone_project(dest: Path) -> Path:
         "clone",
     )
     return dest
+
+
+def build_trained_project(base: Path) -> tuple[Path, Settings]:
+    """Clone the project into ``base`` and run every stage in-process (registers v1)."""
+    from governance import stages
+
+    dest = base / "project"
+    dest.mkdir()
+    root = clone_project(dest)
+    settings = Settings.resolve(root, env={})
+    ws = stages.Workspace.open(root, settings=settings)
+    for stage in (
+        stages.ingest, stages.validate, stages.split, stages.train, stages.evaluate,
+        stages.fairness, stages.model_card, stages.register,
+    ):
+        result = stage(ws)
+        assert result.passed, f"{result.stage}: {result.message}"
+    return root, settings
 
 
 def set_params(project: Path, **changes: object) -> None:

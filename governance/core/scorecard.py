@@ -138,7 +138,14 @@ class Scorecard:
         """Score one application with its explanation and principal reasons."""
         if check:
             self.check(features)
-        contributions = self.contributions(features)
+        return self.conclude(self.contributions(features))
+
+    def conclude(self, contributions: dict[str, float]) -> Scored:
+        """Score, outcome and reasons from contributions: the one place they are computed.
+
+        Batch scoring computes the contributions vectorised (element-wise, so bit-identical)
+        and finishes each row here, so a batch decision replays exactly one at a time.
+        """
         base = self.base_value
         logit = base + math.fsum(contributions.values())
         p = _sigmoid(logit)

@@ -17,9 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from support import clone_project
 
-from governance import stages
 from governance.decisions import DecisionService
 from governance.service import KeyStore, create_app
 from governance.settings import Settings
@@ -71,30 +69,9 @@ class Served:
         return d.decision_id
 
 
-def _build_project(base: Path) -> tuple[Path, Settings]:
-    dest = base / "project"
-    dest.mkdir()
-    root = clone_project(dest)
-    settings = Settings.resolve(root, env={})
-    ws = stages.Workspace.open(root, settings=settings)
-    for stage in (
-        stages.ingest,
-        stages.validate,
-        stages.split,
-        stages.train,
-        stages.evaluate,
-        stages.fairness,
-        stages.model_card,
-        stages.register,
-    ):
-        result = stage(ws)
-        assert result.passed, f"{result.stage}: {result.message}"
-    return root, settings
-
-
 @pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root, settings = _build_project(tmp_path_factory.mktemp("service"))
+def served(trained: tuple[Path, Settings]) -> Iterator[Served]:
+    root, settings = trained
     service = DecisionService.open(settings)
     keys = KeyStore.for_home(settings.home)
     tokens = {role: keys.create(name, role) for role, name in KEY_NAMES.items()}

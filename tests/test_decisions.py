@@ -1,0 +1,177 @@
+"""Decisions end to end: recorded before the answer, explained exactly, replayable, private."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from support import REPO, cli_env
+
+from governance import registry
+from governance.decisions import DecisionError, DecisionService, lineage_id
+from governance.ledger import ERASED
+from governance.settings import Settings
+
+MODEL = "mortgage-denial"
+
+
+@pytest.fixture(scope="module")
+def service(trained: tuple[Path, Settings]) -> DecisionService:
+    svc = DecisionService.open(trained[1])
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def batch(trained: tuple[Path, Settings], service: DecisionService) -> list[str]:
+    """The held-out split scored through the ledger; the decision ids."""
+    root, _ = trained
+    test = pd.read_csv(root / "data/split/test.csv")
+    ids: list[str] = []
+    for _, receipts, _, _ in service.score_frame(
+        MODEL, test, subject_column="application_id", alias="candidate", caller="test",
+        purpose="batch", chunk=200,
+    ):
+        ids += [r.id for r in receipts]
+    assert len(ids) == len(test)
+    return ids
+
+
+def test_every_batch_decision_adds_up_and_replays_exactly(
+    service: DecisionService, batch: list[str]
+) -> None:
+    for decision_id in batch:
+        record = service.ledger.get(decision_id)
+        body = record.body
+        e = body["explanation"]
+        assert abs(e["base_value"] + math.fsum(e["contributions"].values()) - e["logit"]) < 1e-9
+        assert abs(1 / (1 + math.exp(-e["logit"])) - body["score"]) < 1e-12
+        assert body["outcome"] == ("deny" if body["score"] >= body["threshold"] else "approve")
+    replays = service.replay_many(batch)
+    assert all(r["match"] for r in replays), [r for r in replays if not r["match"]][:1]
+
+
+def test_a_decision_records_the_version_behind_the_alias_and_its_lineage(
+    trained: tuple[Path, Settings], service: DecisionService, batch: list[str]
+) -> None:
+    body = service.ledger.get(batch[0]).body
+    info = registry.resolve(trained[1], MODEL, "1")
+    assert body["model"] == {
+        "name": MODEL, "version": "1", "alias": "candidate",
+        "lineage_id": lineage_id(info), "mlflow_run_id": info["mlflow_run_id"],
+    }
+    trace = service.trace(batch[0])
+    assert trace["model"]["lineage_id_matches"] is True
+    assert trace["code"]["git_commit"] == info["git_commit"]
+    assert [d["md5"] for d in trace["data"]] == [d["md5"] for d in info["datasets"]]
+    assert trace["validation"]["success"] is True and trace["fairness"]["passed"] is True
+
+
+def test_a_single_decision_is_committed_before_it_returns(service: DecisionService) -> None:
+    features = dict(service.ledger.get(service.ledger.find(type="decision", limit=1,
+                    since="2000-01-01T00:00:00Z")[0].id).body["inputs"])
+    before = service.ledger.size()
+    d = service.decide(MODEL, features, subject_id="s-1", alias="candidate", purpose="test")
+    # A new connection (another reader) sees it at once.
+    from governance.ledger import Ledger
+
+    with Ledger.open(service.settings.ledger_url, home=service.settings.home) as other:
+        assert other.get(d.decision_id) is not None
+        assert other.size() == before + 1
+    assert d.ledger["seq"] == before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pirat": float("nan")}, "feature 'pirat': expected a finite number"),
+        ({"afam": "no"}, "unknown feature 'afam'"),
+        ({"phist": "perhaps"}, "feature 'phist': 'perhaps' is not one of"),
+        ({"lvrat": None}, "feature 'lvrat' must not be null"),
+    ],
+)
+def test_bad_input_records_nothing(
+    service: DecisionService, batch: list[str], change: dict, message: str
+) -> None:
+    features = {**service.ledger.get(batch[0]).body["inputs"], **change}
+    before = service.ledger.size()
+    with pytest.raises(DecisionError, match=message):
+        service.decide(MODEL, features, subject_id="s", alias="candidate")
+    good = service.ledger.get(batch[1]).body["inputs"]
+    with pytest.raises(DecisionError, match="application 1: "):
+        service.decide_many(MODEL, [good, features], subject_ids=["a", "b"], alias="candidate")
+    with pytest.raises(DecisionError, match="no registered model named 'nope'"):
+        service.decide("nope", good, alias="candidate")
+    assert service.ledger.size() == before
+
+
+def test_an_override_changes_the_effective_outcome_not_the_record(
+    service: DecisionService, batch: list[str]
+) -> None:
+    decision_id = batch[2]
+    original = service.ledger.get(decision_id)
+    flipped = "approve" if original.body["outcome"] == "deny" else "deny"
+    service.record_review(decision_id, kind="override", reviewer="officer", reason="documented "
+                          "income omitted", outcome=flipped)
+    shown = service.show(decision_id)
+    assert shown["effective_outcome"] == flipped
+    assert service.trace(decision_id)["decision"]["effective_outcome"] == flipped
+    assert service.ledger.get(decision_id).data == original.data
+    assert service.ledger.verify().ok
+    with pytest.raises(DecisionError, match="an override must give the new outcome"):
+        service.record_review(decision_id, kind="override", reviewer="o", reason="r")
+
+
+def test_subject_ids_and_pii_never_reach_the_disk_in_clear(
+    service: DecisionService, batch: list[str]
+) -> None:
+    canary_id = "CANARY-subject-7f3a9c"
+    canary_pii = "CANARY-name-Jane-Q-Applicant"
+    features = service.ledger.get(batch[0]).body["inputs"]
+    d = service.decide(MODEL, features, subject_id=canary_id, alias="candidate",
+                       pii={"name": canary_pii})
+    assert service.ledger.decode(service.ledger.get(d.decision_id))["body"]["pii"] == {
+        "name": canary_pii
+    }
+    db = Path(service.settings.ledger_url.removeprefix("sqlite://"))
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        if path.exists():
+            data = path.read_bytes()
+            assert canary_id.encode() not in data and canary_pii.encode() not in data, path
+    service.ledger.forget(canary_id)
+    assert service.ledger.decode(service.ledger.get(d.decision_id))["body"]["pii"] == ERASED
+    assert service.ledger.verify().ok
+
+
+def governance_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / ".venv/bin/governance"), *args], cwd=root, env=cli_env(root),
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_audit_cli(trained: tuple[Path, Settings], batch: list[str]) -> None:
+    root, _ = trained
+    verify = governance_cli(root, "audit", "verify", "--json")
+    assert verify.returncode == 0, verify.stderr
+    assert json.loads(verify.stdout)["ok"] is True
+    replay = governance_cli(root, "audit", "replay", batch[5], "--json")
+    assert replay.returncode == 0 and json.loads(replay.stdout)["match"] is True
+    found = governance_cli(root, "audit", "find", "--model", MODEL, "--version", "1",
+                           "--limit", "3", "--json")
+    assert [r["model"]["version"] for r in json.loads(found.stdout)] == ["1", "1", "1"]
+    prove = governance_cli(root, "audit", "prove", batch[5], "--json")
+    assert json.loads(prove.stdout)["verified"] is True
+    missing = governance_cli(root, "audit", "show", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        "error: no decision with id 00000000-0000-0000-0000-000000000000"
+    ]
+    out = root / "export.jsonl"
+    governance_cli(root, "audit", "export", str(out))
+    lines = out.read_text().splitlines()
+    assert json.loads(lines[0])["seq"] == 0 and len(lines) >= len(batch)
