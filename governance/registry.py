@@ -102,6 +102,7 @@ def register(
     signature_frame: Any,
     lineage: dict[str, Any],
     card: dict[str, Any],
+    comparison: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Log the run, the pyfunc model, the card and the lineage; register a version; alias it.
 
@@ -170,7 +171,14 @@ def register(
                 "experiment_id": exp,
                 "model_uri": lineage["model_uri"],
             }
-            card = {**card, "registration": registration, "lineage": lineage}
+            if comparison is not None:
+                mlflow.log_dict(comparison, "comparison.json")
+            card = {
+                **card,
+                "registration": registration,
+                "lineage": lineage,
+                "comparison": comparison,
+            }
             mlflow.log_dict(card, "model_card/model_card.json")
             mlflow.log_text(render_markdown(card), "model_card/model_card.md")
             mlflow.log_text(render_html(card), "model_card/model_card.html")
@@ -252,3 +260,21 @@ def _pip_requirements() -> list[str]:
 
     names = ("mlflow", "scikit-learn", "pandas", "numpy", "PyYAML", "Jinja2")
     return [f"{n}=={metadata.version(n)}" for n in names]
+
+
+def model_card(settings: Settings, model: str, version: str) -> dict[str, Any]:
+    """A registered version's model card document (``model_card/model_card.json``)."""
+    from mlflow.exceptions import MlflowException
+
+    info = resolve(settings, model, version)
+    with tracking(settings) as client, tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(
+                info["mlflow_run_id"], "model_card/model_card.json", tmp
+            )
+        except (MlflowException, OSError) as exc:
+            raise LookupError(
+                f"model {model!r} version {version} has no model card: {exc}"
+            ) from exc
+        card: dict[str, Any] = json.loads(Path(path).read_text())
+    return card

@@ -302,6 +302,7 @@ def train(ws: Workspace) -> StageResult:
             "excluded_sensitive": list(spec.sensitive_features),
             "scorecard_max_abs_diff": diff,
             "train_rows": len(train_frame),
+            "ledger_event": event,
         },
     )
 
@@ -531,6 +532,35 @@ def model_card(ws: Workspace) -> StageResult:
     return StageResult("model_card", evidence={"markdown": markdown, "path": PATHS.card_md})
 
 
+def _compare_with_champion(ws: Workspace) -> dict[str, Any] | None:
+    """The candidate against the current champion on the candidate's held-out split."""
+    from governance.core.comparison import compare
+    from governance.core.training import model_inputs
+    from governance.decisions import DecisionError, ModelCache
+
+    spec = ws.spec
+    cache = ModelCache(ws.settings)
+    try:
+        version, _ = cache.resolve(spec.model_name, version=None, alias="champion")
+        champion = cache.get(spec.model_name, version)
+    except DecisionError:
+        return None  # no champion yet: nothing to compare with
+    test, y, scores = _test_scores(ws)
+    champion_scores, _ = champion.scorecard.score_frame(model_inputs(test, spec))
+    p = ws.params["fairness"]
+    return compare(
+        y=y,
+        candidate_scores=scores,
+        champion_scores=champion_scores,
+        sensitive=spec.sensitive_frame(test).reset_index(drop=True),
+        threshold=float(ws.params["train"]["threshold"]),
+        champion={"name": spec.model_name, "version": version, "lineage_id": champion.lineage_id},
+        n_bootstrap=int(p["n_bootstrap"]),
+        seed=int(p["seed"]),
+        min_group_size=int(p.get("min_group_size", 30)),
+    )
+
+
 def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResult:
     """Register the model in MLflow with its complete lineage and alias it ``candidate``.
 
@@ -562,6 +592,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         **{f"fairness.{k}": v for k, v in fairness_metrics.items()},
     }
     train_frame = ds.read_csv(ws.path("train"))
+    comparison = _compare_with_champion(ws)
     inputs = [
         {
             "path": ws.root / d["path"],
@@ -601,6 +632,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         ),
         lineage=info,
         card=card,
+        comparison=comparison,
     )
     _write_json(ws.path("registration"), result)
     from governance.decisions import lineage_id

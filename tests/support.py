@@ -52,20 +52,31 @@ def clone_project(dest: Path) -> Path:
 
 def build_trained_project(base: Path) -> tuple[Path, Settings]:
     """Clone the project into ``base`` and run every stage in-process (registers v1)."""
-    from governance import stages
-
     dest = base / "project"
     dest.mkdir()
     root = clone_project(dest)
     settings = Settings.resolve(root, env={})
+    run_stages(root, settings)
+    return root, settings
+
+
+def run_stages(root: Path, settings: Settings) -> None:
+    """Run the whole pipeline in-process, as the CLI stages would."""
+    from governance import stages
+
     ws = stages.Workspace.open(root, settings=settings)
     for stage in (
-        stages.ingest, stages.validate, stages.split, stages.train, stages.evaluate,
-        stages.fairness, stages.model_card, stages.register,
+        stages.ingest,
+        stages.validate,
+        stages.split,
+        stages.train,
+        stages.evaluate,
+        stages.fairness,
+        stages.model_card,
+        stages.register,
     ):
         result = stage(ws)
         assert result.passed, f"{result.stage}: {result.message}"
-    return root, settings
 
 
 def set_params(project: Path, **changes: object) -> None:

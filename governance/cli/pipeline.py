@@ -116,3 +116,53 @@ def _print_lineage(info: dict[str, Any]) -> None:
     )
     lines.append(f"card       {info['model_card']} (MLflow: model_card/model_card.md)")
     typer.echo("\n".join(lines))
+
+
+card_app = typer.Typer(help="Model cards of registered versions.", no_args_is_help=True)
+app.add_typer(card_app, name="card")
+
+
+@card_app.command("diff")
+def card_diff(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    a: Annotated[str, typer.Argument(help="First version.")],
+    b: Annotated[str, typer.Argument(help="Second version.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """What changed between two versions' cards: data md5s, params, metrics, fairness."""
+    from governance import registry
+    from governance.core.card_diff import diff_cards
+
+    settings = Settings.resolve(project)
+    doc = guard(
+        lambda: diff_cards(
+            registry.model_card(settings, model, a), registry.model_card(settings, model, b)
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+        return
+    lines = [
+        f"{model}: version {a} → {b}"
+        + (
+            f"  (code {doc['a']['git_commit'][:10]} → {doc['b']['git_commit'][:10]})"
+            if doc["code_changed"]
+            else "  (same code commit)"
+        )
+    ]
+    for d in doc["data"]:
+        mark = "changed" if d["changed"] else "same"
+        lines.append(
+            f"data     {d['path']}: {mark}  {d['a_md5']} → {d['b_md5']}"
+            f"  ({d['a_rows']} → {d['b_rows']} rows)"
+        )
+    for p in doc["params"]:
+        lines.append(f"param    {p['name']}: {p['a']} → {p['b']}")
+    for section in ("metrics", "fairness"):
+        for m in doc[section]:
+            if m["delta"] is not None:
+                lines.append(
+                    f"{section:<8} {m['name']}: {m['a']:.4f} → {m['b']:.4f} ({m['delta']:+.4f})"
+                )
+    typer.echo("\n".join(lines))

@@ -126,4 +126,5 @@ def build_card(
         "validation": validation,
         "reason_codes": {"count": reason_count, "reasons": reasons},
         "registration": None,
+        "comparison": None,  # champion/challenger, added at registration when there is one
     }
