@@ -17,6 +17,33 @@ from governance.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _pipeline_assets() -> list[object]:
+    from governance.defs.documentation import assets as documentation
+    from governance.defs.fairness import assets as fairness_assets
+    from governance.defs.fairness import checks as fairness_checks
+    from governance.defs.ingestion import assets as ingestion
+    from governance.defs.registry import assets as registry_assets
+    from governance.defs.training import assets as training
+    from governance.defs.validation import assets as validation_assets
+    from governance.defs.validation import checks as validation_checks
+
+    return [
+        ingestion.raw_applications,
+        validation_assets.validation_report,
+        validation_checks.expectations_pass,
+        training.train_test_split,
+        training.trained_model,
+        training.evaluation,
+        fairness_assets.fairness_report,
+        fairness_checks.fairness_gate,
+        documentation.model_card,
+        registry_assets.registered_model,
+    ]
+
+
+ASSETS = _pipeline_assets()
+
+
 def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True

@@ -9,37 +9,17 @@ from pathlib import Path
 import dagster as dg
 import mlflow
 import pytest
-from support import CORRUPTIONS, set_params, write_corrupted_source
+from support import ASSETS, CORRUPTIONS, set_params, write_corrupted_source
 
 from governance import registry
 from governance.core.dataset import file_md5
 from governance.core.lineage import DataStore
 from governance.core.model_card import SECTIONS
-from governance.defs.documentation import assets as documentation
-from governance.defs.fairness import assets as fairness_assets
-from governance.defs.fairness import checks as fairness_checks
-from governance.defs.ingestion import assets as ingestion
-from governance.defs.registry import assets as registry_assets
 from governance.defs.resources import GovernanceProject
-from governance.defs.training import assets as training
-from governance.defs.validation import assets as validation_assets
-from governance.defs.validation import checks as validation_checks
 from governance.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-ASSETS = [
-    ingestion.raw_applications,
-    validation_assets.validation_report,
-    validation_checks.expectations_pass,
-    training.train_test_split,
-    training.trained_model,
-    training.evaluation,
-    fairness_assets.fairness_report,
-    fairness_checks.fairness_gate,
-    documentation.model_card,
-    registry_assets.registered_model,
-]
 DOWNSTREAM_OF_VALIDATION = [
     "train_test_split",
     "trained_model",
