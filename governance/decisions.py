@@ -107,6 +107,12 @@ class ModelCache:
             self._aliases[key] = (now, found)
         return found, alias
 
+    def invalidate(self, name: str, alias: str | None = None) -> None:
+        """Forget cached alias answers (all of a model's, or one alias) after a promotion."""
+        with self._lock:
+            for key in [k for k in self._aliases if k[0] == name and alias in (None, k[1])]:
+                del self._aliases[key]
+
     def get(self, name: str, version: str) -> LoadedModel:
         key = (name, str(version))
         with self._lock:

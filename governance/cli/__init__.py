@@ -4,7 +4,7 @@
 ``keys`` and ``audit ...``.
 """
 
-from governance.cli import audit, decisions, pipeline  # noqa: F401  (registers the commands)
+from governance.cli import audit, decisions, lifecycle, pipeline  # noqa: F401  (the commands)
 from governance.cli.common import app
 
 __all__ = ["app"]

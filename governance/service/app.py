@@ -887,6 +887,45 @@ def create_app(
             201,
         )
 
+    @app.post(
+        "/v1/models/{name}/versions/{version}/promote",
+        tags=["lifecycle"],
+        summary="Promote a version (move the champion alias): gated, approved, recorded",
+        description="Moves the alias only if the version passed every gate, its lineage"
+        " resolves, its git commit was clean and its model card exists. Every promotion and"
+        " refusal is a ledger event; the approver recorded is the API key's name. A refusal"
+        " answers 409 with the failed conditions.",
+        status_code=201,
+        responses=_responses(201, None, "The promotion", 400, 401, 403, 404, 409, 413, 415, 422),
+        openapi_extra=_request_doc(s.PromotionRequest),
+    )
+    def promote_version(
+        name: str,
+        version: str,
+        principal: Principal = Depends(require("approver")),
+        raw: bytes = Depends(json_body),
+    ) -> Response:
+        from governance.lifecycle.promotion import PromotionError, PromotionRefused, promote
+
+        req = parse(raw, s.PromotionRequest)
+        try:
+            result = promote(
+                service.settings,
+                service.ledger,
+                name,
+                version,
+                approver=principal.name,
+                reason=req.reason,
+                alias=req.alias,
+                on_move=lambda moved: service.models.invalidate(name, req.alias),
+            )
+        except PromotionRefused as exc:
+            return json_response({"error": str(exc), "failures": list(exc.failures)}, 409)
+        except PromotionError as exc:
+            status = 404 if "no registered model" in str(exc) or "no version" in str(exc) else 422
+            raise ApiError(status, str(exc)) from None
+        return json_response(result, 201)
+
     @app.get(
         "/v1/decisions",
         tags=["audit"],

@@ -207,6 +207,20 @@ class ReviewRequest(_Strict):
     )
 
 
+class PromotionRequest(_Strict):
+    """Move an alias (champion by default) to a version: a governed, recorded action."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"reason": "passed MRM review 2026-11", "alias": "champion"}]
+        },
+    )
+
+    reason: str = Field(min_length=1, max_length=5_000, description="Why, in words (recorded).")
+    alias: str = Field("champion", min_length=1, max_length=64, description="Alias to move.")
+
+
 class DataFrameSplit(_Strict):
     """pandas ``orient="split"``: column names, rows, and an optional index (ignored)."""
 

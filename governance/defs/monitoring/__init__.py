@@ -1,0 +1,1 @@
+"""Production monitoring in Dagster: drift, performance and fairness computed from the ledger."""

@@ -1,0 +1,425 @@
+"""Governed promotion: every refused condition has its own message; moves and rollbacks are
+ledger events, and ``history`` answers "which version held the alias at time T" from them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pytest
+from support import set_params
+from typer.testing import CliRunner
+
+from governance import registry, stages
+from governance.cli import app
+from governance.ledger import Ledger
+from governance.lifecycle import promotion
+from governance.lifecycle.promotion import (
+    REFUSALS,
+    REFUSE_ALIAS_DRIFT,
+    REFUSE_CARD,
+    REFUSE_DATA,
+    REFUSE_DIRTY,
+    REFUSE_FAIRNESS,
+    REFUSE_LINEAGE,
+    REFUSE_NO_PREVIOUS,
+    REFUSE_VALIDATION,
+    PromotionError,
+    PromotionRefused,
+    history,
+    promote,
+    rollback,
+)
+from governance.settings import Settings
+
+MODEL = "mortgage-denial"
+ENV_VARS = (
+    "GOVERNANCE_HOME",
+    "GOVERNANCE_MLFLOW_URI",
+    "MLFLOW_TRACKING_URI",
+    "GOVERNANCE_DVC_REMOTE",
+    "GOVERNANCE_LEDGER_URL",
+    "GOVERNANCE_ARTIFACTS",
+    "GOVERNANCE_PROJECT",
+)
+ENV: dict[str, str | None] = dict.fromkeys(ENV_VARS)  # the CLI reads --project, nothing else
+
+
+class Lab:
+    """A trained project with three versions: 1 clean, 2 dirty, 3 clean (for breaking)."""
+
+    def __init__(self, root: Path, settings: Settings) -> None:
+        self.root = root
+        self.settings = settings
+
+    def ledger(self) -> Ledger:
+        return Ledger.open(self.settings.ledger_url, home=self.settings.home)
+
+    def artifact(self, version: str, path: str) -> Path:
+        with registry.tracking(self.settings) as client:
+            run_id = client.get_model_version(MODEL, version).run_id
+            uri = client.get_run(run_id).info.artifact_uri
+        return Path(unquote(urlparse(uri).path)) / path
+
+    def alias(self, alias: str) -> str | None:
+        with registry.tracking(self.settings) as client:
+            return promotion._alias_target(client, MODEL, alias)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    from support import build_trained_project
+
+    root, settings = build_trained_project(tmp_path_factory.mktemp("promotion"))
+    ws = stages.Workspace.open(root, settings=settings)
+    # version 2: registered with an uncommitted change to params.yaml (git dirty)
+    set_params(root, **{"model_card.owner": "uncommitted owner"})
+    assert (
+        stages.register(stages.Workspace.open(root, settings=settings)).evidence["version"] == "2"
+    )
+    subprocess.run(["git", "checkout", "--", "params.yaml"], cwd=root, check=True)
+    # version 3: clean again; tests break one thing about it at a time
+    assert stages.register(ws).evidence["version"] == "3"
+    return Lab(root, settings)
+
+
+@pytest.fixture
+def ledger(lab: Lab) -> Iterator[Ledger]:
+    with lab.ledger() as ledger:
+        yield ledger
+
+
+@contextmanager
+def edited_lineage(lab: Lab, version: str, change: dict[str, Any]) -> Iterator[None]:
+    """Rewrite a version's stored lineage.json (a version registered around the gates)."""
+    path = lab.artifact(version, "lineage.json")
+    original = path.read_bytes()
+    doc = json.loads(original)
+    for dotted, value in change.items():
+        node = doc
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path.write_text(json.dumps(doc))
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
+
+
+@contextmanager
+def moved_away(*paths: Path) -> Iterator[None]:
+    saved = [(p, p.with_name(p.name + ".away")) for p in paths]
+    for p, away in saved:
+        p.rename(away)
+    try:
+        yield
+    finally:
+        for p, away in saved:
+            away.rename(p)
+
+
+def refused(lab: Lab, ledger: Ledger, version: str) -> PromotionRefused:
+    before, size = lab.alias("champion"), ledger.size()
+    with pytest.raises(PromotionRefused) as info:
+        promote(lab.settings, ledger, MODEL, version, approver="ann", reason="quarterly review")
+    assert lab.alias("champion") == before, "a refusal must not move the alias"
+    assert ledger.size() == size + 1, "a refusal is one ledger event"
+    event = ledger.get(info.value.event.id)
+    assert event is not None and event.type == "promotion"
+    body = event.body
+    assert body["action"] == "refuse" and body["requested"] == "promote"
+    assert body["model"] == {"name": MODEL, "version": version}
+    assert (body["approver"], body["reason"], body["alias"]) == (
+        "ann",
+        "quarterly review",
+        "champion",
+    )
+    assert body["failures"] == info.value.failures
+    assert set(body["checks"]) == set(promotion.CHECK_NAMES)
+    return info.value
+
+
+def only(exc: PromotionRefused, condition: str) -> None:
+    """The refusal names this condition, with its own message, and no other."""
+    assert exc.failures == [condition]
+    message = str(exc)
+    assert message.startswith(f"refusing to promote {MODEL} version")
+    assert REFUSALS[condition] in message
+    for other, text in REFUSALS.items():
+        if other != condition:
+            assert text not in message, f"{other!r} named but only {condition!r} failed"
+
+
+def test_refusal_messages_are_distinct() -> None:
+    assert len(set(REFUSALS.values())) == len(REFUSALS)
+    assert all(not a.startswith(b) for a in REFUSALS.values() for b in REFUSALS.values() if a != b)
+
+
+def test_clean_version_passes_every_check(lab: Lab) -> None:
+    checked = promotion.check_version(lab.settings, MODEL, "3")
+    assert checked["failures"] == []
+    assert all(c["passed"] is True for c in checked["checks"].values())
+
+
+def test_refuses_dirty_commit(lab: Lab, ledger: Ledger) -> None:
+    exc = refused(lab, ledger, "2")
+    only(exc, "git_clean")
+    assert REFUSE_DIRTY in str(exc) and "params.yaml" in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("change", "condition", "message"),
+    [
+        ({"validation.success": False}, "validation", REFUSE_VALIDATION),
+        ({"fairness.passed": False}, "fairness", REFUSE_FAIRNESS),
+    ],
+    ids=["validation", "fairness"],
+)
+def test_refuses_failed_gate(
+    lab: Lab, ledger: Ledger, change: dict[str, Any], condition: str, message: str
+) -> None:
+    with edited_lineage(lab, "3", change):
+        exc = refused(lab, ledger, "3")
+    only(exc, condition)
+    assert message in str(exc)
+
+
+def test_refuses_unresolvable_lineage(lab: Lab, ledger: Ledger) -> None:
+    with moved_away(lab.artifact("3", "lineage.json")):
+        exc = refused(lab, ledger, "3")
+    only(exc, "lineage")
+    assert REFUSE_LINEAGE in str(exc)
+    # the gates could not be read, so they are not claimed to have failed
+    assert {exc.checks[n]["passed"] for n in ("validation", "fairness", "data", "git_clean")} == {
+        None
+    }
+
+
+def test_refuses_missing_training_data(lab: Lab, ledger: Ledger) -> None:
+    lineage = registry.resolve(lab.settings, MODEL, "1")
+    train = next(d for d in lineage["datasets"] if d["name"] == "train")
+    md5 = train["md5"]
+    objects = [
+        Path(lineage["storage"][where]) / "files" / "md5" / md5[:2] / md5[2:]
+        for where in ("cache", "remote")
+    ]
+    assert all(p.is_file() for p in objects)
+    with moved_away(*objects):
+        exc = refused(lab, ledger, "1")
+    only(exc, "data")
+    assert REFUSE_DATA in str(exc) and md5 in str(exc)
+
+
+def test_refuses_missing_model_card(lab: Lab, ledger: Ledger) -> None:
+    with moved_away(lab.artifact("3", "model_card/model_card.md")):
+        exc = refused(lab, ledger, "3")
+    only(exc, "model_card")
+    assert REFUSE_CARD in str(exc)
+
+
+def test_several_failures_are_all_named(lab: Lab, ledger: Ledger) -> None:
+    with (
+        edited_lineage(lab, "2", {"fairness.passed": False}),
+        moved_away(lab.artifact("2", "model_card/model_card.md")),
+    ):
+        exc = refused(lab, ledger, "2")
+    assert exc.failures == ["fairness", "git_clean", "model_card"]
+    for condition in exc.failures:
+        assert REFUSALS[condition] in str(exc)
+
+
+@pytest.mark.parametrize(("approver", "reason"), [("", "why"), ("  ", "why"), ("ann", "")])
+def test_approver_and_reason_are_required(
+    lab: Lab, ledger: Ledger, approver: str, reason: str
+) -> None:
+    size = ledger.size()
+    with pytest.raises(PromotionError, match="is required"):
+        promote(lab.settings, ledger, MODEL, "3", approver=approver, reason=reason)
+    with pytest.raises(PromotionError, match="is required"):
+        rollback(lab.settings, ledger, MODEL, approver=approver, reason=reason)
+    assert ledger.size() == size
+
+
+def test_reserved_alias_is_an_error(lab: Lab, ledger: Ledger) -> None:
+    size = ledger.size()
+    with pytest.raises(PromotionError, match="cannot set alias 'latest'"):
+        promote(lab.settings, ledger, MODEL, "3", approver="ann", reason="x", alias="latest")
+    assert ledger.size() == size
+
+
+def test_unknown_version_is_an_error_not_a_refusal(lab: Lab, ledger: Ledger) -> None:
+    size = ledger.size()
+    with pytest.raises(PromotionError, match="has no version '99'"):
+        promote(lab.settings, ledger, MODEL, "99", approver="ann", reason="x")
+    with pytest.raises(PromotionError, match="no registered model named 'nope'"):
+        promote(lab.settings, ledger, "nope", "1", approver="ann", reason="x")
+    assert ledger.size() == size
+
+
+def _before(ts: str) -> str:
+    moment = datetime.fromisoformat(ts.replace("Z", "+00:00")) - timedelta(microseconds=1)
+    return moment.isoformat()
+
+
+def test_promotion_rollback_and_history(lab: Lab, ledger: Ledger) -> None:
+    moved: list[dict[str, Any]] = []
+    first = promote(
+        lab.settings, ledger, MODEL, "1", approver="ann", reason="initial", on_move=moved.append
+    )
+    assert first["previous_version"] is None and lab.alias("champion") == "1"
+    second = promote(lab.settings, ledger, MODEL, 3, approver="bob", reason="retrained")
+    assert second["previous_version"] == "1" and lab.alias("champion") == "3"
+    back = rollback(lab.settings, ledger, MODEL, approver="cy", reason="incident 7")
+    assert lab.alias("champion") == "1"
+    assert (back["action"], back["version"], back["previous_version"]) == ("rollback", "1", "3")
+    assert back["undoes"] == second["event"]["id"]
+    assert moved == [first], "on_move is called after a successful move"
+    assert first["lineage_id"].startswith("sha256:")
+
+    record = ledger.get(second["event"]["id"])
+    assert record is not None and record.type == "promotion"
+    assert record.body["action"] == "promote"
+    assert record.body["model"] == {"name": MODEL, "version": "3"}
+    assert (record.body["previous_version"], record.body["approver"]) == ("1", "bob")
+    assert record.body["lineage_id"] == second["lineage_id"]
+    assert all(c["passed"] for c in record.body["checks"].values())
+
+    events = history(ledger, MODEL)
+    assert isinstance(events, list)
+    moves = [(e["action"], e["version"], e["approver"]) for e in events if e["action"] != "refuse"]
+    assert moves == [("promote", "1", "ann"), ("promote", "3", "bob"), ("rollback", "1", "cy")]
+
+    def at(when: str) -> dict[str, Any]:
+        answer = history(ledger, MODEL, at=when)
+        assert isinstance(answer, dict)
+        return answer
+
+    t1, t2, t3 = (m["event"]["ts"] for m in (first, second, back))
+    assert at(_before(t1))["version"] is None
+    assert at(t1)["version"] == "1"
+    assert at(_before(t2))["version"] == "1"
+    between = at(t2)
+    assert (between["version"], between["approver"], between["reason"]) == ("3", "bob", "retrained")
+    assert between["since"] == t2 and between["previous_version"] == "1"
+    assert at(_before(t3))["version"] == "3"
+    after = at(t3)
+    assert (after["version"], after["action"], after["approver"]) == ("1", "rollback", "cy")
+    assert at("2999-01-01")["version"] == "1", "a time without zone is UTC"
+
+    # the same answers on the command line, from the ledger alone
+    runner = CliRunner()
+    args = ["history", MODEL, "--project", str(lab.root), "--json"]
+    result = runner.invoke(app, [*args, "--at", _before(t2)], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["version"] == "1"
+    result = runner.invoke(app, ["history", MODEL, "--project", str(lab.root)], env=ENV)
+    assert result.exit_code == 0 and "rollback v1 (was v3)  by cy: incident 7" in result.stdout
+
+    # the pipeline's own aliasing (registration -> candidate) is part of the history too
+    candidate = history(ledger, MODEL, alias="candidate")
+    assert isinstance(candidate, list)
+    assert [(e["action"], e["version"]) for e in candidate] == [
+        ("register", "1"),
+        ("register", "2"),
+        ("register", "3"),
+    ]
+    assert candidate[-1]["previous_version"] == "2"
+
+
+def test_rollback_refusals(lab: Lab, ledger: Ledger) -> None:
+    with pytest.raises(PromotionRefused) as info:
+        rollback(lab.settings, ledger, MODEL, approver="ann", reason="x", alias="shadow")
+    assert info.value.failures == ["previous_version"]
+    assert REFUSE_NO_PREVIOUS in str(info.value)
+    assert ledger.get(info.value.event.id).body["requested"] == "rollback"  # type: ignore[union-attr]
+
+    promote(lab.settings, ledger, MODEL, "1", approver="ann", reason="a", alias="staging")
+    promote(lab.settings, ledger, MODEL, "3", approver="ann", reason="b", alias="staging")
+    with registry.tracking(lab.settings) as client:  # someone moves it behind governance's back
+        client.set_registered_model_alias(MODEL, "staging", "1")
+    with pytest.raises(PromotionRefused) as info:
+        rollback(lab.settings, ledger, MODEL, approver="ann", reason="c", alias="staging")
+    assert info.value.failures == ["alias_consistent"]
+    assert REFUSE_ALIAS_DRIFT in str(info.value)
+    assert lab.alias("staging") == "1"
+    # a governed promotion records the drift it repairs
+    fixed = promote(lab.settings, ledger, MODEL, "3", approver="ann", reason="d", alias="staging")
+    assert fixed["alias_drift"] == {"ledger": "3", "registry": "1"}
+
+
+def test_rollback_target_must_still_pass(lab: Lab, ledger: Ledger) -> None:
+    promote(lab.settings, ledger, MODEL, "3", approver="ann", reason="a", alias="canary")
+    promote(lab.settings, ledger, MODEL, "1", approver="ann", reason="b", alias="canary")
+    card = lab.artifact("3", "model_card/model_card.md")
+    with moved_away(card), pytest.raises(PromotionRefused) as info:
+        rollback(lab.settings, ledger, MODEL, approver="ann", reason="c", alias="canary")
+    assert info.value.failures == ["model_card"]
+    assert str(info.value).startswith(f"refusing to roll back {MODEL} version 3 to canary")
+    assert lab.alias("canary") == "1"
+
+
+def test_cli_promote_refusal_is_one_line(lab: Lab) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["promote", MODEL, "2", "--approver", "ann", "--reason", "x", "--project", str(lab.root)],
+        env=ENV,
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: refusing to promote")
+    assert REFUSE_DIRTY in lines[0]
+
+
+def test_cli_promote_and_rollback(lab: Lab) -> None:
+    runner = CliRunner()
+    base = ["--approver", "ann", "--reason", "cli", "--alias", "cli", "--project", str(lab.root)]
+    result = runner.invoke(app, ["promote", MODEL, "3", *base, "--json"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["version"] == "3"
+    result = runner.invoke(app, ["promote", MODEL, "1", *base], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"cli of {MODEL} is now version 1 (was version 3)")
+    result = runner.invoke(app, ["rollback", MODEL, *base], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert lab.alias("cli") == "3"
+    result = runner.invoke(app, ["promote", MODEL, "1", *base[4:], "--approver", ""], env=ENV)
+    assert result.exit_code != 0
+
+
+def test_history_reads_only_the_ledger(lab: Lab, ledger: Ledger, tmp_path: Path) -> None:
+    """A copy of the state directory without MLflow gives the same answers."""
+    copy = tmp_path / "home"
+    shutil.copytree(lab.settings.home, copy, ignore=shutil.ignore_patterns("mlflow.db*"))
+    assert not (copy / "mlflow.db").exists()
+    with Ledger.open(f"sqlite:///{copy / 'ledger.db'}", home=copy) as alone:
+        for alias in ("champion", "candidate", None):
+            assert history(alone, MODEL, alias=alias) == history(ledger, MODEL, alias=alias)
+        assert history(alone, MODEL, at="2999-01-01") == history(ledger, MODEL, at="2999-01-01")
+
+
+def test_unrecorded_move_is_undone(
+    lab: Lab, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the ledger cannot record the promotion, the alias is put back where it was."""
+    promote(lab.settings, ledger, MODEL, "1", approver="ann", reason="a", alias="undo")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ledger, "append", broken)
+    with pytest.raises(OSError, match="disk full"):
+        promote(lab.settings, ledger, MODEL, "3", approver="ann", reason="b", alias="undo")
+    assert lab.alias("undo") == "1"
+    with pytest.raises(OSError, match="disk full"):
+        promote(lab.settings, ledger, MODEL, "3", approver="ann", reason="b", alias="fresh")
+    assert lab.alias("fresh") is None
