@@ -1,0 +1,557 @@
+"""The ledger on PostgreSQL (psycopg 3), for when it outgrows one machine.
+
+URL: ``postgresql://user@host:port/dbname?schema=NAME`` (libpq syntax; ``schema`` is ours and
+defaults to ``governance_ledger``). All tables live in that schema, so several ledgers can share
+a database.
+
+* Writers serialise on a transaction-level advisory lock derived from the schema name
+  (``pg_advisory_xact_lock``): an append reads the chain head, inserts and commits while holding
+  it, so any number of processes and hosts build one linear chain. Advisory locks need no table
+  privilege beyond INSERT, unlike ``LOCK TABLE`` or a mutable head row.
+* Commits are durable with the server's default ``synchronous_commit = on``.
+* Triggers refuse UPDATE, DELETE and TRUNCATE on ``records``, ``checkpoints`` and ``meta``. A
+  table owner or superuser can drop triggers, so production writers should connect as a role
+  with only SELECT and INSERT: :func:`least_privilege_sql` creates one.
+* Erasure deletes rows of ``subject_keys``. PostgreSQL keeps the dead tuple in the table file until
+  ``VACUUM`` prunes it, and in WAL segments and backups until they are recycled:
+  :meth:`PostgresStore.purge` runs ``VACUUM`` on the key table (which only the table owner may
+  do; other roles get a warning and the DBA's routine vacuum must do it). Data keys are stored
+  wrapped under a key-encryption key that never enters the database, so leftover bytes of a
+  deleted key are useless without ``<home>/keys/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+
+from governance.ledger.canonical import utc_now
+from governance.ledger.checkpoint import Checkpoint
+from governance.ledger.records import (
+    GENESIS_HASH,
+    GENESIS_HEX,
+    INSERT_COLUMNS,
+    Head,
+    PendingRecord,
+    Receipt,
+    chain_rows,
+    subject_tag,
+)
+from governance.ledger.store import (
+    APPEND_ONLY_MESSAGE,
+    ChainSource,
+    LedgerStore,
+    Query,
+    StoreError,
+)
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "PostgresChainSource",
+    "PostgresStore",
+    "least_privilege_sql",
+    "schema_sql",
+    "split_url",
+]
+
+DEFAULT_SCHEMA = "governance_ledger"
+_NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_APPEND_ONLY_TABLES = ("records", "checkpoints", "meta")
+_COPY_THRESHOLD = 32
+_COPY_TYPES = [
+    "int8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "bytea",
+    "bytea",
+]  # INSERT_COLUMNS, for binary COPY (bytea travels raw instead of hex-escaped)
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise StoreError(f"invalid {kind} name {name!r}: use [a-z_][a-z0-9_]{{0,62}}")
+    return name
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """Split our URL into a libpq connection string and the schema name.
+
+    Parameters
+    ----------
+    url
+        ``postgresql://...`` with an optional ``schema=`` query parameter.
+
+    Returns
+    -------
+    tuple
+        ``(conninfo, schema)``.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = DEFAULT_SCHEMA
+    kept = []
+    for key, value in query:
+        if key == "schema":
+            schema = value
+        else:
+            kept.append((key, value))
+    conninfo = urlunsplit(parts._replace(query=urlencode(kept)))
+    return conninfo, _check_name("schema", schema)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def schema_sql(schema: str = DEFAULT_SCHEMA) -> str:
+    """Return the DDL of a ledger schema (tables, indexes, append-only triggers).
+
+    Parameters
+    ----------
+    schema
+        The schema name.
+
+    Returns
+    -------
+    str
+        SQL to run as the schema's owner.
+    """
+    s = _check_name("schema", schema)
+    triggers = "".join(
+        f"""
+CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {s}.{table}
+    FOR EACH ROW EXECUTE FUNCTION {s}.refuse_change();
+CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {s}.{table}
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change();"""
+        for table in _APPEND_ONLY_TABLES
+    )
+    return f"""
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE {s}.meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+CREATE TABLE {s}.records (
+    seq           bigint PRIMARY KEY CHECK (seq >= 0),
+    id            text NOT NULL UNIQUE,
+    type          text NOT NULL,
+    ts            text NOT NULL,
+    subject_key   text,
+    subject_tag   bigint,
+    model_name    text,
+    model_version text,
+    ref           text,
+    data          bytea NOT NULL,
+    hash          bytea NOT NULL CHECK (octet_length(hash) = 32)
+);
+CREATE INDEX records_subject ON {s}.records (subject_tag, seq) WHERE subject_tag IS NOT NULL;
+CREATE INDEX records_model ON {s}.records (model_name, model_version, seq)
+    WHERE model_name IS NOT NULL;
+CREATE INDEX records_ref ON {s}.records (ref, seq) WHERE ref IS NOT NULL;
+CREATE INDEX records_type ON {s}.records (type, seq);
+CREATE TABLE {s}.checkpoints (
+    n         bigint PRIMARY KEY,
+    origin    text NOT NULL,
+    size      bigint NOT NULL,
+    root      bytea NOT NULL,
+    timestamp text NOT NULL,
+    key_id    text NOT NULL,
+    signature bytea NOT NULL
+);
+CREATE TABLE {s}.subject_keys (
+    kid         text PRIMARY KEY,
+    subject_key text NOT NULL,
+    wrapped     bytea NOT NULL,
+    created     text NOT NULL
+);
+CREATE INDEX subject_keys_subject ON {s}.subject_keys (subject_key, created);
+CREATE FUNCTION {s}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}: % on %.% refused', TG_OP, TG_TABLE_SCHEMA,
+        TG_TABLE_NAME USING ERRCODE = 'raise_exception';
+END
+$$;
+{triggers}
+"""
+
+
+def least_privilege_sql(
+    role: str, schema: str = DEFAULT_SCHEMA, *, login: bool = False, password: str | None = None
+) -> str:
+    """Return SQL that creates a role allowed only to read and append to a ledger.
+
+    The role gets ``USAGE`` on the schema, ``SELECT, INSERT`` on ``records``, ``checkpoints``
+    and ``meta``, and ``SELECT, INSERT, DELETE`` on ``subject_keys`` (erasure). It owns nothing,
+    so it can neither UPDATE, DELETE nor TRUNCATE ledger rows nor drop the triggers: the
+    append-only rule then holds even for someone who has its credentials. (No sequences are
+    used: seq and checkpoint numbers are assigned under the advisory lock.) Run it as the
+    schema owner after the schema exists (open the ledger once as the owner, or run
+    :func:`schema_sql`).
+
+    Example::
+
+        psql "$ADMIN_URL" -c "$(python -c 'from governance.ledger.postgres_store import *;
+            print(least_privilege_sql("ledger_writer", login=True, password="..."))')"
+
+    Parameters
+    ----------
+    role
+        The role to create.
+    schema
+        The ledger schema.
+    login, password
+        Create a login role (with this password) rather than a group role to ``GRANT`` to
+        users or ``SET ROLE`` to.
+
+    Returns
+    -------
+    str
+        The SQL.
+    """
+    r, s = _check_name("role", role), _check_name("schema", schema)
+    options = "LOGIN" if login else "NOLOGIN"
+    if password is not None:
+        escaped = password.replace("'", "''")
+        options += f" PASSWORD '{escaped}'"
+    return f"""
+CREATE ROLE {r} {options} NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+GRANT USAGE ON SCHEMA {s} TO {r};
+GRANT SELECT, INSERT ON {s}.records, {s}.checkpoints, {s}.meta TO {r};
+GRANT SELECT, INSERT, DELETE ON {s}.subject_keys TO {r};
+"""
+
+
+@dataclass(frozen=True)
+class PostgresChainSource(ChainSource):
+    """Streams records from a PostgreSQL ledger over a new read-only connection."""
+
+    conninfo: str = field(repr=False)
+    schema: str
+    connect_timeout: float = 10.0
+
+    def _query(
+        self, sql: str, params: Sequence[Any], batch: int
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        conn = psycopg.connect(
+            self.conninfo, autocommit=False, connect_timeout=int(self.connect_timeout)
+        )
+        try:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            with conn.cursor(name="governance_ledger_walk", binary=True) as cur:
+                cur.itersize = batch
+                cur.execute(sql.encode(), params)
+                while rows := cur.fetchmany(batch):
+                    yield rows
+            conn.rollback()
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _range(sql: str, start: int, stop: int | None) -> tuple[str, list[Any]]:
+        params: list[Any] = [start]
+        if stop is not None:
+            sql += " AND seq < %s"
+            params.append(stop)
+        return sql + " ORDER BY seq", params
+
+    def rows(
+        self, start: int = 0, stop: int | None = None, *, deep: bool = False, batch: int = 4096
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        columns = (
+            "seq, data, hash, convert_to(id, 'UTF8'), convert_to(type, 'UTF8'),"
+            " convert_to(ts, 'UTF8')"
+        )
+        if deep:
+            columns += ", subject_key, subject_tag, model_name, model_version, ref"
+        sql, params = self._range(
+            f"SELECT {columns} FROM {self.schema}.records WHERE seq >= %s", start, stop
+        )
+        return self._query(sql, params, batch)
+
+    def hashes(
+        self, start: int = 0, stop: int | None = None, *, batch: int = 65536
+    ) -> Iterator[list[bytes]]:
+        sql, params = self._range(
+            f"SELECT hash FROM {self.schema}.records WHERE seq >= %s", start, stop
+        )
+        for rows in self._query(sql, params, batch):
+            yield [bytes(row[0]) for row in rows]
+
+
+class PostgresStore(LedgerStore):
+    """A ledger in one PostgreSQL schema.
+
+    Parameters
+    ----------
+    url
+        ``postgresql://...`` with optional ``schema=NAME``.
+    connect_timeout
+        Seconds to wait for the server.
+    """
+
+    def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
+        self._conninfo, self.schema = split_url(url)
+        self.location = _redact(url)
+        self._connect_timeout = connect_timeout
+        digest = hashlib.sha256(f"governance.ledger:{self.schema}".encode()).digest()
+        self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = self._connect()
+        s = self.schema
+        self._insert_sql = (
+            f"INSERT INTO {s}.records ({', '.join(INSERT_COLUMNS)}) "
+            f"VALUES ({', '.join('%s' for _ in INSERT_COLUMNS)})"
+        )
+        self._copy_sql = (
+            f"COPY {s}.records ({', '.join(INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        )
+        self._head_sql = f"SELECT seq, hash, ts FROM {s}.records ORDER BY seq DESC LIMIT 1"
+        self._create_schema()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(
+                self._conninfo, autocommit=True, connect_timeout=int(self._connect_timeout)
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {self.location}: {exc}") from exc
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The store's connection (raises once closed)."""
+        if self._conn is None:
+            raise StoreError("the ledger store is closed")
+        return self._conn
+
+    def _create_schema(self) -> None:
+        with self._lock, self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            exists = self.conn.execute(
+                "SELECT to_regclass(%s)", (f"{self.schema}.meta",)
+            ).fetchone()
+            if exists is None or exists[0] is None:
+                self.conn.execute(schema_sql(self.schema).encode())
+
+    # -- metadata -------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        with self._lock:
+            rows = self.conn.execute(f"SELECT key, value FROM {self.schema}.meta").fetchall()
+        return {key: value for key, value in rows}
+
+    def init_meta(self, values: Mapping[str, str]) -> dict[str, str]:
+        with self._lock, self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO {self.schema}.meta (key, value) VALUES (%s, %s)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    list(values.items()),
+                )
+        return self.meta()
+
+    # -- records --------------------------------------------------------------------------
+
+    def append(self, pending: Sequence[PendingRecord]) -> list[Receipt]:
+        if not pending:
+            return []
+        with self._lock:
+            conn = self.conn
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                row = cur.execute(self._head_sql).fetchone()
+                if row is None:
+                    size, prev, last_ts = 0, GENESIS_HASH, None
+                else:
+                    size, prev, last_ts = row[0] + 1, bytes(row[1]), row[2]
+                rows, receipts = chain_rows(size, prev, last_ts, pending, utc_now())
+                if len(rows) >= _COPY_THRESHOLD:
+                    with cur.copy(self._copy_sql) as copy:
+                        copy.set_types(_COPY_TYPES)
+                        for values in rows:
+                            copy.write_row(values)
+                elif len(rows) == 1:
+                    cur.execute(self._insert_sql, rows[0])
+                else:
+                    cur.executemany(self._insert_sql, rows)
+        return receipts
+
+    def head(self) -> Head:
+        with self._lock:
+            row = self.conn.execute(self._head_sql).fetchone()
+        if row is None:
+            return Head(size=0, hash=GENESIS_HEX, ts=None)
+        return Head(size=row[0] + 1, hash=bytes(row[1]).hex(), ts=row[2])
+
+    def _one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        with self._lock:
+            row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else tuple(row)
+
+    def get_by_id(self, record_id: str) -> tuple[bytes, bytes] | None:
+        row = self._one(f"SELECT data, hash FROM {self.schema}.records WHERE id = %s", (record_id,))
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    def get_by_seq(self, seq: int) -> tuple[bytes, bytes] | None:
+        row = self._one(f"SELECT data, hash FROM {self.schema}.records WHERE seq = %s", (seq,))
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    def ts_from(self, seq: int) -> str | None:
+        row = self._one(
+            f"SELECT ts FROM {self.schema}.records WHERE seq >= %s ORDER BY seq LIMIT 1", (seq,)
+        )
+        return None if row is None else str(row[0])
+
+    def select(self, query: Query, seq_from: int | None, seq_to: int | None) -> list[bytes]:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.subject_key is not None:
+            where += ["subject_tag = %s", "subject_key = %s"]
+            params += [subject_tag(query.subject_key), query.subject_key]
+        if query.model_name is not None:
+            where.append("model_name = %s")
+            params.append(query.model_name)
+            if query.model_version is not None:
+                where.append("model_version = %s")
+                params.append(query.model_version)
+        if query.type is not None:
+            where.append("type = %s")
+            params.append(query.type)
+        if query.ref is not None:
+            where.append("ref = %s")
+            params.append(query.ref)
+        if seq_from is not None:
+            where.append("seq >= %s")
+            params.append(seq_from)
+        if seq_to is not None:
+            where.append("seq < %s")
+            params.append(seq_to)
+        sql = f"SELECT data FROM {self.schema}.records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq LIMIT %s OFFSET %s"
+        params += [query.limit, query.offset]
+        with self._lock:
+            return [bytes(row[0]) for row in self.conn.execute(sql, params).fetchall()]
+
+    def chain_source(self) -> PostgresChainSource:
+        self.conn  # noqa: B018 - raise if closed
+        return PostgresChainSource(self._conninfo, self.schema, self._connect_timeout)
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def add_checkpoint(self, cp: Checkpoint) -> None:
+        s = self.schema
+        with self._lock, self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            self.conn.execute(
+                f"INSERT INTO {s}.checkpoints (n, origin, size, root, timestamp, key_id, signature)"
+                f" SELECT COALESCE(MAX(n) + 1, 0), %s, %s, %s, %s, %s, %s FROM {s}.checkpoints",
+                (cp.origin, cp.size, cp.root, cp.timestamp, cp.key_id, cp.signature),
+            )
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT origin, size, root, timestamp, key_id, signature"
+                f" FROM {self.schema}.checkpoints ORDER BY n"
+            ).fetchall()
+        return [
+            Checkpoint(
+                origin=origin,
+                size=size,
+                root=bytes(root),
+                timestamp=timestamp,
+                key_id=key_id,
+                signature=bytes(signature),
+            )
+            for origin, size, root, timestamp, key_id, signature in rows
+        ]
+
+    # -- subject keys ---------------------------------------------------------------------
+
+    def current_data_keys(self, subject_keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        if not subject_keys:
+            return {}
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT subject_key, kid, wrapped FROM {self.schema}.subject_keys"
+                " WHERE subject_key = ANY(%s) ORDER BY created, kid",
+                (list(subject_keys),),
+            ).fetchall()
+        return {sk: (kid, bytes(wrapped)) for sk, kid, wrapped in rows}  # the newest wins
+
+    def data_keys(self, kids: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        if not kids:
+            return {}
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT kid, subject_key, wrapped FROM {self.schema}.subject_keys"
+                " WHERE kid = ANY(%s)",
+                (list(kids),),
+            ).fetchall()
+        return {kid: (sk, bytes(wrapped)) for kid, sk, wrapped in rows}
+
+    def add_data_keys(self, rows: Sequence[tuple[str, str, bytes, str]]) -> None:
+        if not rows:
+            return
+        with self._lock, self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {self.schema}.subject_keys (kid, subject_key, wrapped, created)"
+                " VALUES (%s, %s, %s, %s)",
+                rows,
+            )
+
+    def delete_data_keys(self, subject_key: str) -> int:
+        with self._lock, self.conn.transaction():
+            cur = self.conn.execute(
+                f"DELETE FROM {self.schema}.subject_keys WHERE subject_key = %s", (subject_key,)
+            )
+            return cur.rowcount
+
+    def purge(self) -> bool:
+        """``VACUUM`` the key table so deleted key tuples are pruned from its pages.
+
+        Returns ``False`` when the connected role may not vacuum it (not the owner): then the
+        database's routine (auto)vacuum prunes the tuples later.
+        """
+        with self._lock:
+            conn = self.conn
+            notices: list[str] = []
+
+            def collect(diag: psycopg.errors.Diagnostic) -> None:
+                notices.append(str(diag.message_primary))
+
+            conn.add_notice_handler(collect)
+            try:
+                conn.execute(f"VACUUM {self.schema}.subject_keys")
+            except psycopg.Error:
+                return False
+            finally:
+                conn.remove_notice_handler(collect)
+        return not any("skipping" in message for message in notices)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

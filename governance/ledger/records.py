@@ -1,0 +1,610 @@
+"""Ledger records: their canonical form, the hash chain and the event-type registry.
+
+A record is the canonical JSON (:mod:`governance.ledger.canonical`) of::
+
+    {"body": {...}, "id": "<uuid>", "prev": "<64 hex>", "seq": <int>, "ts": "<utc>",
+     "type": "<event type>"}
+
+(keys in canonical order). ``seq`` counts from 0 without gaps; ``prev`` is the hash of the record
+before (64 zeros for seq 0); ``ts`` is assigned by the store while it holds the write lock, and
+never decreases along the chain (so a time range is a seq range).
+
+One hash per record serves both the chain and the Merkle tree: a record's hash is its RFC 9162
+leaf hash, ``SHA-256(0x00 || canonical bytes)`` (:func:`governance.ledger.merkle.leaf_hash`). It is
+stored with the row (32 bytes), so checkpoints over millions of records read only hashes, and
+verification computes one SHA-256 per record.
+
+Index columns (``subject_key``, ``model_name``, ``model_version``, ``ref``) are extracted from the
+body when a record is appended (:func:`index_columns`); a deep verification re-derives them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from governance.ledger.canonical import canonical_json, parse_json
+
+__all__ = [
+    "EVENT_TYPES",
+    "GENESIS_HASH",
+    "GENESIS_HEX",
+    "INSERT_COLUMNS",
+    "ChainBreak",
+    "ChainWalker",
+    "Head",
+    "PendingRecord",
+    "Receipt",
+    "Record",
+    "chain_rows",
+    "check_event_type",
+    "encode_record",
+    "index_columns",
+    "is_record_id",
+    "new_record_ids",
+    "record_hash",
+    "register_event_type",
+    "subject_tag",
+]
+
+GENESIS_HASH = bytes(32)
+"""The ``prev`` of record 0 (as bytes)."""
+GENESIS_HEX = GENESIS_HASH.hex()
+"""The ``prev`` of record 0, as written in the record: 64 zeros."""
+
+EVENT_TYPES: dict[str, str] = {
+    "decision": "a model decision about a subject (inputs, outcome, score, explanation)",
+    "outcome": "ground truth arriving later for a decision (body.decision_id)",
+    "review": "a human review, override or contest of a decision (body.decision_id)",
+    "promotion": "a model alias moved (e.g. champion), with approver and reason",
+    "training": "a model was trained (lineage)",
+    "validation": "a dataset was validated (GX result)",
+    "registration": "a model version was registered",
+    "erasure": "a subject's PII keys were destroyed (body.subject_key)",
+    "evidence": "an evidence pack was built (body: the sha256 of its manifest)",
+}
+"""Known event types and what they mean; extend with :func:`register_event_type`."""
+
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "outcome": ("decision_id",),
+    "review": ("decision_id",),
+    "erasure": ("subject_key",),
+}
+_REF_TYPES = frozenset({"outcome", "review"})
+_TYPE_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_SUBJECT_KEY_RE = re.compile(r"[0-9a-f]{64}")
+
+_RECORD_FORMAT = b'{"body":%b,"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
+_TAIL_FORMAT = b',"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
+_TAIL_RE = re.compile(
+    rb',"id":"([^"\\]*)","prev":"([^"\\]*)","seq":(-?[0-9]+),"ts":"([^"\\]*)","type":"([^"\\]*)"\}'
+)
+_HEAD_PREFIX = b'{"body":{'
+_LEAF_PREFIX = b"\x00"
+
+INSERT_COLUMNS = (
+    "seq",
+    "id",
+    "type",
+    "ts",
+    "subject_key",
+    "subject_tag",
+    "model_name",
+    "model_version",
+    "ref",
+    "data",
+    "hash",
+)
+"""Column order of the row tuples built by :func:`chain_rows` (both stores use it)."""
+
+
+def register_event_type(name: str, description: str = "", *, required: Sequence[str] = ()) -> None:
+    """Add an event type to the registry (idempotent).
+
+    Parameters
+    ----------
+    name
+        Lowercase ``[a-z][a-z0-9_.-]{0,63}``.
+    description
+        What the event means.
+    required
+        Body members every event of this type must have.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a valid type name.
+    """
+    if not isinstance(name, str) or not _TYPE_RE.fullmatch(name):
+        raise ValueError(f"invalid event type name {name!r}: expected [a-z][a-z0-9_.-]{{0,63}}")
+    EVENT_TYPES.setdefault(name, description)
+    if required:
+        _REQUIRED[name] = tuple(required)
+
+
+def check_event_type(name: object) -> str:
+    """Return ``name`` if it is a registered event type, else raise ``ValueError``."""
+    if not isinstance(name, str) or name not in EVENT_TYPES:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise ValueError(f"unknown event type {name!r}; known types: {known}")
+    return name
+
+
+def is_record_id(value: object) -> bool:
+    """Whether ``value`` is a record id: a lowercase, hyphenated UUID string."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+def new_record_ids(count: int) -> list[str]:
+    """Return ``count`` new record ids (UUID version 7, RFC 9562).
+
+    Version 7 UUIDs start with the millisecond time, so ids of consecutive records sit next to
+    each other in the id index (cheap inserts at millions of records); 74 random bits follow.
+
+    Parameters
+    ----------
+    count
+        How many.
+
+    Returns
+    -------
+    list[str]
+        Lowercase hyphenated UUIDs.
+    """
+    if count <= 0:
+        return []
+    head = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76
+    randomness = os.urandom(10 * count)
+    ids: list[str] = []
+    append = ids.append
+    for offset in range(0, 10 * count, 10):
+        r = int.from_bytes(randomness[offset : offset + 10], "big")
+        h = "%032x" % (head | (r >> 68) << 64 | 0x8000000000000000 | (r & 0x3FFFFFFFFFFFFFFF))
+        append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
+
+
+def record_hash(data: bytes) -> bytes:
+    """Return a record's hash: its RFC 9162 leaf hash ``SHA-256(0x00 || data)``.
+
+    Parameters
+    ----------
+    data
+        The record's canonical bytes.
+
+    Returns
+    -------
+    bytes
+        32 bytes.
+    """
+    return hashlib.sha256(_LEAF_PREFIX + data).digest()
+
+
+def encode_record(seq: int, record_id: str, type_: str, ts: str, prev: str, body: bytes) -> bytes:
+    """Return the canonical bytes of a record whose body is already canonical JSON.
+
+    Equal to ``canonical_json({"body": ..., "id": ..., "prev": ..., "seq": ..., "ts": ...,
+    "type": ...})``, but built by formatting, as ``id``, ``prev``, ``ts`` and ``type`` never need
+    escaping (they are validated).
+
+    Parameters
+    ----------
+    seq, record_id, type_, ts, prev
+        Header fields (``prev`` as 64 hex digits).
+    body
+        ``canonical_json(body)``; must be an object.
+
+    Returns
+    -------
+    bytes
+        The record.
+    """
+    return _RECORD_FORMAT % (
+        body,
+        record_id.encode(),
+        prev.encode(),
+        seq,
+        ts.encode(),
+        type_.encode(),
+    )
+
+
+def subject_tag(subject_key: str | None) -> int | None:
+    """Return the 64-bit index tag of a subject key (its first 8 bytes, signed), or ``None``.
+
+    The subject index stores this integer instead of the 64-character key: a quarter of the
+    size, so inserting millions of random keys dirties far fewer index pages.
+    """
+    if subject_key is None:
+        return None
+    return int.from_bytes(bytes.fromhex(subject_key[:16]), "big", signed=True)
+
+
+def index_columns(
+    type_: str, body: Mapping[str, Any]
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """Extract the index columns of a record from its body, checking their types.
+
+    Parameters
+    ----------
+    type_
+        The event type.
+    body
+        The record body.
+
+    Returns
+    -------
+    tuple
+        ``(subject_key, model_name, model_version, ref)``; ``ref`` is ``body["decision_id"]`` for
+        ``outcome`` and ``review`` events (any event type may carry a ``decision_id``).
+
+    Raises
+    ------
+    ValueError
+        If a required member is missing or an index member has the wrong form.
+    """
+    for member in _REQUIRED.get(type_, ()):
+        if member not in body:
+            raise ValueError(f"a {type_!r} event needs body.{member}")
+    subject_key = body.get("subject_key")
+    if subject_key is not None and (
+        not isinstance(subject_key, str) or not _SUBJECT_KEY_RE.fullmatch(subject_key)
+    ):
+        raise ValueError("body.subject_key must be 64 lowercase hex digits (an HMAC)")
+    model_name: str | None = None
+    model_version: str | None = None
+    model = body.get("model")
+    if model is not None:
+        if not isinstance(model, Mapping):
+            raise ValueError("body.model must be an object with name and version")
+        name, version = model.get("name"), model.get("version")
+        if name is not None:
+            if not isinstance(name, str) or not name:
+                raise ValueError("body.model.name must be a non-empty string")
+            model_name = name
+        if version is not None:
+            if isinstance(version, bool) or not isinstance(version, str | int):
+                raise ValueError("body.model.version must be a string or an integer")
+            model_version = str(version)
+    ref = body.get("decision_id")
+    if ref is not None and not is_record_id(ref):
+        raise ValueError(f"body.decision_id must be a record id (a UUID), got {ref!r}")
+    if type_ in _REF_TYPES and ref is None:
+        raise ValueError(f"a {type_!r} event needs body.decision_id")
+    return subject_key, model_name, model_version, ref
+
+
+class Receipt(NamedTuple):
+    """Proof of acknowledgement: the record is committed at ``seq`` with this ``hash``.
+
+    Attributes
+    ----------
+    seq
+        Position in the ledger (0-based).
+    id
+        Record id (a decision's id).
+    hash
+        Record hash, 64 hex digits.
+    ts
+        Record timestamp (UTC, ISO 8601 with ``Z``).
+    """
+
+    seq: int
+    id: str
+    hash: str
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The chain head.
+
+    Attributes
+    ----------
+    size
+        Number of records.
+    hash
+        Hash of the last record (hex); :data:`GENESIS_HEX` when empty.
+    ts
+        Timestamp of the last record, or ``None`` when empty.
+    """
+
+    size: int
+    hash: str
+    ts: str | None
+
+
+class PendingRecord(NamedTuple):
+    """A record the facade hands to a store; the store assigns seq, ts and prev.
+
+    Attributes
+    ----------
+    id, type
+        Record id and event type (validated).
+    body
+        The body's canonical JSON bytes.
+    subject_key, subject_tag, model_name, model_version, ref
+        Index columns (from :func:`index_columns` and :func:`subject_tag`).
+    """
+
+    id: str
+    type: str
+    body: bytes
+    subject_key: str | None = None
+    subject_tag: int | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    ref: str | None = None
+
+
+def chain_rows(
+    size: int, prev: bytes, last_ts: str | None, pending: Sequence[PendingRecord], now: str
+) -> tuple[list[tuple[Any, ...]], list[Receipt]]:
+    """Build the rows for ``pending`` on top of a chain head (call while holding the lock).
+
+    Parameters
+    ----------
+    size
+        Current number of records (the first new seq).
+    prev
+        Hash of the last record (:data:`GENESIS_HASH` when empty).
+    last_ts
+        Timestamp of the last record, or ``None``.
+    pending
+        The records to add, in order.
+    now
+        :func:`~governance.ledger.canonical.utc_now`; raised to ``last_ts`` if the clock went
+        back, so timestamps never decrease along the chain.
+
+    Returns
+    -------
+    tuple
+        Row tuples in :data:`INSERT_COLUMNS` order, and one receipt per record.
+    """
+    ts = now if last_ts is None or now > last_ts else last_ts
+    ts_b = ts.encode()
+    rows: list[tuple[Any, ...]] = []
+    receipts: list[Receipt] = []
+    add_row, add_receipt = rows.append, receipts.append
+    sha256, fmt, leaf = hashlib.sha256, _RECORD_FORMAT, _LEAF_PREFIX
+    prev_hex = prev.hex()
+    seq = size
+    for rid, type_, body, sk, tag, model_name, model_version, ref in pending:
+        data = fmt % (body, rid.encode(), prev_hex.encode(), seq, ts_b, type_.encode())
+        digest = sha256(leaf + data).digest()
+        add_row((seq, rid, type_, ts, sk, tag, model_name, model_version, ref, data, digest))
+        prev_hex = digest.hex()
+        add_receipt(Receipt(seq, rid, prev_hex, ts))
+        seq += 1
+    return rows, receipts
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored ledger record, parsed.
+
+    Attributes
+    ----------
+    seq, id, type, ts, prev
+        Header fields as written in the record.
+    hash
+        The record hash (hex), as recomputed from ``data``.
+    body
+        The event body as stored (PII still encrypted; see ``Ledger.decode``).
+    data
+        The canonical bytes exactly as hashed.
+    """
+
+    seq: int
+    id: str
+    type: str
+    ts: str
+    prev: str
+    hash: str
+    body: dict[str, Any] = field(repr=False)
+    data: bytes = field(repr=False)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Record:
+        """Parse stored record bytes.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` is not a ledger record.
+        """
+        value = parse_json(data)
+        if not isinstance(value, dict) or set(value) != {"body", "id", "prev", "seq", "ts", "type"}:
+            raise ValueError("not a ledger record")
+        return cls(
+            seq=value["seq"],
+            id=value["id"],
+            type=value["type"],
+            ts=value["ts"],
+            prev=value["prev"],
+            hash=record_hash(data).hex(),
+            body=value["body"],
+            data=data,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return ``{"seq", "id", "type", "ts", "prev", "hash", "body"}`` (body not copied)."""
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "type": self.type,
+            "ts": self.ts,
+            "prev": self.prev,
+            "hash": self.hash,
+            "body": self.body,
+        }
+
+
+class ChainBreak(Exception):
+    """Verification found a bad record.
+
+    Attributes
+    ----------
+    seq
+        The first seq whose integrity cannot be established.
+    reason
+        What is wrong, in words.
+    """
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(f"seq {seq}: {reason}")
+        self.seq = seq
+        self.reason = reason
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class ChainWalker:
+    """Check records in seq order, carrying the chain state across batches.
+
+    Rows are ``(seq, data, hash, id, type, ts)`` with ``id``, ``type`` and ``ts`` as UTF-8 bytes
+    (stores select them so); in deep mode five more: ``subject_key, subject_tag, model_name,
+    model_version, ref``.
+
+    Each record must: sit at the next seq; hash (``SHA-256(0x00 || data)``) to its stored hash;
+    be a record whose header says that seq, links ``prev`` to the previous record's hash and
+    matches the id/type/ts columns; and not go back in time. Deep mode also parses every body,
+    requires the bytes to be canonical and re-derives the index columns.
+
+    Parameters
+    ----------
+    start, prev, prev_ts
+        Where the walk starts: the seq, the hash of the record before it and its timestamp.
+    deep
+        Also check canonical form and index columns (about 10x slower).
+    """
+
+    def __init__(
+        self,
+        start: int = 0,
+        prev: bytes = GENESIS_HASH,
+        prev_ts: bytes = b"",
+        *,
+        deep: bool = False,
+    ) -> None:
+        self.next_seq = start
+        self.prev = prev
+        self.prev_ts = prev_ts
+        self.deep = deep
+
+    def feed(self, rows: Iterable[Sequence[Any]], leaves: list[bytes] | None = None) -> None:
+        """Check the next rows; append their hashes to ``leaves`` when given.
+
+        Raises
+        ------
+        ChainBreak
+            At the first bad record (state is left at the last good record).
+        """
+        sha256, leaf, tail_fmt, head = hashlib.sha256, _LEAF_PREFIX, _TAIL_FORMAT, _HEAD_PREFIX
+        expected, prev, prev_ts = self.next_seq, self.prev, self.prev_ts
+        prev_hex = prev.hex().encode()
+        add_leaf = leaves.append if leaves is not None else None
+        deep = self.deep
+        try:
+            for row in rows:
+                seq, data, stored, rid, rtype, rts = row if len(row) == 6 else row[:6]
+                digest = sha256(leaf + data).digest()
+                if (
+                    seq != expected
+                    or digest != stored
+                    or not data.endswith(tail_fmt % (rid, prev_hex, seq, rts, rtype))
+                    or not data.startswith(head)
+                    or rts < prev_ts
+                ):
+                    raise self._diagnose(expected, row, prev, prev_ts)
+                if deep:
+                    self._deep_check(row)
+                if add_leaf is not None:
+                    add_leaf(digest)
+                expected += 1
+                prev, prev_ts = digest, rts
+                prev_hex = digest.hex().encode()
+        finally:
+            self.next_seq, self.prev, self.prev_ts = expected, prev, prev_ts
+
+    @staticmethod
+    def _diagnose(expected: int, row: Sequence[Any], prev: bytes, prev_ts: bytes) -> ChainBreak:
+        seq, data, stored, rid, rtype, rts = row[:6]
+        if seq != expected:
+            if seq > expected:
+                missing = seq - expected
+                return ChainBreak(
+                    expected,
+                    f"{_plural(missing, 'record')} missing: seq {expected}"
+                    + (f"..{seq - 1}" if missing > 1 else "")
+                    + f" absent, the next stored record is seq {seq} (records deleted)",
+                )
+            return ChainBreak(seq, f"seq {seq} stored out of order after seq {expected - 1}")
+        if record_hash(data) != stored:
+            return ChainBreak(seq, "the record bytes do not match their stored hash (altered)")
+        match = _TAIL_RE.search(data, max(0, len(data) - 512))
+        if match is None or not data.startswith(_HEAD_PREFIX) or match.end() != len(data):
+            return ChainBreak(seq, "the stored bytes are not a well-formed ledger record")
+        claimed = int(match.group(3))
+        if claimed != seq:
+            return ChainBreak(
+                min(seq, claimed),
+                f"the record stored at seq {seq} says it is seq {claimed} "
+                "(records deleted, reordered or inserted)",
+            )
+        if match.group(2) != prev.hex().encode():
+            return ChainBreak(
+                seq,
+                f"prev does not link to the hash of seq {seq - 1} "
+                "(a record was inserted, replaced or removed here)"
+                if seq
+                else "prev of seq 0 is not the genesis value (records removed before it)",
+            )
+        for name, index, column in (("id", 1, rid), ("type", 5, rtype), ("ts", 4, rts)):
+            if match.group(index) != column:
+                return ChainBreak(seq, f"the {name} column does not match the record")
+        if rts < prev_ts:
+            return ChainBreak(seq, "the timestamp is earlier than the previous record's")
+        return ChainBreak(seq, "inconsistent record")
+
+    @staticmethod
+    def _deep_check(row: Sequence[Any]) -> None:
+        seq, data = row[0], row[1]
+        try:
+            record = Record.from_bytes(data)
+            canonical = _is_canonical_record(record)
+        except ValueError as exc:
+            raise ChainBreak(seq, f"the record does not parse: {exc}") from None
+        if not canonical:
+            raise ChainBreak(seq, "the record bytes are not in canonical form")
+        if not isinstance(record.body, dict):
+            raise ChainBreak(seq, "the record body is not an object")
+        try:
+            sk, model_name, model_version, ref = index_columns(record.type, record.body)
+        except ValueError as exc:
+            raise ChainBreak(seq, f"invalid body: {exc}") from None
+        expected = (sk, subject_tag(sk), model_name, model_version, ref)
+        if len(row) >= 11 and tuple(row[6:11]) != expected:
+            raise ChainBreak(seq, "the index columns do not match the record body")
+
+
+def _is_canonical_record(record: Record) -> bool:
+    rebuilt = canonical_json(
+        {
+            "body": record.body,
+            "id": record.id,
+            "prev": record.prev,
+            "seq": record.seq,
+            "ts": record.ts,
+            "type": record.type,
+        }
+    )
+    return rebuilt == record.data

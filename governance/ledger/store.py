@@ -1,0 +1,243 @@
+"""The storage interface of the ledger, shared by the SQLite and PostgreSQL stores.
+
+A store owns the chain head. :meth:`LedgerStore.append` takes records without seq, timestamp or
+``prev`` (:class:`~governance.ledger.records.PendingRecord`) and, inside *one* transaction that
+holds the ledger's write lock, reads the head, builds and hashes the records
+(:func:`~governance.ledger.records.chain_rows`), inserts them and commits. It returns only after
+the commit: a receipt means the records are durable. Writers in any number of processes are
+serialised into one linear chain.
+
+Both stores keep the same tables:
+
+``records``
+    ``seq`` (primary key), ``id`` (unique), ``type``, ``ts``, the index columns ``subject_key``,
+    ``subject_tag`` (first 8 bytes of the subject key as a signed 64-bit integer: the subject
+    index), ``model_name``, ``model_version``, ``ref``; ``data`` (the canonical record bytes
+    exactly as hashed) and ``hash`` (32 bytes). UPDATE and DELETE are refused by triggers.
+``checkpoints``
+    Signed tree heads (append-only too).
+``subject_keys``
+    Wrapped per-subject data keys; the only table that allows DELETE (erasure).
+``meta``
+    Ledger identity, schema version and key fingerprints (append-only).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from governance.ledger.checkpoint import Checkpoint
+from governance.ledger.records import Head, PendingRecord, Receipt
+
+__all__ = [
+    "APPEND_ONLY_MESSAGE",
+    "SCHEMA_VERSION",
+    "ChainSource",
+    "LedgerStore",
+    "Query",
+    "StoreError",
+]
+
+SCHEMA_VERSION = "1"
+APPEND_ONLY_MESSAGE = "ledger is append-only"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used (bad URL, schema from another version, ...)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """Filters for :meth:`LedgerStore.find`; all given filters must hold.
+
+    Attributes
+    ----------
+    subject_key
+        HMAC subject key.
+    model_name, model_version
+        Model (a version filter needs the name).
+    type
+        Event type.
+    ref
+        The decision an event refers to (``body.decision_id``).
+    since, until
+        Half-open time range ``[since, until)`` in the ledger's timestamp format.
+    limit, offset
+        Paging, in seq order.
+    """
+
+    subject_key: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    type: str | None = None
+    ref: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class ChainSource(abc.ABC):
+    """A picklable handle that streams a ledger's records over its own new connection.
+
+    Verification hands one to a helper process to walk part of the chain in parallel.
+    """
+
+    @abc.abstractmethod
+    def rows(
+        self, start: int = 0, stop: int | None = None, *, deep: bool = False, batch: int = 4096
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Yield chain rows (see :meth:`LedgerStore.iter_chain`) from one snapshot."""
+
+    @abc.abstractmethod
+    def hashes(
+        self, start: int = 0, stop: int | None = None, *, batch: int = 65536
+    ) -> Iterator[list[bytes]]:
+        """Yield stored record hashes in seq order."""
+
+
+class LedgerStore(abc.ABC):
+    """Storage of one ledger. Implementations are safe to share between threads.
+
+    Rows handed out by :meth:`iter_chain` are ``(seq, data, hash, id, type, ts)`` with ``id``,
+    ``type`` and ``ts`` as UTF-8 ``bytes``; with ``deep=True`` they add ``subject_key,
+    subject_tag, model_name, model_version, ref``.
+    """
+
+    #: A description of where the ledger lives, without credentials.
+    location: str
+
+    # -- metadata -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def meta(self) -> dict[str, str]:
+        """Return the ledger's metadata (empty for a new store)."""
+
+    @abc.abstractmethod
+    def init_meta(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Insert metadata entries that are absent (race-safe); return all metadata."""
+
+    # -- records --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def append(self, pending: Sequence[PendingRecord]) -> list[Receipt]:
+        """Append records atomically and durably; return one receipt each, after the commit."""
+
+    @abc.abstractmethod
+    def head(self) -> Head:
+        """Return the chain head."""
+
+    @abc.abstractmethod
+    def get_by_id(self, record_id: str) -> tuple[bytes, bytes] | None:
+        """Return ``(data, hash)`` of the record with this id, or ``None``."""
+
+    @abc.abstractmethod
+    def get_by_seq(self, seq: int) -> tuple[bytes, bytes] | None:
+        """Return ``(data, hash)`` of the record at ``seq``, or ``None``."""
+
+    @abc.abstractmethod
+    def ts_from(self, seq: int) -> str | None:
+        """Return the timestamp of the first stored record at or after ``seq``, or ``None``."""
+
+    @abc.abstractmethod
+    def select(self, query: Query, seq_from: int | None, seq_to: int | None) -> list[bytes]:
+        """Return the data of matching records in seq order, within ``[seq_from, seq_to)``."""
+
+    def find(self, query: Query) -> list[bytes]:
+        """Return the data of the records matching ``query``, in seq order.
+
+        A time range becomes a seq range by binary search on ``ts`` (timestamps never decrease
+        along the chain), so every query runs on the primary key or one index.
+        """
+        seq_from = seq_to = None
+        if query.since is not None or query.until is not None:
+            size = self.head().size
+            seq_from = 0 if query.since is None else self._first_seq_at(query.since, size)
+            seq_to = size if query.until is None else self._first_seq_at(query.until, size)
+            if seq_from >= seq_to:
+                return []
+        return self.select(query, seq_from, seq_to)
+
+    def _first_seq_at(self, ts: str, size: int) -> int:
+        """Return the first seq whose timestamp is at or after ``ts`` (``size`` if none)."""
+        lo, hi = 0, size
+        while lo < hi:
+            mid = (lo + hi) // 2
+            found = self.ts_from(mid)
+            if found is not None and found < ts:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    @abc.abstractmethod
+    def chain_source(self) -> ChainSource:
+        """Return a picklable source of this ledger's rows (raises once closed)."""
+
+    def iter_chain(
+        self, start: int = 0, stop: int | None = None, *, deep: bool = False, batch: int = 4096
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Yield rows in seq order from ``start`` (to ``stop``), in lists of up to ``batch``.
+
+        The rows come from one consistent snapshot, over a connection of their own.
+        """
+        return self.chain_source().rows(start, stop, deep=deep, batch=batch)
+
+    def iter_hashes(
+        self, start: int = 0, stop: int | None = None, *, batch: int = 65536
+    ) -> Iterator[list[bytes]]:
+        """Yield the stored record hashes (Merkle leaves) in seq order."""
+        return self.chain_source().hashes(start, stop, batch=batch)
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_checkpoint(self, cp: Checkpoint) -> None:
+        """Store a signed checkpoint."""
+
+    @abc.abstractmethod
+    def checkpoints(self) -> list[Checkpoint]:
+        """Return the stored checkpoints in the order they were made.
+
+        Raises
+        ------
+        ValueError
+            If a stored checkpoint is malformed.
+        """
+
+    # -- subject keys ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def current_data_keys(self, subject_keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """Return ``{subject_key: (kid, wrapped)}``, the newest key of each subject that has one."""
+
+    @abc.abstractmethod
+    def data_keys(self, kids: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """Return ``{kid: (subject_key, wrapped)}`` for the kids that still exist."""
+
+    @abc.abstractmethod
+    def add_data_keys(self, rows: Sequence[tuple[str, str, bytes, str]]) -> None:
+        """Insert ``(kid, subject_key, wrapped, created)`` rows."""
+
+    @abc.abstractmethod
+    def delete_data_keys(self, subject_key: str) -> int:
+        """Delete every data key of a subject; return how many were deleted."""
+
+    @abc.abstractmethod
+    def purge(self) -> bool:
+        """Physically remove deleted key bytes where the database allows it.
+
+        Returns
+        -------
+        bool
+            Whether the purge completed (SQLite: the WAL was checkpointed and truncated).
+        """
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close connections (idempotent)."""
