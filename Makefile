@@ -21,7 +21,7 @@ help:
 $(VENV)/.ready: pyproject.toml requirements/main.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/main.txt
-	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	$(VENV)/bin/python -m pip check
 	touch $@
 
