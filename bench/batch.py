@@ -1,0 +1,205 @@
+"""2. Batch scoring with the ledger: decisions/s through ``DecisionService.score_frame``.
+
+1,000,000 synthetic applications (a seeded bootstrap of the real HMDA rows with jitter, see
+:func:`bench.project.synthetic`) are scored and recorded, one ledger transaction per chunk of
+10,000, into a fresh ledger each run. Compared in the same run with the raw batched INSERT
+limit: the same number of records of the same sizes (real decision records' bytes), a sha256
+hash chain, batches of 10,000 in one transaction each (SQLite ``executemany``; PostgreSQL
+``COPY``), nothing else (no id, subject, model or ref indexes).
+
+The last SQLite ledger is kept for the ``audit`` benchmark (same store, same records).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import hashlib
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import Budget, Row, log, pg_schema
+from bench.project import SYNTHETIC_LABEL, Context
+
+NAME = "batch"
+TITLE = "Batch scoring with the ledger (synthetic applications), decisions/s"
+CHUNK = 10_000
+GOAL = 100_000.0
+
+
+def sizes(ctx: Context) -> dict[str, Any]:
+    if ctx.quick:
+        return {"rows": 20_000, "pg_rows": 10_000, "repeats": 2, "budget": 30.0}
+    return {"rows": 1_000_000, "pg_rows": 200_000, "repeats": 3, "budget": 150.0}
+
+
+def _chain_batches(records: list[bytes], n: int):
+    prev = bytes(32)
+    sha = hashlib.sha256
+    m = len(records)
+    for start in range(0, n, CHUNK):
+        rows = []
+        for seq in range(start, min(start + CHUNK, n)):
+            data = records[seq % m]
+            digest = sha(prev + data).digest()
+            rows.append((seq, data, digest))
+            prev = digest
+        yield rows
+
+
+def raw_sqlite(path: Path, records: list[bytes], n: int) -> float:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(
+        "CREATE TABLE raw (seq INTEGER PRIMARY KEY, data BLOB NOT NULL, hash BLOB NOT NULL)"
+    )
+    start = time.perf_counter()
+    for rows in _chain_batches(records, n):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO raw (seq, data, hash) VALUES (?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    rate = n / (time.perf_counter() - start)
+    conn.close()
+    return rate
+
+
+def raw_postgres(url: str, schema: str, records: list[bytes], n: int) -> float:
+    import psycopg
+
+    with psycopg.connect(url.split("?", 1)[0]) as conn:
+        conn.execute("SET synchronous_commit = on")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        conn.execute(f"DROP TABLE IF EXISTS {schema}.raw")
+        conn.execute(
+            f"CREATE TABLE {schema}.raw (seq bigint PRIMARY KEY, data bytea NOT NULL,"
+            " hash bytea NOT NULL)"
+        )
+        conn.commit()
+        start = time.perf_counter()
+        for rows in _chain_batches(records, n):
+            sql = f"COPY {schema}.raw (seq, data, hash) FROM STDIN"
+            with conn.transaction(), conn.cursor() as cur, cur.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return n / (time.perf_counter() - start)
+
+
+def ours(ctx: Context, url: str, frame: Any, profile: Path | None = None) -> tuple[float, Any]:
+    from governance.decisions import DecisionService
+
+    with DecisionService.open(ctx.settings(url)) as svc:
+        svc.model(ctx.model, alias=ctx.alias)  # load the model outside the timing
+        prof = cProfile.Profile() if profile else None
+        start = time.perf_counter()
+        if prof:
+            prof.enable()
+        last: list[Any] = []
+        for _done, receipts, _scores, _outcomes in svc.score_frame(
+            ctx.model,
+            frame,
+            subject_column="application_id",
+            alias=ctx.alias,
+            caller="bench",
+            purpose="benchmark batch",
+            chunk=CHUNK,
+        ):
+            last = receipts
+        if prof and profile:
+            prof.disable()
+            prof.dump_stats(profile)
+        rate = len(frame) / (time.perf_counter() - start)
+        size = svc.ledger.size()
+        sample = [r.id for r in last[:: max(1, len(last) // 200)]]
+    return rate, {"ledger_records": size, "last_chunk_ids": sample}
+
+
+def run(ctx: Context) -> list[Row]:
+    s = sizes(ctx)
+    n = s["rows"]
+    log(f"batch: generating {n:,} synthetic applications")
+    frame = ctx.synthetic(n, seed=1)
+    rows: list[Row] = []
+    raw_runs: list[float] = []
+    our_runs: list[float] = []
+    kept: dict[str, Any] = {}
+    for r in Budget(s["repeats"], s["budget"]):
+        raw_runs.append(raw_sqlite(ctx.path("batch/raw.db"), ctx.sample_records, n))
+        log(f"batch: SQLite raw run {r + 1}: {raw_runs[-1]:,.0f}/s")
+        path = ctx.path(f"batch/ledger-{r}.db")
+        rate, info = ours(ctx, f"sqlite:///{path}", frame)
+        our_runs.append(rate)
+        log(f"batch: SQLite score_frame run {r + 1}: {rate:,.0f}/s")
+        if info["ledger_records"] != n:
+            raise AssertionError(f"ledger holds {info['ledger_records']} records, expected {n}")
+        if kept:
+            for old in Path(kept["path"]).parent.glob(Path(kept["path"]).name + "*"):
+                old.unlink()
+        kept = {"path": str(path), "url": f"sqlite:///{path}", "records": n, **info}
+    ctx.shared["big_ledger"] = kept
+    ctx.path("batch/raw.db")  # removes the raw baseline's file
+    label = f"{n:,} {SYNTHETIC_LABEL}"
+    rows += [
+        Row(
+            NAME,
+            "sqlite-raw",
+            f"raw limit: batched INSERT ({CHUNK:,}/txn) + sha256 chain,"
+            f" SQLite WAL FULL, {n:,} records",
+            "/s",
+            raw_runs,
+            is_baseline=True,
+        ),
+        Row(
+            NAME,
+            "sqlite",
+            f"ours: score_frame, SQLite ledger, {label}",
+            "/s",
+            our_runs,
+            baseline="sqlite-raw",
+            goal=(f"≥ {GOAL:,.0f}/s", "value", GOAL),
+            extra={"rows": n, "synthetic": True, "chunk": CHUNK},
+        ),
+    ]
+    if ctx.profile_dir is not None:
+        pn = min(n, 100_000)
+        ours(
+            ctx,
+            f"sqlite:///{ctx.path('batch/profile.db')}",
+            frame.iloc[:pn],
+            profile=ctx.profile_dir / "batch-sqlite.prof",
+        )
+    if ctx.pg is None:
+        m = s["pg_rows"]
+        part = frame.iloc[:m]
+        raw_pg: list[float] = []
+        ours_pg: list[float] = []
+        for r in Budget(s["repeats"], s["budget"] / 2):
+            with pg_schema("batchraw") as (url, schema):
+                raw_pg.append(raw_postgres(url, schema, ctx.sample_records, m))
+            with pg_schema("batch") as (url, _schema):
+                ours_pg.append(ours(ctx, url, part)[0])
+            log(
+                f"batch: PostgreSQL run {r + 1}: raw {raw_pg[-1]:,.0f}/s, ours {ours_pg[-1]:,.0f}/s"
+            )
+        rows += [
+            Row(
+                NAME,
+                "postgres-raw",
+                f"raw limit: COPY ({CHUNK:,}/txn) + sha256 chain, PostgreSQL, {m:,} records",
+                "/s",
+                raw_pg,
+                is_baseline=True,
+            ),
+            Row(
+                NAME,
+                "postgres",
+                f"ours: score_frame, PostgreSQL ledger, {m:,} synthetic",
+                "/s",
+                ours_pg,
+                baseline="postgres-raw",
+                goal=(f"≥ {GOAL:,.0f}/s", "value", GOAL),
+                extra={"rows": m, "synthetic": True, "chunk": CHUNK},
+            ),
+        ]
+    return rows

@@ -1,0 +1,133 @@
+"""Smoke run of every benchmark at tiny sizes, so that ``bench/`` cannot rot.
+
+This checks that each benchmark ran and produced its rows, with positive figures and its
+baselines measured in the same run. It never checks a timing: benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = ("decisions", "batch", "http", "audit", "pipeline")
+HAVE_DVC = (REPO / ".venv-dvc" / "bin" / "dvc").exists() or shutil.which("dvc") is not None
+
+EXPECTED = {
+    "decisions": {"mlflow-run", "sqlite-raw", "sqlite-1", "sqlite-8"},
+    "batch": {"sqlite-raw", "sqlite"},
+    "http": {
+        "mlflow-c1",
+        "ours-c1",
+        "mlflow-c8",
+        "ours-c8",
+        "mlflow-c1-p50",
+        "ours-c1-p50",
+        "mlflow-c1-p99",
+        "ours-c1-p99",
+        "mlflow-c8-p50",
+        "ours-c8-p50",
+        "mlflow-c8-p99",
+        "ours-c8-p99",
+    },
+    "audit": {
+        "verify-raw",
+        "verify",
+        "verify-cli",
+        "get-raw",
+        "trace-p50",
+        "trace-p99",
+        "subject-raw",
+        "find-p50",
+        "find-p99",
+    },
+    "pipeline": {"inprocess", "dvc-cold", "dvc-noop", "dvc-version"},
+}
+POSTGRES = {
+    "decisions": {"postgres-raw", "postgres-1", "postgres-8"},
+    "batch": {"postgres-raw", "postgres"},
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GOVERNANCE_", "MLFLOW_"))
+        or k.startswith(("GOVERNANCE_BENCH_", "GOVERNANCE_TEST_PG"))
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    proc = subprocess.run(
+        # the Python load generator: the one every machine has (wrk is optional)
+        [sys.executable, "-m", "bench", "--quick", "--loadgen", "python", "--json", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, (
+        f"python -m bench --quick failed:\n{proc.stdout}\n{proc.stderr[-6000:]}"
+    )
+    doc = json.loads(out.read_text())
+    doc["stdout"] = proc.stdout
+    return doc
+
+
+def _rows(results: dict, bench: str) -> dict[str, dict]:
+    return {r["key"]: r for r in results["rows"] if r["bench"] == bench}
+
+
+def test_every_benchmark_ran_without_errors(results: dict) -> None:
+    assert results["errors"] == {}
+    assert set(results["benchmarks"]) == set(BENCHMARKS)
+    assert results["quick"] is True
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_benchmark_rows_and_baselines(results: dict, bench: str) -> None:
+    rows = _rows(results, bench)
+    expected = set(EXPECTED[bench])
+    if not str(results["machine"].get("postgresql", "not used")).startswith("not used"):
+        expected |= POSTGRES.get(bench, set())
+    if bench == "pipeline" and not HAVE_DVC:  # `make test` builds .venv-dvc; a bare venv may not
+        expected = {"inprocess"}
+    assert expected <= set(rows), f"{bench}: missing rows {sorted(expected - set(rows))}"
+    assert any(r["is_baseline"] for r in rows.values()), f"{bench} has no baseline row"
+    for key, row in rows.items():
+        assert row["runs"], f"{bench}/{key}: no runs"
+        assert all(isinstance(v, float | int) and v > 0 and math.isfinite(v) for v in row["runs"])
+        assert row["value"] > 0
+        if row["baseline"]:
+            assert row["baseline"] in rows, f"{bench}/{key}: baseline {row['baseline']} missing"
+            assert row["ratios"][row["baseline"]] > 0
+        # the table shows every row
+        assert row["label"] in results["stdout"]
+
+
+def test_http_every_answered_request_is_a_ledger_decision(results: dict) -> None:
+    rows = _rows(results, "http")
+    for c in (1, 8):
+        row = rows[f"ours-c{c}"]
+        assert row["extra"]["generator"] == "python"
+        assert row["extra"]["ledger_equals_answered"] is True
+        for check in row["extra"]["ledger_check"]:
+            assert check["ledger_written"] == check["answered"] > 0
+
+
+def test_results_say_where_they_ran(results: dict) -> None:
+    machine = results["machine"]
+    assert machine["cores"] >= 1 and machine["python"] and machine["sqlite"]
+    assert results["total_seconds"] > 0
+    assert "synthetic" in results["note"].lower()
