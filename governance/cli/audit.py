@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from governance.cli.common import JsonOpt, ProjectOpt, app, emit, fail, guard, service
+from governance.cli.common import JsonOpt, ProjectOpt, app, emit, fail, guard, ledger, service
 
 audit_app = typer.Typer(help="Audit the decision ledger.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -28,13 +28,9 @@ def verify(
     """Re-hash the whole chain and check every checkpoint; exit 1 naming the first bad record."""
     from governance.ledger import CheckpointDirectory
 
-    with service(project) as svc:
+    with ledger(project) as book:
         directory = CheckpointDirectory(checkpoints) if checkpoints else None
-        result = (
-            guard(lambda: svc.ledger.verify(checkpoints=directory))
-            if directory
-            else guard(svc.ledger.verify)
-        )
+        result = guard(lambda: book.verify(checkpoints=directory))
     doc = {k: v for k, v in result.to_dict().items()}
     if as_json:
         emit(doc)
@@ -122,9 +118,9 @@ def find(
     """Find events by subject, model version or time range (seq order)."""
     if not any([subject, model, since, until]):
         fail("give --subject, --model (with --version) or --since/--until")
-    with service(project) as svc:
+    with ledger(project) as book:
         records = guard(
-            lambda: svc.ledger.find(
+            lambda: book.find(
                 subject_id=subject,
                 model=model,
                 version=version,
@@ -182,8 +178,8 @@ def replay(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = N
 @audit_app.command()
 def prove(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
     """RFC 9162 inclusion proof of a decision under the latest signed checkpoint."""
-    with service(project) as svc:
-        doc = guard(lambda: svc.ledger.inclusion_proof(decision_id))
+    with ledger(project) as book:
+        doc = guard(lambda: book.inclusion_proof(decision_id))
     if as_json:
         emit(doc)
     else:
@@ -200,8 +196,8 @@ def prove(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = No
 @audit_app.command()
 def checkpoint(as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
     """Sign the current tree head, store it and export it to the checkpoint directory."""
-    with service(project) as svc:
-        cp = guard(svc.ledger.checkpoint)
+    with ledger(project) as book:
+        cp = guard(book.checkpoint)
     doc = cp.to_json()
     if as_json:
         emit(doc)
@@ -218,12 +214,12 @@ def export(
     project: ProjectOpt = None,
 ) -> None:
     """Export every record (as stored, PII still encrypted) with its hash."""
-    with service(project) as svc:
+    with ledger(project) as book:
         tmp = out.with_name(out.name + ".tmp")
         count = 0
         if fmt == "jsonl":
             with tmp.open("w") as fh:
-                for r in svc.ledger.iter_records():
+                for r in book.iter_records():
                     fh.write(r.data.decode() + "\n")
                     count += 1
         else:
@@ -239,7 +235,7 @@ def export(
                     "hash": r.hash,
                     "record": r.data.decode(),
                 }
-                for r in svc.ledger.iter_records()
+                for r in book.iter_records()
             ]
             count = len(rows)
             pd.DataFrame(rows).to_parquet(tmp, index=False)
@@ -254,6 +250,6 @@ def forget(
     project: ProjectOpt = None,
 ) -> None:
     """GDPR art. 17: destroy the subject's key; their PII becomes unreadable, the chain verifies."""
-    with service(project) as svc:
-        receipt = guard(lambda: svc.ledger.forget(subject, reason=reason))
+    with ledger(project) as book:
+        receipt = guard(lambda: book.forget(subject, reason=reason))
     typer.echo(f"forgot subject: erasure recorded as {receipt.id} (seq {receipt.seq})")

@@ -64,3 +64,13 @@ def service(project: Path | None) -> Any:
     from governance.settings import Settings
 
     return guard(lambda: DecisionService.open(Settings.resolve(project)))
+
+
+def ledger(project: Path | None) -> Any:
+    """Just the ledger (no registry, no model code): for verify, prove, find, export, forget."""
+    from governance.ledger import Ledger
+    from governance.settings import Settings
+
+    settings = Settings.resolve(project)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return guard(lambda: Ledger.open(settings.ledger_url, home=settings.home))

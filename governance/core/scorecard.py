@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -84,8 +85,9 @@ class Scorecard:
     outcomes: dict[str, str]
     nullable: frozenset[str] = frozenset()
 
-    @property
+    @cached_property
     def base_value(self) -> float:
+        """The average applicant's log-odds: the intercept plus every term's training mean."""
         refs = [v["reference"] for v in self.numeric.values()]
         refs += [v["reference"] for v in self.categorical.values()]
         return self.intercept + math.fsum(refs)

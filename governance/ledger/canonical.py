@@ -257,4 +257,5 @@ def utc_now() -> str:
         E.g. ``"2026-07-30T12:34:56.123456Z"`` (always 27 characters, so such strings sort
         chronologically).
     """
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime; timespec keeps it 27 characters.
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
