@@ -516,5 +516,6 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     BatchRequest,
     OutcomeRequest,
     ReviewRequest,
+    PromotionRequest,
     InvocationsRequest,
 )
