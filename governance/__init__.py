@@ -52,8 +52,14 @@ def decide(
 ) -> Decision:
     """Decide one application; it is durably in the ledger when this returns."""
     return default_service().decide(
-        model, features, subject_id=subject_id, version=version, alias=alias, purpose=purpose,
-        caller=caller, pii=pii,
+        model,
+        features,
+        subject_id=subject_id,
+        version=version,
+        alias=alias,
+        purpose=purpose,
+        caller=caller,
+        pii=pii,
     )
 
 
@@ -69,6 +75,11 @@ def decide_batch(
 ) -> list[Decision]:
     """Decide many applications in one ledger transaction (all or nothing)."""
     return default_service().decide_many(
-        model, rows, subject_ids=subject_ids, version=version, alias=alias, purpose=purpose,
+        model,
+        rows,
+        subject_ids=subject_ids,
+        version=version,
+        alias=alias,
+        purpose=purpose,
         caller=caller,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,9 +24,13 @@ import pandas as pd
 
 from governance.core.scorecard import Scorecard
 from governance.ledger import Entry, Ledger, Receipt, Record, canonical_json
+from governance.reviews import effective_outcome
 from governance.settings import Settings
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ALIAS = "champion"
+NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
 ALIAS_TTL_SECONDS = 5.0  # how long an alias -> version answer is reused before asking again
 BATCH_CHUNK = 10_000  # decisions per ledger transaction in batch scoring
 REVIEW_KINDS = ("review", "override", "contest")
@@ -73,39 +78,72 @@ class ModelCache:
         self.alias_ttl = alias_ttl
         self._versions: dict[tuple[str, str], LoadedModel] = {}
         self._aliases: dict[tuple[str, str], tuple[float, str]] = {}
+        self._refreshing: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def resolve(
         self, name: str, *, version: str | None, alias: str | None
     ) -> tuple[str, str | None]:
-        """The version to use, and the alias it was reached through (if any)."""
+        """The version to use, and the alias it was reached through (if any).
+
+        An alias answer is reused for ``alias_ttl`` seconds; after that the cached answer is
+        still served while a background thread asks the registry again, so the registry's
+        latency (or an outage) never sits on the decision path. Only the very first lookup of
+        an alias waits for the registry.
+        """
         if version is not None and alias is not None:
             raise DecisionError(ERR_VERSION_AND_ALIAS)
         if version is not None:
             return str(version), None
         alias = alias or DEFAULT_ALIAS
         key = (name, alias)
-        now = time.monotonic()
         with self._lock:
             hit = self._aliases.get(key)
-            if hit and now - hit[0] < self.alias_ttl:
+            if hit is not None:
+                if time.monotonic() - hit[0] >= self.alias_ttl and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    threading.Thread(target=self._refresh, args=(key,), daemon=True).start()
                 return hit[1], alias
+        return self._lookup(key), alias
+
+    def _lookup(self, key: tuple[str, str]) -> str:
+        """Ask the registry which version an alias points at, and cache the answer."""
         from mlflow.exceptions import MlflowException
 
         from governance.registry import tracking
 
+        name, alias = key
+        asked = time.monotonic()
         with tracking(self.settings) as client:
             try:
                 found = str(client.get_model_version_by_alias(name, alias).version)
             except MlflowException as exc:
+                if exc.error_code not in NOT_FOUND_CODES:
+                    raise DecisionError(f"the model registry does not answer: {exc}") from exc
                 try:
                     client.get_registered_model(name)
                 except MlflowException:
                     raise DecisionError(f"no registered model named {name!r}") from exc
                 raise DecisionError(f"model {name!r} has no alias {alias!r}") from exc
+            except Exception as exc:  # connection errors surface as many types
+                raise DecisionError(f"the model registry does not answer: {exc}") from exc
         with self._lock:
-            self._aliases[key] = (now, found)
-        return found, alias
+            self._aliases[key] = (asked, found)
+        return found
+
+    def _refresh(self, key: tuple[str, str]) -> None:
+        try:
+            self._lookup(key)
+        except DecisionError as exc:
+            # Keep serving the last known answer; say so. A removed alias is noticed here too,
+            # but decisions keep the version they were told until the registry says otherwise.
+            log.warning("alias %s@%s not refreshed, serving the cached version: %s", *key, exc)
+            with self._lock:
+                if key in self._aliases:
+                    self._aliases[key] = (time.monotonic(), self._aliases[key][1])
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
 
     def invalidate(self, name: str, alias: str | None = None) -> None:
         """Forget cached alias answers (all of a model's, or one alias) after a promotion."""
@@ -417,6 +455,12 @@ class DecisionService:
             raise LookupError(ERR_NOT_DECISION.format(id=decision_id, type=record.type))
         return record
 
+    def _decision_and_outcomes(self, decision_id: str) -> tuple[Record, list[str]]:
+        """A decision and the outcome labels of the model version that made it."""
+        record = self._decision_record(decision_id)
+        loaded = self.models.get(record.body["model"]["name"], record.body["model"]["version"])
+        return record, sorted(loaded.scorecard.outcomes.values())
+
     def record_outcome(
         self,
         decision_id: str,
@@ -426,9 +470,7 @@ class DecisionService:
         observed_at: str | None = None,
     ) -> Receipt:
         """Ground truth for a decision (e.g. the loan defaulted), arriving later."""
-        record = self._decision_record(decision_id)
-        loaded = self.models.get(record.body["model"]["name"], record.body["model"]["version"])
-        allowed = sorted(loaded.scorecard.outcomes.values())
+        record, allowed = self._decision_and_outcomes(decision_id)
         if observed not in allowed:
             raise DecisionError(ERR_OUTCOME_LABEL.format(allowed=allowed, value=observed))
         body = {
@@ -453,9 +495,7 @@ class DecisionService:
         """A human review, override or contest (GDPR art. 22(3)) of a decision."""
         if kind not in REVIEW_KINDS:
             raise DecisionError(ERR_REVIEW_KIND.format(kinds=list(REVIEW_KINDS), kind=kind))
-        record = self._decision_record(decision_id)
-        loaded = self.models.get(record.body["model"]["name"], record.body["model"]["version"])
-        allowed = sorted(loaded.scorecard.outcomes.values())
+        record, allowed = self._decision_and_outcomes(decision_id)
         if kind == "override" and outcome not in allowed:
             raise DecisionError(ERR_OVERRIDE_OUTCOME.format(allowed=allowed))
         if outcome is not None and outcome not in allowed:
@@ -477,11 +517,7 @@ class DecisionService:
         record = self._decision_record(decision_id)
         decoded = self.ledger.decode(record)
         events = [self.ledger.decode(r) for r in self.ledger.events_for(decision_id)]
-        effective = record.body["outcome"]
-        for e in events:
-            if e["type"] == "review" and e["body"]["kind"] == "override":
-                effective = e["body"]["outcome"]
-        return {**decoded, "effective_outcome": effective, "events": events}
+        return {**decoded, "effective_outcome": effective_outcome(record, events), "events": events}
 
     def trace(self, decision_id: str) -> dict[str, Any]:
         """The decision joined to its model version's lineage, in one answer."""

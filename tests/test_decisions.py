@@ -14,6 +14,7 @@ from support import REPO, cli_env
 from governance import registry
 from governance.decisions import DecisionError, DecisionService, lineage_id
 from governance.ledger import ERASED
+from governance.reviews import with_effective_outcomes
 from governance.settings import Settings
 
 MODEL = "mortgage-denial"
@@ -120,6 +121,9 @@ def test_an_override_changes_the_effective_outcome_not_the_record(
     shown = service.show(decision_id)
     assert shown["effective_outcome"] == flipped
     assert service.trace(decision_id)["decision"]["effective_outcome"] == flipped
+    found = with_effective_outcomes(service.ledger, [service.ledger.get(decision_id)])
+    assert found[0]["effective_outcome"] == flipped
+    assert found[0]["body"]["outcome"] == original.body["outcome"]
     assert service.ledger.get(decision_id).data == original.data
     assert service.ledger.verify().ok
     with pytest.raises(DecisionError, match="an override must give the new outcome"):

@@ -116,6 +116,8 @@ def find(
     project: ProjectOpt = None,
 ) -> None:
     """Find events by subject, model version or time range (seq order)."""
+    from governance.reviews import effective_outcome
+
     if not any([subject, model, since, until]):
         fail("give --subject, --model (with --version) or --since/--until")
     with ledger(project) as book:
@@ -138,6 +140,9 @@ def find(
                 "ts": r.ts,
                 "type": r.type,
                 "outcome": r.body.get("outcome"),
+                "effective_outcome": (
+                    effective_outcome(r, book.events_for(r.id)) if r.type == "decision" else None
+                ),
                 "score": r.body.get("score"),
                 "model": r.body.get("model"),
             }
@@ -149,9 +154,14 @@ def find(
     for r in rows:
         model_txt = f"{r['model']['name']} v{r['model']['version']}" if r["model"] else ""
         score = f"{r['score']:.4f}" if isinstance(r["score"], float) else ""
+        overridden = (
+            f" (effective {r['effective_outcome']})"
+            if r["effective_outcome"] not in (None, r["outcome"])
+            else ""
+        )
         typer.echo(
             f"{r['seq']:>8}  {r['ts']}  {r['id']}  {r['type']:<8} {model_txt}"
-            f"  {r['outcome'] or ''} {score}"
+            f"  {r['outcome'] or ''}{overridden} {score}"
         )
     if not rows:
         typer.echo("no matching records", err=True)

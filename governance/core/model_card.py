@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markdown_it import MarkdownIt
+
+from governance.core.pages import markdown_page
 
 SECTIONS = (
     "model_details",
@@ -29,18 +30,6 @@ SECTIONS = (
     "reason_codes",
 )
 
-
-_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
-table{{border-collapse:collapse;margin:.5rem 0 1rem}}
-th,td{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}
-th{{background:#f3f3f3}} code{{background:#f5f5f5;padding:0 .2rem}}
-</style></head><body>
-{body}
-</body></html>
-"""
 
 _ENV = Environment(
     loader=PackageLoader("governance", "templates"),
@@ -67,9 +56,7 @@ def render_markdown(card: dict[str, Any]) -> str:
 
 def render_html(card: dict[str, Any]) -> str:
     """The card as a self-contained HTML page (no external assets)."""
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    title = f"Model card: {card['model_details']['name']}"
-    return _HTML.format(title=title, body=md.render(render_markdown(card)))
+    return markdown_page(f"Model card: {card['model_details']['name']}", render_markdown(card))
 
 
 def build_card(

@@ -42,7 +42,6 @@ the approved population; the report says so.
 
 from __future__ import annotations
 
-import html
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -51,10 +50,10 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from markdown_it import MarkdownIt
 from sklearn.metrics import roc_auc_score
 
 from governance.core.fairness import INTERSECTION_SEPARATOR, fairness_report
+from governance.core.pages import markdown_page
 
 Kind = Literal["numeric", "categorical"]
 
@@ -1380,22 +1379,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
-table{{border-collapse:collapse;margin:.5rem 0 1rem}}
-th,td{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}
-th{{background:#f3f3f3}} code{{background:#f5f5f5;padding:0 .2rem}}
-</style></head><body>
-{body}
-</body></html>
-"""
-
-
 def render_html(doc: Mapping[str, Any]) -> str:
     """The report as a self-contained HTML page (no external assets, no raw HTML passed)."""
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
     m = doc["model"]
-    title = html.escape(f"Production monitoring: {m.get('name')} version {m.get('version')}")
-    return _HTML.format(title=title, body=md.render(render_markdown(doc)))
+    title = f"Production monitoring: {m.get('name')} version {m.get('version')}"
+    return markdown_page(title, render_markdown(doc))

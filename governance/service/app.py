@@ -67,6 +67,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from governance.decisions import Decision, DecisionError, DecisionService
 from governance.ledger import IntegrityError, LedgerError, PiiError
+from governance.reviews import with_effective_outcomes
 from governance.service import schemas as s
 from governance.service.auth import KeyStore, KeyStoreError, Principal
 from governance.service.metrics import CONTENT_TYPE, Metrics
@@ -963,7 +964,7 @@ def create_app(
                 "limit": limit,
                 "offset": offset,
                 "next_offset": offset + len(records) if len(records) == limit else None,
-                "decisions": [ledger.decode(r) for r in records],
+                "decisions": with_effective_outcomes(ledger, records),
             }
         )
 

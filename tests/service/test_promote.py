@@ -11,7 +11,8 @@ MODEL = "mortgage-denial"
 
 def test_approver_promotes_and_decisions_follow_the_alias(served: Any) -> None:
     path = f"/v1/models/{MODEL}/versions/1/promote"
-    body = {"reason": "passed model risk review", "alias": "champion"}
+    # Its own alias: the session's registry is shared, and `champion` must stay unset there.
+    body = {"reason": "passed model risk review", "alias": "production"}
     assert served.post_json(path, body, role="scorer").status_code == 403
     assert served.post_json(path, body, role="auditor").status_code == 403
     assert served.post_json(path, body, role=None).status_code == 401
@@ -22,14 +23,14 @@ def test_approver_promotes_and_decisions_follow_the_alias(served: Any) -> None:
     answer = served.post_json(path, body, role="approver")
     assert answer.status_code == 201, answer.text
     assert served.size == before + 1
-    now = history(served.service.ledger, MODEL, alias="champion", at=None)
+    now = history(served.service.ledger, MODEL, alias="production", at=None)
     latest = now[-1] if isinstance(now, list) else now
     assert latest["approver"] == "credit-officer" and latest["reason"] == body["reason"]
 
     decided = served.post_json(
         "/v1/decisions",
-        {"model": MODEL, "alias": "champion", "subject_id": "p-1", "features": served.rows[0]},
+        {"model": MODEL, "alias": "production", "subject_id": "p-1", "features": served.rows[0]},
     )
     assert decided.status_code == 201
     assert decided.json()["model"]["version"] == "1"
-    assert decided.json()["model"]["alias"] == "champion"
+    assert decided.json()["model"]["alias"] == "production"

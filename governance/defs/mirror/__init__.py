@@ -1,0 +1,1 @@
+"""Decisions visible in MLflow: the ledger's decisions mirrored to each version's training run."""
