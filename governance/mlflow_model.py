@@ -13,6 +13,7 @@ from typing import Any
 
 import mlflow.models
 import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 import pandas as pd
 
 from governance.core.scorecard import Scorecard
@@ -22,7 +23,7 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and value != value else value
 
 
-class GovernedModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class GovernedModel(PythonModel):
     """Scores applications with the compiled scorecard stored as the ``scorecard`` artifact."""
 
     scorecard: Scorecard

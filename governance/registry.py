@@ -132,7 +132,7 @@ def register(
             for item in inputs:
                 frame = pd.read_csv(item["path"])
                 frame = frame.astype({c: "float64" for c in frame.select_dtypes("integer")})
-                ds = mlflow.data.from_pandas(
+                ds = mlflow.data.from_pandas(  # type: ignore[attr-defined]
                     frame,
                     source=Path(item["path"]).resolve().as_uri(),
                     name=item["name"],

@@ -34,8 +34,13 @@ def batch(trained: tuple[Path, Settings], service: DecisionService) -> list[str]
     test = pd.read_csv(root / "data/split/test.csv")
     ids: list[str] = []
     for _, receipts, _, _ in service.score_frame(
-        MODEL, test, subject_column="application_id", alias="candidate", caller="test",
-        purpose="batch", chunk=200,
+        MODEL,
+        test,
+        subject_column="application_id",
+        alias="candidate",
+        caller="test",
+        purpose="batch",
+        chunk=200,
     ):
         ids += [r.id for r in receipts]
     assert len(ids) == len(test)
@@ -62,8 +67,11 @@ def test_a_decision_records_the_version_behind_the_alias_and_its_lineage(
     body = service.ledger.get(batch[0]).body
     info = registry.resolve(trained[1], MODEL, "1")
     assert body["model"] == {
-        "name": MODEL, "version": "1", "alias": "candidate",
-        "lineage_id": lineage_id(info), "mlflow_run_id": info["mlflow_run_id"],
+        "name": MODEL,
+        "version": "1",
+        "alias": "candidate",
+        "lineage_id": lineage_id(info),
+        "mlflow_run_id": info["mlflow_run_id"],
     }
     trace = service.trace(batch[0])
     assert trace["model"]["lineage_id_matches"] is True
@@ -73,8 +81,11 @@ def test_a_decision_records_the_version_behind_the_alias_and_its_lineage(
 
 
 def test_a_single_decision_is_committed_before_it_returns(service: DecisionService) -> None:
-    features = dict(service.ledger.get(service.ledger.find(type="decision", limit=1,
-                    since="2000-01-01T00:00:00Z")[0].id).body["inputs"])
+    features = dict(
+        service.ledger.get(
+            service.ledger.find(type="decision", limit=1, since="2000-01-01T00:00:00Z")[0].id
+        ).body["inputs"]
+    )
     before = service.ledger.size()
     d = service.decide(MODEL, features, subject_id="s-1", alias="candidate", purpose="test")
     # A new connection (another reader) sees it at once.
@@ -116,8 +127,13 @@ def test_an_override_changes_the_effective_outcome_not_the_record(
     decision_id = batch[2]
     original = service.ledger.get(decision_id)
     flipped = "approve" if original.body["outcome"] == "deny" else "deny"
-    service.record_review(decision_id, kind="override", reviewer="officer", reason="documented "
-                          "income omitted", outcome=flipped)
+    service.record_review(
+        decision_id,
+        kind="override",
+        reviewer="officer",
+        reason="documented income omitted",
+        outcome=flipped,
+    )
     shown = service.show(decision_id)
     assert shown["effective_outcome"] == flipped
     assert service.trace(decision_id)["decision"]["effective_outcome"] == flipped
@@ -136,8 +152,9 @@ def test_subject_ids_and_pii_never_reach_the_disk_in_clear(
     canary_id = "CANARY-subject-7f3a9c"
     canary_pii = "CANARY-name-Jane-Q-Applicant"
     features = service.ledger.get(batch[0]).body["inputs"]
-    d = service.decide(MODEL, features, subject_id=canary_id, alias="candidate",
-                       pii={"name": canary_pii})
+    d = service.decide(
+        MODEL, features, subject_id=canary_id, alias="candidate", pii={"name": canary_pii}
+    )
     assert service.ledger.decode(service.ledger.get(d.decision_id))["body"]["pii"] == {
         "name": canary_pii
     }
@@ -153,8 +170,12 @@ def test_subject_ids_and_pii_never_reach_the_disk_in_clear(
 
 def governance_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(REPO / ".venv/bin/governance"), *args], cwd=root, env=cli_env(root),
-        capture_output=True, text=True, timeout=300,
+        [str(REPO / ".venv/bin/governance"), *args],
+        cwd=root,
+        env=cli_env(root),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -165,8 +186,9 @@ def test_audit_cli(trained: tuple[Path, Settings], batch: list[str]) -> None:
     assert json.loads(verify.stdout)["ok"] is True
     replay = governance_cli(root, "audit", "replay", batch[5], "--json")
     assert replay.returncode == 0 and json.loads(replay.stdout)["match"] is True
-    found = governance_cli(root, "audit", "find", "--model", MODEL, "--version", "1",
-                           "--limit", "3", "--json")
+    found = governance_cli(
+        root, "audit", "find", "--model", MODEL, "--version", "1", "--limit", "3", "--json"
+    )
     assert [r["model"]["version"] for r in json.loads(found.stdout)] == ["1", "1", "1"]
     prove = governance_cli(root, "audit", "prove", batch[5], "--json")
     assert json.loads(prove.stdout)["verified"] is True

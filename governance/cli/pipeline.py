@@ -21,8 +21,8 @@ def _run_stage(name: str, project: Path | None, via: str) -> None:
         ws = stages.Workspace.open(project)
         fn = getattr(stages, name)
         if name in {"validate", "fairness", "register"}:
-            return fn(ws, {"source": via, "stage": name})  # type: ignore[no-any-return]
-        return fn(ws)  # type: ignore[no-any-return]
+            return fn(ws, {"source": via, "stage": name})
+        return fn(ws)
 
     result: stages.StageResult = guard(go)
     if not result.passed:

@@ -256,9 +256,9 @@ def compile_pipeline(
     if spec.categorical:
         onehot = pre.named_transformers_["cat"].named_steps["onehot"]
         for name, cats in zip(spec.categorical, onehot.categories_, strict=True):
-            w = {str(c): float(weights[f"cat__{name}_{c}"]) for c in cats}
-            observed = x_train[name].fillna(MISSING).map(w)
-            categorical[name] = {"weights": w, "reference": float(observed.mean())}
+            cat_weights = {str(c): float(weights[f"cat__{name}_{c}"]) for c in cats}
+            observed = x_train[name].fillna(MISSING).map(cat_weights)
+            categorical[name] = {"weights": cat_weights, "reference": float(observed.mean())}
     return Scorecard(
         intercept=float(clf.intercept_[0]),
         numeric=numeric,

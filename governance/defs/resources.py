@@ -20,13 +20,13 @@ from governance.settings import Settings
 from governance.stages import Workspace
 
 
-class MlflowResource(dg.ConfigurableResource):  # type: ignore[misc]
+class MlflowResource(dg.ConfigurableResource):
     """The MLflow tracking store and model registry."""
 
     tracking_uri: str = Field(default="", description="Default: sqlite:///<home>/mlflow.db")
 
 
-class DvcResource(dg.ConfigurableResource):  # type: ignore[misc]
+class DvcResource(dg.ConfigurableResource):
     """The DVC repository's content-addressed storage: cache in the project, a remote."""
 
     remote: str = Field(
@@ -38,7 +38,7 @@ class DvcResource(dg.ConfigurableResource):  # type: ignore[misc]
         return dvc_lock_outs(project_dir)
 
 
-class GovernanceProject(dg.ConfigurableResource):  # type: ignore[misc]
+class GovernanceProject(dg.ConfigurableResource):
     """The project directory (params.yaml, expectations/, pipeline outputs) and its state."""
 
     project_dir: str = Field(default="", description="Default: GOVERNANCE_PROJECT or the cwd")

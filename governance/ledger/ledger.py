@@ -209,7 +209,7 @@ class _VerifyHelper:
     ) -> None:
         self.start = start
         self.prev, self.prev_ts = prev, prev_ts
-        self._job = {
+        self._job: dict[str, Any] = {
             "source": source,
             "start": start,
             "prev": prev,

@@ -1043,6 +1043,10 @@ def create_app(
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    from governance.service import ui  # the decision explorer under /ui (HTML pages)
+
+    app.include_router(ui.router(service, keys))
     return app
 
 

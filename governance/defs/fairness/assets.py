@@ -1,3 +1,5 @@
+from typing import Any
+
 import dagster as dg
 
 from governance import stages
@@ -18,7 +20,7 @@ def fairness_report(
 ) -> dg.MaterializeResult:
     result = stages.fairness(project.workspace(), run_context(context))
     report = result.evidence["report"]
-    meta: dict[str, object] = {"gate": result.message}
+    meta: dict[str, Any] = {"gate": result.message}
     for g in report["groupings"]:
         meta[f"by {g['name']}"] = group_table(g["by_group"])
         meta[f"{g['name']} approval_ratio"] = g["approval_ratio"]
