@@ -13,8 +13,8 @@ from typing import Any
 
 import mlflow.models
 import mlflow.pyfunc
-from mlflow.pyfunc import PythonModel
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from governance.core.scorecard import Scorecard
 

@@ -1200,7 +1200,7 @@ def router(
                 last_override=overrides[-1] if overrides else None,
                 steps=steps,
                 lineage_problem=lineage_problem,
-                status=ledger_status(ledger, decision_id),
+                ledger_state=ledger_status(ledger, decision_id),
                 pii=body.get("pii"),
             )
 
