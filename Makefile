@@ -7,13 +7,14 @@ MODEL ?= mortgage-denial
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env run test lint typecheck ui mlflow-ui serve bench lock clean
+.PHONY: help env browser run test lint typecheck ui mlflow-ui serve bench lock clean
 
 help:
 	@echo "make run        set up, run the governed pipeline, score a batch through the ledger, verify, trace"
 	@echo "make test       set up and run the tests"
 	@echo "make ui         Dagster UI (asset graph, checks, schedules, sensors)"
 	@echo "make mlflow-ui  MLflow UI on the embedded tracking store"
+	@echo "make serve      decision API and explorer (/ui) on port 8080"
 	@echo "make lint       ruff + mypy"
 	@echo "make bench      benchmarks (bench/)"
 
@@ -37,6 +38,14 @@ $(VENV)/bin/dvc: $(VENV)/.ready $(DVC_VENV)/.ready
 
 env: $(VENV)/.ready $(DVC_VENV)/.ready $(VENV)/bin/dvc
 
+# Debian's Chromium for the explorer's browser tests (Playwright drives it; it never downloads a
+# browser). Needs root for apt; without it the browser tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing and not root: browser tests will skip"; fi; }
+
 run: env
 	dvc repro
 	dvc push -q
@@ -50,7 +59,7 @@ run: env
 	@echo "--- the full trace of one decision"
 	governance audit trace $$(sed -n 2p .governance/make-run-decisions.csv | cut -d, -f1)
 
-test: env
+test: env browser
 	$(VENV)/bin/python -m pytest
 
 lint: env
@@ -61,6 +70,10 @@ lint: env
 ui: env
 	mkdir -p .governance/dagster
 	DAGSTER_HOME=$(CURDIR)/.governance/dagster dagster dev -w workspace.yaml
+
+serve: env
+	@echo "create a key first: governance keys create --role scorer (or auditor for /ui)"
+	governance serve --model $(MODEL) --alias $${ALIAS:-candidate} --port $${PORT:-8080}
 
 mlflow-ui: env
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.governance/mlflow.db --port 5000
