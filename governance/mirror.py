@@ -12,7 +12,8 @@ On the **training run** of a registered version (the run the version page links 
 * ``decisions/decisions-00001.json``, ``-00002`` ... — the version's decisions in ledger order,
   :data:`PART_ROWS` rows per file, in the format of ``MlflowClient.log_table`` (pandas
   ``orient="split"``) and registered in the run's ``mlflow.loggedArtifacts`` tag, so the UI's
-  artifact browser shows each file as a table, and ``MlflowClient.load_table`` reads it back.
+  artifact browser shows each file as a table (the newest :data:`TABLE_TAG_LIMIT` parts: the tag
+  holds at most 8,000 characters), and ``MlflowClient.load_table`` reads any part back.
   Columns: :data:`COLUMNS` — no inputs, no PII, no subject ids: only the first
   :data:`SUBJECT_PREFIX` hex digits of the subject's HMAC key, enough to tell subjects apart.
 * ``decisions/index.json`` — the parts (seq range, rows, counts), totals and the cursor.
@@ -25,7 +26,9 @@ On the **training run** of a registered version (the run the version page links 
 
 On the **model version**: tags ``governance.explorer`` (the decision explorer's page of this
 version, base URL from ``GOVERNANCE_EXPLORER_URL``, default ``http://127.0.0.1:8080``),
-``governance.decisions.count`` and ``governance.decisions.table`` (where the table lives).
+``governance.decisions.count`` and ``governance.decisions.table`` (where the table lives), and
+one line of its description — MLflow renders descriptions as Markdown, so that line is a
+clickable link to the explorer (tag values are plain text). Other description text is kept.
 
 Why a table in parts rather than one table or MLflow traces
 -----------------------------------------------------------
@@ -45,7 +48,8 @@ written after the parts: a run that dies half-way leaves the old index, and the 
 rewrites the same parts), in the run tag ``governance.mirror.seq``, and locally under
 ``<home>/mirror/<model>/v<version>.json`` (what this machine last mirrored, readable without
 MLflow). A run with no new event of the version writes nothing. If the record at the cursor no
-longer has the recorded hash (a different ledger), the mirror is rebuilt from the start.
+longer has the recorded hash (a different ledger), or the part size changed, the mirror is
+rebuilt from the start and table files the new index no longer lists are deleted.
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ TAG_UPDATED = "governance.mirror.updated"
 TAG_EXPLORER = "governance.explorer"
 TAG_VERSION_COUNT = "governance.decisions.count"
 TAG_VERSION_TABLE = "governance.decisions.table"
+DESCRIPTION_MARK = "Decision explorer (governance):"  # the description line the mirror owns
 LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # mlflow.utils.mlflow_tags.MLFLOW_LOGGED_ARTIFACTS
 
 COLUMNS = (
@@ -265,6 +270,7 @@ def scan(
     after_seq: int = -1,
     after_ts: str | None = None,
     until_seq: int | None = None,
+    page_size: int | None = None,
     **filters: Any,
 ) -> Iterator[Record]:
     """Records matching ``filters`` (as :meth:`Ledger.find`) with ``after_seq < seq <= until_seq``.
@@ -274,16 +280,17 @@ def scan(
     sharing one timestamp (a batch) are paged by offset. ``after_ts`` must be the timestamp of
     the record at ``after_seq`` (or earlier).
     """
+    size = page_size or PAGE
     since = after_ts
     offset = 0
     while True:
-        page = ledger.find(since=since, limit=PAGE, offset=offset, **filters)
+        page = ledger.find(since=since, limit=size, offset=offset, **filters)
         for record in page:
             if until_seq is not None and record.seq > until_seq:
                 return
             if record.seq > after_seq:
                 yield record
-        if len(page) < PAGE:
+        if len(page) < size:
             return
         last_ts = page[-1].ts
         if since == last_ts:
@@ -330,38 +337,50 @@ def build_update(
     appended meanwhile is left to the next run), finds the parts they change (the last,
     unfilled part and new parts for new decisions; the part of an older decision that was
     overridden or got its outcome) and writes those parts, rebuilt from the ledger, as table
-    files into ``directory``. Pure with respect to MLflow.
+    files into ``directory``. Pure with respect to MLflow. Each decision body is read once
+    (a peek tells whether any is new); only overrides and outcomes are read twice.
     """
     until = ledger.size() - 1
     after_seq, after_ts = (cursor.seq, cursor.ts) if cursor else (-1, None)
+
+    def events(
+        kind: str, after: tuple[int, str | None], page: int | None = None
+    ) -> Iterator[Record]:
+        return scan(
+            ledger,
+            after_seq=after[0],
+            after_ts=after[1],
+            until_seq=until,
+            page_size=page,
+            model=model,
+            version=version,
+            type=kind,
+        )
+
+    # Overrides and observed outcomes after the cursor may change rows already mirrored.
     mirrored_to = parts[-1].last_seq if parts else -1
     firsts = [p.first_seq for p in parts]
-    last: Record | None = None
-    new_decisions = events = 0
     dirty: set[int] = set()
-    news = scan(
-        ledger,
-        after_seq=after_seq,
-        after_ts=after_ts,
-        until_seq=until,
-        model=model,
-        version=version,
-    )
-    for record in news:
-        last = record
-        events += 1
-        if record.type == "decision":
-            new_decisions += 1
-        elif parts and _changes_row(record):
-            target = ledger.get(str(record.body["decision_id"]))
-            if target is not None and target.seq <= mirrored_to:
-                dirty.add(bisect_right(firsts, target.seq) - 1)
-    if last is None:
+    last: Record | None = None  # the newest event that changes a row
+    changed = 0
+    for kind in ("review", "outcome"):
+        for event in events(kind, (after_seq, after_ts)):
+            if not _changes_row(event):
+                continue
+            changed += 1
+            if last is None or event.seq > last.seq:
+                last = event
+            if parts:
+                target = ledger.get(str(event.body["decision_id"]))
+                if target is not None and target.seq <= mirrored_to:
+                    dirty.add(bisect_right(firsts, target.seq) - 1)
+    first_new = next(events("decision", (after_seq, after_ts), page=64), None)
+    if first_new is None and not changed:
         return None
-    new_cursor = Cursor(last.seq, last.ts, last.hash)
 
     # The tail: the last part if it has room, then new parts; rebuilt from its first decision.
-    tail = len(parts) - 1 if parts and parts[-1].rows < part_rows and new_decisions else len(parts)
+    has_room = bool(parts) and parts[-1].rows < part_rows
+    tail = len(parts) - 1 if first_new is not None and has_room else len(parts)
     if tail < len(parts):
         tail_after: tuple[int, str | None] = (parts[tail].first_seq - 1, parts[tail].first_ts)
     else:
@@ -370,55 +389,47 @@ def build_update(
     starts: list[tuple[int, str | None]] = [
         (parts[i].first_seq - 1, parts[i].first_ts) for i in old
     ]
-    if new_decisions:
+    if first_new is not None:
         starts.append(tail_after)
-    if not starts:  # only events that change no row (e.g. a plain review): move the cursor
-        return Update([], list(parts), new_cursor, 0, events, directory)
-    reviews, observed = _annotations(ledger, model, version, min(starts, key=lambda s: s[0]), until)
-
     new_parts = list(parts)
     files: list[str] = []
-
-    def rows_of(decisions: Iterator[Record], limit: int) -> list[dict[str, Any]]:
-        out = []
-        for d in decisions:
-            out.append(decision_row(d, reviews.get(d.id, ()), observed.get(d.id)))
-            if len(out) == limit:
-                break
-        return out
-
-    def write(number: int, rows: list[dict[str, Any]]) -> Part:
-        file = part_file(number)
-        _write_table(directory / Path(file).name, rows)
-        files.append(file)
-        return Part.summarise(file, rows)
-
-    for i in old:
-        p = parts[i]
-        decisions = scan(
-            ledger,
-            after_seq=p.first_seq - 1,
-            after_ts=p.first_ts,
-            until_seq=p.last_seq,
-            model=model,
-            version=version,
-            type="decision",
+    added = [0]  # decisions after the cursor among the rows written
+    if starts:
+        reviews, observed = _annotations(
+            ledger, model, version, min(starts, key=lambda s: s[0]), until
         )
-        new_parts[i] = write(i + 1, rows_of(decisions, p.rows))
-    if new_decisions:
-        del new_parts[tail:]
-        decisions = scan(
-            ledger,
-            after_seq=tail_after[0],
-            after_ts=tail_after[1],
-            until_seq=until,
-            model=model,
-            version=version,
-            type="decision",
-        )
-        while rows := rows_of(decisions, part_rows):
-            new_parts.append(write(len(new_parts) + 1, rows))
-    return Update(files, new_parts, new_cursor, new_decisions, events, directory)
+
+        def write(number: int, decisions: Iterator[Record], limit: int) -> Part | None:
+            rows = []
+            for d in decisions:
+                rows.append(decision_row(d, reviews.get(d.id, ()), observed.get(d.id)))
+                if len(rows) == limit:
+                    break
+            if not rows:
+                return None
+            file = part_file(number)
+            _write_table(directory / Path(file).name, rows)
+            files.append(file)
+            added[0] += sum(1 for r in rows if r["seq"] > after_seq)
+            return Part.summarise(file, rows)
+
+        for i in old:
+            p = parts[i]
+            rebuilt = write(i + 1, events("decision", (p.first_seq - 1, p.first_ts)), p.rows)
+            if rebuilt is None or rebuilt.last_seq != p.last_seq:
+                raise MirrorError(f"the ledger no longer holds the decisions of {p.file}")
+            new_parts[i] = rebuilt
+        if first_new is not None:
+            del new_parts[tail:]
+            decisions = events("decision", tail_after)
+            while part := write(len(new_parts) + 1, decisions, part_rows):
+                new_parts.append(part)
+            last_seq = new_parts[-1].last_seq
+            if last is None or last_seq > last.seq:
+                last = ledger.get_seq(last_seq)
+    assert last is not None
+    cursor_now = Cursor(last.seq, last.ts, last.hash)
+    return Update(files, new_parts, cursor_now, added[0], added[0] + changed, directory)
 
 
 def _changes_row(record: Record) -> bool:
@@ -454,11 +465,13 @@ def _annotations(
 
 
 def _write_table(path: Path, rows: list[dict[str, Any]]) -> None:
-    """A table file exactly as ``MlflowClient.log_table`` writes one (pandas, orient=split)."""
-    import pandas as pd
+    """A table file in ``MlflowClient.log_table``'s format (pandas ``orient="split"``).
 
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    frame.to_json(path, orient="split", index=False, date_format="iso")
+    Written directly: several times faster than through a DataFrame, and scores keep every
+    digit (pandas rounds floats to 10 significant digits by default).
+    """
+    doc = {"columns": list(COLUMNS), "data": [[r[c] for c in COLUMNS] for r in rows]}
+    path.write_text(json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
 
 
 # -- MLflow ----------------------------------------------------------------------------------
@@ -529,14 +542,33 @@ def _usable(
     return index, None
 
 
-def _read_index(client: Any, run_id: str) -> dict[str, Any] | None:
+def _read_index(client: Any, run_id: str) -> tuple[dict[str, Any] | None, set[str]]:
+    """The stored index (if any) and the artifact paths under ``decisions/``."""
     names = {a.path for a in client.list_artifacts(run_id, TABLE_DIR)}
     if INDEX_FILE not in names:
-        return None
+        return None, names
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(run_id, INDEX_FILE, tmp)
         doc: dict[str, Any] = json.loads(Path(path).read_text())
-    return doc
+    return doc, names
+
+
+def _remove_stale(client: Any, run_id: str, names: set[str], parts: Sequence[Part]) -> str | None:
+    """Delete table files no longer in the index (after a rebuild); say why if it cannot."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    keep = {p.file for p in parts}
+    stale = sorted(n for n in names if n.startswith(f"{TABLE_DIR}/decisions-") and n not in keep)
+    if not stale:
+        return None
+    try:
+        repo = get_artifact_repository(client.get_run(run_id).info.artifact_uri)
+        for name in stale:
+            repo.delete_artifacts(name)
+    except (NotImplementedError, OSError) as exc:
+        log.warning("cannot delete stale mirror files %s: %s", stale, exc)
+        return f"stale files not in the index left in place: {', '.join(stale)}"
+    return None
 
 
 def _table_tag(current: str | None, parts: Sequence[Part]) -> str:
@@ -556,7 +588,7 @@ def _index_doc(
     version: str,
     run_id: str,
     parts: Sequence[Part],
-    cursor: Cursor,
+    cursor: Cursor | None,
     part_rows: int,
     explorer: str,
 ) -> dict[str, Any]:
@@ -565,7 +597,7 @@ def _index_doc(
         "model": model,
         "version": version,
         "run_id": run_id,
-        "cursor": asdict(cursor),
+        "cursor": asdict(cursor) if cursor else None,
         "part_rows": part_rows,
         "columns": list(COLUMNS),
         "parts": [asdict(p) for p in parts],
@@ -581,12 +613,13 @@ def _sync_run(client: Any, run_id: str, index: Mapping[str, Any], force: bool) -
     from mlflow.entities import Metric, RunTag
 
     parts, cursor = _parts_from(index)
-    if cursor is None:
-        return False
     run = client.get_run(run_id)
+    if cursor is None and TAG_SEQ not in run.data.tags:
+        return False  # never mirrored, nothing to mirror
+    seq = cursor.seq if cursor else -1
     t = totals(parts)
     tags = {
-        TAG_SEQ: str(cursor.seq),
+        TAG_SEQ: str(seq),
         TAG_ROWS: str(t["count"]),
         LOGGED_ARTIFACTS: _table_tag(run.data.tags.get(LOGGED_ARTIFACTS), parts),
     }
@@ -606,17 +639,37 @@ def _sync_run(client: Any, run_id: str, index: Mapping[str, Any], force: bool) -
     stale[TAG_UPDATED] = str(index["updated"])
     client.log_batch(
         run_id,
-        metrics=[Metric(k, v, now, cursor.seq) for k, v in metrics.items()],
+        metrics=[Metric(k, v, now, max(seq, 0)) for k, v in metrics.items()],
         tags=[RunTag(k, v) for k, v in stale.items()],
     )
     return True
 
 
+def description_with_link(description: str | None, explorer_url: str) -> str:
+    """A version description with its explorer link line (added or replaced, nothing else).
+
+    MLflow renders a version's description as Markdown, so the link is clickable on the version
+    page (tag values are plain text). Only the line starting with :data:`DESCRIPTION_MARK` is
+    ours; whatever else the description says is kept as it is.
+    """
+    lines = [
+        line for line in (description or "").splitlines() if not line.startswith(DESCRIPTION_MARK)
+    ]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    ours = (
+        f"{DESCRIPTION_MARK} [this version's decisions]({explorer_url}); "
+        f"a copy as tables is in the source run's artifacts, `{TABLE_DIR}/`."
+    )
+    return "\n\n".join(filter(None, ["\n".join(lines), ours]))
+
+
 def _sync_version(
     client: Any, model: str, version: str, index: Mapping[str, Any] | None, explorer_url: str
 ) -> bool:
-    """Set the model version's explorer link (and decisions count/table) where they differ."""
-    current = dict(client.get_model_version(model, version).tags)
+    """Set the model version's explorer link (tag and description line) and decisions count."""
+    found = client.get_model_version(model, version)
+    current = dict(found.tags)
     wanted = {TAG_EXPLORER: explorer_url}
     if index and index.get("cursor"):
         wanted[TAG_VERSION_COUNT] = str(totals(_parts_from(index)[0])["count"])
@@ -626,6 +679,10 @@ def _sync_version(
         if current.get(key) != value:
             client.set_model_version_tag(model, version, key, value)
             wrote = True
+    description = description_with_link(found.description, explorer_url)
+    if description != (found.description or ""):
+        client.update_model_version(model, version, description=description)
+        wrote = True
     return wrote
 
 
@@ -754,7 +811,8 @@ def _mirror(
     try:
         with tracking(settings) as client:
             run_id = _version_run(client, model, version, uri)
-            stored, note = _usable(_read_index(client, run_id), ledger, model, version, part_rows)
+            raw, names = _read_index(client, run_id)
+            stored, note = _usable(raw, ledger, model, version, part_rows)
             parts, cursor = _parts_from(stored)
             seq = cursor.seq if cursor else "(none)"
             with tempfile.TemporaryDirectory(prefix="governance-mirror-") as tmp:
@@ -762,23 +820,26 @@ def _mirror(
                     ledger, model, version, parts, cursor, Path(tmp), part_rows=part_rows
                 )
                 index = stored
-                if update is not None:
+                rewrite = update is not None or (raw is not None and stored is None)
+                if rewrite:  # new events, or a stale mirror to reset
                     index = _index_doc(
                         model,
                         version,
                         run_id,
-                        update.parts,
-                        update.cursor,
+                        update.parts if update else [],
+                        update.cursor if update else None,
                         part_rows,
                         explorer_version_url(model, version, base=base),
                     )
-                    if update.files:
+                    if update is not None and update.files:
                         client.log_artifacts(run_id, tmp, TABLE_DIR)
                     index_path = Path(tmp) / "index.json"
                     index_path.write_text(json.dumps(index, indent=2, sort_keys=True))
                     client.log_artifact(run_id, str(index_path), TABLE_DIR)  # the commit point
-            wrote = update is not None
-            wrote |= _sync_run(client, run_id, index, force=update is not None) if index else False
+                    left = _remove_stale(client, run_id, names, _parts_from(index)[0])
+                    note = "; ".join(filter(None, [note, left])) or None
+            wrote = rewrite
+            wrote |= _sync_run(client, run_id, index, force=rewrite) if index else False
             wrote |= _sync_version(
                 client, model, version, index, explorer_version_url(model, version, base=base)
             )
@@ -811,7 +872,7 @@ def _mirror(
         "tracking_uri": safe_uri(uri),
         "note": note,
     }
-    if cursor is not None:
+    if cursor is not None or rewrite:
         _save_local(settings, model, version, doc)
     if update is not None:
         log.info(
@@ -927,7 +988,7 @@ def read_mirror(settings: Settings, model: str, version: str | int) -> tuple[dic
     version = str(version)
     with tracking(settings) as client:
         run_id = _version_run(client, model, version, settings.mlflow_uri)
-        index = _read_index(client, run_id)
+        index, _ = _read_index(client, run_id)
         if index is None:
             return {}, pd.DataFrame(columns=list(COLUMNS))
         experiment_id = client.get_run(run_id).info.experiment_id

@@ -189,7 +189,9 @@ def register(
 
 
 def version_tags(lineage: dict[str, Any]) -> dict[str, str]:
-    """The lineage contract as model-version tags (DESIGN §3)."""
+    """The lineage contract as model-version tags (DESIGN §3), and the explorer's page."""
+    from governance.mirror import explorer_version_url
+
     tags = {
         "git.commit": str(lineage["git_commit"]),
         "git.dirty": str(lineage["git_dirty"]).lower(),
@@ -202,6 +204,7 @@ def version_tags(lineage: dict[str, Any]) -> dict[str, str]:
         "mlflow.run_id": lineage["mlflow_run_id"],
         "run.source": lineage["run"]["source"],
         "run.id": lineage["run"].get("id", ""),
+        "governance.explorer": explorer_version_url(lineage["model"], lineage["version"]),
     }
     for d in lineage["datasets"]:
         tags[f"data.{d['name']}.md5"] = d["md5"]

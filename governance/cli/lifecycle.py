@@ -241,3 +241,32 @@ def monitor(
         typer.echo(f"report: {result.paths.get('html', '')}", err=True)
     if not result.doc["passed"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def mirror(
+    model: Annotated[
+        str | None, typer.Argument(help="Registered model (default: the project's model).")
+    ] = None,
+    version: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--version",
+            help="Only this version (repeatable; default: every version with decisions).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Copy the ledger's decisions to MLflow: a decisions table, metrics and an explorer link
+    on each registered version (incremental; the ledger stays the source of truth)."""
+    from governance import mirror as decision_mirror
+    from governance.stages import Workspace
+
+    ws = guard(lambda: Workspace.open(project))
+    name = model or ws.spec.model_name
+    doc = guard(lambda: decision_mirror.mirror_model(ws.settings, name, versions=version or None))
+    if as_json:
+        emit(doc)
+    else:
+        typer.echo(decision_mirror.summary(doc))

@@ -85,6 +85,7 @@ DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 DEFAULT_DAGSTER_UI = "http://127.0.0.1:3000"
 DAGSTER_ASSET = "registered_model"
 CARD_CACHE = 32
+PROOF_WAIT = 0.5  # seconds a decision page waits for the Merkle tree before showing it pending
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self';"
@@ -93,7 +94,7 @@ CSP = (
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
@@ -668,6 +669,7 @@ class LedgerStatus:
     checkpoint: dict[str, Any] | None = None
     proof_verified: bool | None = None
     proof_length: int = 0
+    proof_pending: bool = False
     latest_checkpoint_size: int | None = None
     problem: str | None = None
 
@@ -683,11 +685,13 @@ def _checkpoint_view(cp: Checkpoint, ledger: Any) -> dict[str, Any]:
     }
 
 
-def ledger_status(ledger: Any, record_id: str) -> LedgerStatus:
+def ledger_status(ledger: Any, record_id: str, tree_ready: bool = True) -> LedgerStatus:
     """A decision's ledger position, its covering checkpoint and a server-checked proof.
 
     A page view never signs a checkpoint: a decision that no checkpoint covers yet is shown
     as such (``governance audit checkpoint`` or ``POST /v1/ledger/checkpoints`` covers it).
+    While the server is still building its Merkle tree (``tree_ready`` false, once after a
+    start; see :class:`TreeWarmer`) the proof is shown as pending rather than waited for.
     """
     record = ledger.get(record_id)
     if record is None:
@@ -699,6 +703,13 @@ def ledger_status(ledger: Any, record_id: str) -> LedgerStatus:
     covering = [cp for cp in checkpoints if cp.size > record.seq]
     if not covering:
         return LedgerStatus(**base, latest_checkpoint_size=latest)
+    if not tree_ready:
+        return LedgerStatus(
+            **base,
+            checkpoint=_checkpoint_view(covering[-1], ledger),
+            proof_pending=True,
+            latest_checkpoint_size=latest,
+        )
     try:
         proof = ledger.inclusion_proof(record_id)
     except IntegrityError as exc:
@@ -711,6 +722,46 @@ def ledger_status(ledger: Any, record_id: str) -> LedgerStatus:
         proof_length=len(proof["proof"]),
         latest_checkpoint_size=latest,
     )
+
+
+class TreeWarmer:
+    """Builds the ledger's Merkle tree once, in the background, when the explorer is first used.
+
+    The first inclusion proof after a start walks and checks every record to build the tree
+    (about 6 s at 1,000,000 records here); later proofs only extend it. Starting that walk at
+    sign-in (or at the first page of a session) means decision pages need not wait for it;
+    a server whose explorer nobody opens never does the work.
+    """
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self.done = threading.Event()
+        self.problem: str | None = None
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        """Start the walk (once per process)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._run, name="ui-merkle-tree", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            if self.ledger.size() > 0:
+                self.ledger.consistency_proof(1)  # builds (and checks) the tree, cheaply
+        except Exception as exc:  # reported by the proof itself on the decision page
+            self.problem = str(exc)
+            log.warning("explorer: building the Merkle tree failed: %s", exc)
+        finally:
+            self.done.set()
+
+    def ready(self, wait: float = 0.0) -> bool:
+        """Whether the tree is built (or failed), waiting up to ``wait`` seconds."""
+        self.start()
+        return self.done.wait(wait)
 
 
 def lineage_steps(
@@ -962,6 +1013,7 @@ def router(
     ledger = service.ledger
     settings = service.settings
     verifier = _Verifier(ledger)
+    warmer = TreeWarmer(ledger)
     cards = _Cache()
     experiments = _Cache(1024)
     r = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -1008,8 +1060,12 @@ def router(
             return to_login(request)
         if who.role not in UI_ROLES:
             return forbidden(request, who)
+        warmer.start()
         try:
             return build(who)
+        except IntegrityError as exc:
+            log.error("explorer page %s: the ledger does not verify: %s", request.url.path, exc)
+            return error(request, who, 409, "The ledger does not verify", str(exc))
         except Exception:
             log.exception("explorer page %s failed", request.url.path)
             return error(
@@ -1019,11 +1075,11 @@ def router(
     def same_origin(request: Request) -> bool:
         """Refuse cross-site form posts (SameSite=Strict is the first line; this the second)."""
         site = request.headers.get("sec-fetch-site")
-        if site is not None and site not in ("same-origin", "none"):
-            return False
+        if site is not None:  # browsers send it; it cannot be set by a page's script
+            return site in ("same-origin", "none")
         origin = request.headers.get("origin")
-        if origin is None or origin == "null":
-            return origin is None
+        if origin is None:  # not a browser form post (curl, tests)
+            return True
         host = request.headers.get("host", "")
         return origin in (f"http://{host}", f"https://{host}")
 
@@ -1101,6 +1157,7 @@ def router(
             secure=secure(request),
         )
         log.info("explorer: %s (%s) signed in", found.name, found.role)
+        warmer.start()
         return response
 
     @r.post("/logout")
@@ -1200,7 +1257,7 @@ def router(
                 last_override=overrides[-1] if overrides else None,
                 steps=steps,
                 lineage_problem=lineage_problem,
-                ledger_state=ledger_status(ledger, decision_id),
+                ledger_state=ledger_status(ledger, decision_id, warmer.ready(PROOF_WAIT)),
                 pii=body.get("pii"),
             )
 
@@ -1333,6 +1390,7 @@ __all__ = [
     "Chart",
     "SearchFilters",
     "Sessions",
+    "TreeWarmer",
     "UiConfig",
     "contribution_chart",
     "router",

@@ -3,6 +3,7 @@ import dagster as dg
 from governance import stages
 from governance.defs.evidence import run_context
 from governance.defs.resources import GovernanceProject
+from governance.mirror import explorer_version_url
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
 
@@ -30,6 +31,7 @@ def registered_model(
             "mlflow_run_id": ev["mlflow_run_id"],
             "mlflow_run": dg.MetadataValue.url(run_url),
             "model_version": dg.MetadataValue.url(version_url),
+            "explorer": dg.MetadataValue.url(explorer_version_url(ev["model"], ev["version"])),
             "git_commit": str(lineage["git_commit"]),
             "git_dirty": bool(lineage["git_dirty"]),
             "data_md5": dg.MetadataValue.json({d["path"]: d["md5"] for d in lineage["datasets"]}),
