@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import project, report
 from bench.common import log, pg_available
 
-BENCHMARKS = ("decisions", "batch", "http", "audit", "pipeline")
+BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "pipeline")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

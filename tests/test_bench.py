@@ -19,7 +19,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("decisions", "batch", "http", "audit", "pipeline")
+BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "pipeline")
 HAVE_DVC = (REPO / ".venv-dvc" / "bin" / "dvc").exists() or shutil.which("dvc") is not None
 
 EXPECTED = {
@@ -49,6 +49,32 @@ EXPECTED = {
         "subject-raw",
         "find-p50",
         "find-p99",
+    },
+    "ui": {
+        "api-find-p50",
+        "api-find-p99",
+        "api-trace-p50",
+        "api-trace-p99",
+        "decision-first",
+        "decision-p50",
+        "decision-p99",
+        "integrity-p50",
+        "integrity-p99",
+        "model-p50",
+        "model-p99",
+        "proof-ready",
+        "search-first-p50",
+        "search-first-p99",
+        "search-model-p50",
+        "search-model-p99",
+        "search-outcome-p50",
+        "search-outcome-p99",
+        "search-paged-p50",
+        "search-paged-p99",
+        "search-subject-p50",
+        "search-subject-p99",
+        "search-time-p50",
+        "search-time-p99",
     },
     "pipeline": {"inprocess", "dvc-cold", "dvc-noop", "dvc-version"},
 }

@@ -1,0 +1,257 @@
+"""Fixtures for the decision explorer (``/ui``) tests.
+
+One session-wide setup on the trained project (``trained``, tests/conftest.py): a
+:class:`DecisionService` on its ledger, one API key per role (named ``ui-…``, apart from the
+service tests' keys), a handful of decisions made here (one plain, one overridden by an approver
+and given an observed outcome, a run of decisions for one subject to page through), a signed
+checkpoint covering them, and a production monitoring report of version 1. Browser tests get a
+real uvicorn server on a free loopback port and Debian's Chromium driven by Playwright; they skip,
+saying why, when ``/usr/bin/chromium`` or the ``playwright`` package is missing.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import uvicorn
+import yaml
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from governance.decisions import DecisionService
+from governance.service import KeyStore, create_app
+from governance.settings import Settings
+
+MODEL = "mortgage-denial"
+ALIAS = "candidate"
+ROLES = ("scorer", "auditor", "approver", "admin")
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "ui"
+PAGED = 7  # decisions made for the paging subject
+
+
+@dataclass(frozen=True)
+class Explorer:
+    """The explorer's test world."""
+
+    root: Path
+    settings: Settings
+    service: DecisionService
+    keys: KeyStore
+    tokens: dict[str, str]  # role -> API key
+    app: FastAPI
+    plain: str  # a decision nobody reviewed
+    plain_subject: str
+    overridden: str  # a decision an approver overrode (and whose outcome was observed)
+    overridden_subject: str
+    override_outcome: str
+    override_reason: str
+    paged: list[str]  # PAGED decisions of one subject, in ledger order
+    paged_subject: str
+    rows: list[dict[str, Any]]  # test-split applications (features only)
+
+    @property
+    def ledger(self) -> Any:
+        return self.service.ledger
+
+
+def _rows(root: Path, service: DecisionService) -> list[dict[str, Any]]:
+    order = list(service.model(MODEL, alias=ALIAS)[0].scorecard.order)
+    test = pd.read_csv(root / "data" / "split" / "test.csv").head(40)
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in test[order].to_dict(orient="records")
+    ]
+
+
+def _monitoring_report(root: Path, settings: Settings, service: DecisionService) -> None:
+    """Score the test split under a purpose of our own, record outcomes, write the report."""
+    from governance import monitoring
+
+    purpose = f"ui-monitoring-{uuid.uuid4().hex[:8]}"
+    frame = pd.read_csv(root / "data" / "split" / "test.csv")
+    ids: list[str] = []
+    for _, receipts, _, _ in service.score_frame(
+        MODEL, frame, subject_column="application_id", alias=ALIAS, purpose=purpose
+    ):
+        ids += [r.id for r in receipts]
+    observed = frame["deny"].astype(str).str.lower().isin(["yes", "1", "true"])
+    for decision_id, denied in list(zip(ids, observed, strict=True))[:120]:
+        service.record_outcome(decision_id, "deny" if denied else "approve", source="servicing")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    monitoring.run(settings, params, MODEL, version="1", purpose=purpose)
+
+
+@pytest.fixture(scope="session")
+def explorer(trained: tuple[Path, Settings]) -> Iterator[Explorer]:
+    root, settings = trained
+    service = DecisionService.open(settings)
+    keys = KeyStore.for_home(settings.home)
+    tokens = {role: keys.create(f"ui-{role}", role) for role in ROLES}
+    rows = _rows(root, service)
+    tag = uuid.uuid4().hex[:8]
+
+    plain_subject = f"ui-applicant-plain-{tag}"
+    plain = service.decide(
+        MODEL, rows[0], alias=ALIAS, subject_id=plain_subject, caller="ui-scorer", purpose="ui"
+    )
+    overridden_subject = f"ui-applicant-override-{tag}"
+    decided = service.decide(
+        MODEL,
+        rows[1],
+        alias=ALIAS,
+        subject_id=overridden_subject,
+        caller="ui-scorer",
+        purpose="ui",
+        pii={"name": "Ada Example"},
+    )
+    override_outcome = "deny" if decided.outcome == "approve" else "approve"
+    override_reason = f"income documents re-checked by hand ({tag})"
+    service.record_review(
+        decided.decision_id,
+        kind="override",
+        reviewer="ui-approver",
+        reason=override_reason,
+        outcome=override_outcome,
+    )
+    service.record_outcome(decided.decision_id, override_outcome, source="servicing")
+    paged_subject = f"ui-applicant-paged-{tag}"
+    paged = [
+        service.decide(MODEL, rows[2 + i], alias=ALIAS, subject_id=paged_subject).decision_id
+        for i in range(PAGED)
+    ]
+    _monitoring_report(root, settings, service)
+    service.ledger.checkpoint()
+    app = create_app(service, keys, default_model=MODEL, default_alias=ALIAS)
+    yield Explorer(
+        root=root,
+        settings=settings,
+        service=service,
+        keys=keys,
+        tokens=tokens,
+        app=app,
+        plain=plain.decision_id,
+        plain_subject=plain_subject,
+        overridden=decided.decision_id,
+        overridden_subject=overridden_subject,
+        override_outcome=override_outcome,
+        override_reason=override_reason,
+        paged=paged,
+        paged_subject=paged_subject,
+        rows=rows,
+    )
+    service.close()
+
+
+@pytest.fixture
+def client(explorer: Explorer) -> Iterator[TestClient]:
+    """A fresh HTTP client (no cookies) on the app; redirects are not followed."""
+    with TestClient(explorer.app, follow_redirects=False) as c:
+        yield c
+
+
+@pytest.fixture
+def auditor(client: TestClient, explorer: Explorer) -> TestClient:
+    """A client signed in as the auditor."""
+    response = client.post(
+        "/ui/login", data={"key": explorer.tokens["auditor"], "next": "/ui/decisions"}
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+# -- a real server and a real browser -------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(explorer: Explorer) -> Iterator[str]:
+    """The app served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    port = _free_port()
+    config = uvicorn.Config(
+        explorer.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, name="ui-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here, or ``None``."""
+    if not CHROMIUM.exists():
+        return (
+            f"{CHROMIUM} is missing: the browser tests need Debian's chromium package"
+            " (apt-get install chromium; `make test` installs it)"
+        )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return (
+            "the playwright Python package is missing (`make test` installs it; the browser"
+            " is Debian's chromium, never `playwright install`)"
+        )
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's package) driven by Playwright; skips if unavailable."""
+    missing = browser_missing()
+    if missing:
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and page; navigation times out after 15 s."""
+    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """``test-artifacts/ui/`` (git-ignored): the screenshots the browser tests take."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
