@@ -54,8 +54,12 @@ def _git(cwd: Path, *args: str) -> str:
     ).stdout
 
 
-def clone_project(dest: Path) -> Path:
-    """Copy the working tree into ``dest`` and commit it there (a clean, real commit)."""
+def clone_project(dest: Path, *, who: str = "bench") -> Path:
+    """Copy the working tree into ``dest`` and commit it there (a clean, real commit).
+
+    The working tree's tracked and untracked-but-not-ignored files, uncommitted edits included,
+    with a history of their own, so lineage can name a real, clean commit. The tests use it too.
+    """
     files = _git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
     for name in filter(None, files):
         src = REPO / name
@@ -67,12 +71,12 @@ def clone_project(dest: Path) -> Path:
     _git(
         dest,
         "-c",
-        "user.name=bench",
+        f"user.name={who}",
         "-c",
-        "user.email=bench@example.invalid",
+        f"user.email={who}@example.invalid",
         "commit",
         "-qm",
-        "benchmark clone",
+        f"{who} clone",
     )
     return dest
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from bench.project import clone_project as _clone
 from governance.core.dataset import load_spec, read_source
 from governance.settings import Settings
 
@@ -51,30 +51,8 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def clone_project(dest: Path) -> Path:
-    """Copy the working tree's tracked and untracked-but-not-ignored files and commit them.
-
-    This is a clone of what is being tested (uncommitted edits included), with its own history,
-    so lineage can name a real, clean commit.
-    """
-    files = _git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
-    for name in filter(None, files):
-        src = REPO / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    _git(dest, "init", "-q", "-b", "main")
-    _git(dest, "add", "-A")
-    _git(
-        dest,
-        "-c",
-        "user.name=test",
-        "-c",
-        "user.email=test@example.invalid",
-        "commit",
-        "-qm",
-        "clone",
-    )
-    return dest
+    """A committed copy of the working tree (see :func:`bench.project.clone_project`)."""
+    return _clone(dest, who="test")
 
 
 def build_trained_project(base: Path) -> tuple[Path, Settings]:

@@ -21,18 +21,23 @@ def metadata(result: StageResult, **extra: Any) -> dict[str, Any]:
     return out
 
 
-def group_table(rows: list[dict[str, Any]]) -> dg.TableMetadataValue:
-    """A fairness MetricFrame's rows as a Dagster table."""
-    columns = ["group", "count", "approval_rate", "selection_rate", "tpr", "fpr"]
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> dg.TableMetadataValue:
+    """Rows as a Dagster table with the given ``(name, type)`` columns; NaN becomes null."""
     records = [
-        dg.TableRecord({c: (r.get(c) if r.get(c) == r.get(c) else None) for c in columns})
+        dg.TableRecord({c: (r.get(c) if r.get(c) == r.get(c) else None) for c, _ in columns})
         for r in rows
     ]
-    schema = dg.TableSchema(
-        columns=[dg.TableColumn("group", "string"), dg.TableColumn("count", "int")]
-        + [dg.TableColumn(c, "float") for c in columns[2:]]
-    )
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
     return dg.MetadataValue.table(records, schema=schema)
+
+
+def group_table(rows: list[dict[str, Any]]) -> dg.TableMetadataValue:
+    """A fairness MetricFrame's rows as a Dagster table."""
+    return table(
+        rows,
+        [("group", "string"), ("count", "int")]
+        + [(c, "float") for c in ("approval_rate", "selection_rate", "tpr", "fpr")],
+    )
 
 
 def run_context(

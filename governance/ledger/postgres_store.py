@@ -42,7 +42,6 @@ from governance.ledger.records import (
     PendingRecord,
     Receipt,
     chain_rows,
-    subject_tag,
 )
 from governance.ledger.store import (
     APPEND_ONLY_MESSAGE,
@@ -50,6 +49,7 @@ from governance.ledger.store import (
     LedgerStore,
     Query,
     StoreError,
+    select_sql,
 )
 
 __all__ = [
@@ -420,34 +420,7 @@ class PostgresStore(LedgerStore):
         return None if row is None else str(row[0])
 
     def select(self, query: Query, seq_from: int | None, seq_to: int | None) -> list[bytes]:
-        where: list[str] = []
-        params: list[Any] = []
-        if query.subject_key is not None:
-            where += ["subject_tag = %s", "subject_key = %s"]
-            params += [subject_tag(query.subject_key), query.subject_key]
-        if query.model_name is not None:
-            where.append("model_name = %s")
-            params.append(query.model_name)
-            if query.model_version is not None:
-                where.append("model_version = %s")
-                params.append(query.model_version)
-        if query.type is not None:
-            where.append("type = %s")
-            params.append(query.type)
-        if query.ref is not None:
-            where.append("ref = %s")
-            params.append(query.ref)
-        if seq_from is not None:
-            where.append("seq >= %s")
-            params.append(seq_from)
-        if seq_to is not None:
-            where.append("seq < %s")
-            params.append(seq_to)
-        sql = f"SELECT data FROM {self.schema}.records"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq LIMIT %s OFFSET %s"
-        params += [query.limit, query.offset]
+        sql, params = select_sql(f"{self.schema}.records", query, seq_from, seq_to, "%s")
         with self._lock:
             return [bytes(row[0]) for row in self.conn.execute(sql, params).fetchall()]
 

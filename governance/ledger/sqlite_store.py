@@ -34,7 +34,6 @@ from governance.ledger.records import (
     PendingRecord,
     Receipt,
     chain_rows,
-    subject_tag,
 )
 from governance.ledger.store import (
     APPEND_ONLY_MESSAGE,
@@ -42,6 +41,7 @@ from governance.ledger.store import (
     LedgerStore,
     Query,
     StoreError,
+    select_sql,
 )
 
 __all__ = ["SCHEMA_SQL", "SQLiteChainSource", "SQLiteStore"]
@@ -307,34 +307,7 @@ class SQLiteStore(LedgerStore):
         return None if row is None else str(row[0])
 
     def select(self, query: Query, seq_from: int | None, seq_to: int | None) -> list[bytes]:
-        where: list[str] = []
-        params: list[Any] = []
-        if query.subject_key is not None:
-            where += ["subject_tag = ?", "subject_key = ?"]
-            params += [subject_tag(query.subject_key), query.subject_key]
-        if query.model_name is not None:
-            where.append("model_name = ?")
-            params.append(query.model_name)
-            if query.model_version is not None:
-                where.append("model_version = ?")
-                params.append(query.model_version)
-        if query.type is not None:
-            where.append("type = ?")
-            params.append(query.type)
-        if query.ref is not None:
-            where.append("ref = ?")
-            params.append(query.ref)
-        if seq_from is not None:
-            where.append("seq >= ?")
-            params.append(seq_from)
-        if seq_to is not None:
-            where.append("seq < ?")
-            params.append(seq_to)
-        sql = "SELECT data FROM records"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq LIMIT ? OFFSET ?"
-        params += [query.limit, query.offset]
+        sql, params = select_sql("records", query, seq_from, seq_to, "?")
         with self._lock:
             return [row[0] for row in self.conn.execute(sql, params).fetchall()]
 

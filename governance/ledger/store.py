@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from governance.ledger.checkpoint import Checkpoint
-from governance.ledger.records import Head, PendingRecord, Receipt
+from governance.ledger.records import Head, PendingRecord, Receipt, subject_tag
 
 __all__ = [
     "APPEND_ONLY_MESSAGE",
@@ -78,6 +78,37 @@ class Query:
     until: str | None = None
     limit: int = 100
     offset: int = 0
+
+
+def select_sql(
+    table: str, query: Query, seq_from: int | None, seq_to: int | None, mark: str
+) -> tuple[str, list[Any]]:
+    """The SELECT both stores run for :meth:`LedgerStore.select` (``mark``: ``?`` or ``%s``).
+
+    The time range arrives already turned into ``[seq_from, seq_to)``.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if query.subject_key is not None:
+        where += [f"subject_tag = {mark}", f"subject_key = {mark}"]
+        params += [subject_tag(query.subject_key), query.subject_key]
+    filters: list[tuple[str, Any]] = [("model_name", query.model_name)]
+    if query.model_name is not None:
+        filters.append(("model_version", query.model_version))
+    filters += [("type", query.type), ("ref", query.ref)]
+    for column, value in filters:
+        if value is not None:
+            where.append(f"{column} = {mark}")
+            params.append(value)
+    for clause, bound in (("seq >=", seq_from), ("seq <", seq_to)):
+        if bound is not None:
+            where.append(f"{clause} {mark}")
+            params.append(bound)
+    sql = f"SELECT data FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY seq LIMIT {mark} OFFSET {mark}"
+    return sql, [*params, query.limit, query.offset]
 
 
 class ChainSource(abc.ABC):

@@ -15,6 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from governance import mirror
+from governance.defs.evidence import table
 from governance.defs.registry.assets import MLFLOW_UI
 from governance.defs.resources import GovernanceProject
 
@@ -43,34 +44,32 @@ def versions_table(results: list[dict[str, Any]]) -> dg.TableMetadataValue:
             else ""
         )
         records.append(
-            dg.TableRecord(
-                {
-                    "model": r["model"],
-                    "version": str(r["version"]),
-                    "status": r["status"],
-                    "added": int(r["rows_added"]),
-                    "decisions": int(r.get("rows", 0)),
-                    "adverse_rate": totals.get("adverse_rate"),
-                    "cursor_seq": (r.get("cursor") or {}).get("seq"),
-                    "mlflow_run": run_url,
-                    "explorer": r.get("explorer", ""),
-                }
-            )
+            {
+                "model": r["model"],
+                "version": str(r["version"]),
+                "status": r["status"],
+                "added": int(r["rows_added"]),
+                "decisions": int(r.get("rows", 0)),
+                "adverse_rate": totals.get("adverse_rate"),
+                "cursor_seq": (r.get("cursor") or {}).get("seq"),
+                "mlflow_run": run_url,
+                "explorer": r.get("explorer", ""),
+            }
         )
-    schema = dg.TableSchema(
-        columns=[
-            dg.TableColumn("model", "string"),
-            dg.TableColumn("version", "string"),
-            dg.TableColumn("status", "string"),
-            dg.TableColumn("added", "int"),
-            dg.TableColumn("decisions", "int"),
-            dg.TableColumn("adverse_rate", "float"),
-            dg.TableColumn("cursor_seq", "int"),
-            dg.TableColumn("mlflow_run", "string"),
-            dg.TableColumn("explorer", "string"),
-        ]
+    return table(
+        records,
+        [
+            ("model", "string"),
+            ("version", "string"),
+            ("status", "string"),
+            ("added", "int"),
+            ("decisions", "int"),
+            ("adverse_rate", "float"),
+            ("cursor_seq", "int"),
+            ("mlflow_run", "string"),
+            ("explorer", "string"),
+        ],
     )
-    return dg.MetadataValue.table(records, schema=schema)
 
 
 @dg.asset(

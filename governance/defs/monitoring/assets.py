@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from governance import monitoring
+from governance.defs.evidence import table
 from governance.defs.monitoring.checks import CHECK_SPECS, check_results
 from governance.defs.resources import GovernanceProject
 
@@ -42,29 +43,27 @@ def drift_table(doc: dict[str, Any]) -> dg.TableMetadataValue:
     if doc["drift"]["score"]:
         rows.append((doc["drift"]["score"], p["score_psi_max"]))
     records = [
-        dg.TableRecord(
-            {
-                "feature": e["feature"],
-                "kind": e["kind"],
-                "psi": round(float(e["psi"]), 6),
-                "threshold": float(limit),
-                "decisions": int(e["n_production"]),
-                "status": "over" if e["psi"] > limit else "ok",
-            }
-        )
+        {
+            "feature": e["feature"],
+            "kind": e["kind"],
+            "psi": round(float(e["psi"]), 6),
+            "threshold": float(limit),
+            "decisions": int(e["n_production"]),
+            "status": "over" if e["psi"] > limit else "ok",
+        }
         for e, limit in rows
     ]
-    schema = dg.TableSchema(
-        columns=[
-            dg.TableColumn("feature", "string"),
-            dg.TableColumn("kind", "string"),
-            dg.TableColumn("psi", "float"),
-            dg.TableColumn("threshold", "float"),
-            dg.TableColumn("decisions", "int"),
-            dg.TableColumn("status", "string"),
-        ]
+    return table(
+        records,
+        [
+            ("feature", "string"),
+            ("kind", "string"),
+            ("psi", "float"),
+            ("threshold", "float"),
+            ("decisions", "int"),
+            ("status", "string"),
+        ],
     )
-    return dg.MetadataValue.table(records, schema=schema)
 
 
 def fairness_table(grouping: dict[str, Any]) -> dg.TableMetadataValue:
@@ -74,30 +73,28 @@ def fairness_table(grouping: dict[str, Any]) -> dg.TableMetadataValue:
     for row in grouping["approval"]["by_group"]:
         o = outcomes.get(row["group"], {})
         records.append(
-            dg.TableRecord(
-                {
-                    "group": row["group"],
-                    "decisions": int(row["count"]),
-                    "approval_rate": float(row["approval_rate"]),
-                    "outcomes": int(o.get("count", 0)),
-                    "tpr": o.get("tpr"),
-                    "fpr": o.get("fpr"),
-                    "compared": not row["excluded"],
-                }
-            )
+            {
+                "group": row["group"],
+                "decisions": int(row["count"]),
+                "approval_rate": float(row["approval_rate"]),
+                "outcomes": int(o.get("count", 0)),
+                "tpr": o.get("tpr"),
+                "fpr": o.get("fpr"),
+                "compared": not row["excluded"],
+            }
         )
-    schema = dg.TableSchema(
-        columns=[
-            dg.TableColumn("group", "string"),
-            dg.TableColumn("decisions", "int"),
-            dg.TableColumn("approval_rate", "float"),
-            dg.TableColumn("outcomes", "int"),
-            dg.TableColumn("tpr", "float"),
-            dg.TableColumn("fpr", "float"),
-            dg.TableColumn("compared", "bool"),
-        ]
+    return table(
+        records,
+        [
+            ("group", "string"),
+            ("decisions", "int"),
+            ("approval_rate", "float"),
+            ("outcomes", "int"),
+            ("tpr", "float"),
+            ("fpr", "float"),
+            ("compared", "bool"),
+        ],
     )
-    return dg.MetadataValue.table(records, schema=schema)
 
 
 def report_metadata(result: monitoring.MonitoringRun) -> dict[str, Any]:
