@@ -267,6 +267,46 @@ class MerkleTree:
         offset = index * HASH_SIZE
         return bytes(self._levels[level][offset : offset + HASH_SIZE])
 
+    def subtree(self, height: int, index: int) -> bytes:
+        """Return ``MTH(D[index * 2**height : (index + 1) * 2**height])``, a complete subtree.
+
+        Parameters
+        ----------
+        height
+            The subtree's height (0 for a leaf hash).
+        index
+            Its position among the subtrees of that height.
+
+        Returns
+        -------
+        bytes
+            The stored hash (nothing is recomputed).
+
+        Raises
+        ------
+        ValueError
+            If the tree has no such complete subtree (:data:`ERR_INDEX_OUT_OF_RANGE`).
+        """
+        _check_int("height", height)
+        _check_int("index", index)
+        if height < 0 or index < 0 or (index + 1) << height > self.size:
+            raise ValueError(ERR_INDEX_OUT_OF_RANGE.format(index=index, size=self.size))
+        return self._node(height, index)
+
+    def level_bytes(self, height: int, start: int, stop: int) -> bytes:
+        """Return the concatenated hashes of complete subtrees ``[start, stop)`` at ``height``.
+
+        Raises
+        ------
+        ValueError
+            If the range is not made of complete subtrees of this tree.
+        """
+        if height < 0 or not 0 <= start <= stop or stop << height > self.size:
+            raise ValueError(ERR_INDEX_OUT_OF_RANGE.format(index=stop, size=self.size))
+        if start == stop:
+            return b""
+        return bytes(self._levels[height][start * HASH_SIZE : stop * HASH_SIZE])
+
     def _range_hash(self, start: int, end: int) -> bytes:
         """Return ``MTH(D[start:end])`` for a range that is a node of the RFC recursion.
 
