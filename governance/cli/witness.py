@@ -1,0 +1,114 @@
+"""``governance witness ...``: run an independent witness (init, trust, serve, status, evidence)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from governance.cli.common import JsonOpt, app, emit, guard
+from governance.ledger.note import parse_checkpoint, parse_note
+from governance.witness import Witness, WitnessHome, WitnessServer
+
+witness_app = typer.Typer(
+    help="An independent witness that cosigns the ledger's checkpoints (C2SP tlog-witness).",
+    no_args_is_help=True,
+)
+app.add_typer(witness_app, name="witness")
+
+HomeOpt = Annotated[Path, typer.Option("--home", help="The witness's home directory.")]
+
+
+def _home(path: Path) -> WitnessHome:
+    home: WitnessHome = guard(lambda: WitnessHome(path))
+    return home
+
+
+@witness_app.command()
+def init(
+    home: HomeOpt,
+    name: Annotated[
+        str | None, typer.Option(help="Witness name (its key name), e.g. witness.example/w1.")
+    ] = None,
+) -> None:
+    """Create a witness: a new Ed25519 key and empty storage; print its verifier key."""
+    created: WitnessHome = guard(lambda: WitnessHome.init(home, name))
+    typer.echo(created.vkey)
+
+
+@witness_app.command()
+def trust(
+    vkey: Annotated[str, typer.Argument(help="The log's verifier key (governance audit vkey).")],
+    home: HomeOpt,
+    origin: Annotated[
+        str | None, typer.Option(help="The log's checkpoint origin (default: the key's name).")
+    ] = None,
+) -> None:
+    """Witness a log: cosign its checkpoints signed by VKEY (configured, never trusted on sight)."""
+    witness = _home(home)
+    added = guard(lambda: witness.add_log(vkey, origin))
+    typer.echo(f"witnessing {added}")
+
+
+@witness_app.command()
+def serve(
+    home: HomeOpt,
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8099,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    quiet: Annotated[bool, typer.Option("--quiet", help="Do not log requests.")] = False,
+) -> None:
+    """Serve the witness over HTTP (POST /add-checkpoint, GET /<origin hash>/checkpoint)."""
+    witness = Witness(_home(home))
+    server: WitnessServer = guard(lambda: WitnessServer((host, port), witness, quiet=quiet))
+    print(f"witness {witness.home.name} listening on {server.url}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@witness_app.command()
+def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """The witness's key, the logs it witnesses and the latest size it cosigned for each."""
+    witness = _home(home)
+    logs = []
+    for origin, verifier in sorted(guard(witness.logs).items()):
+        note = witness.latest(origin)
+        size = parse_checkpoint(parse_note(note).text).size if note else None
+        logs.append({"origin": origin, "vkey": verifier.vkey, "cosigned_size": size})
+    doc = {"name": witness.name, "vkey": witness.vkey, "logs": logs}
+    if as_json:
+        emit(doc)
+        return
+    typer.echo(f"witness {witness.name}\nvkey    {witness.vkey}")
+    for log in logs:
+        what = "nothing yet" if log["cosigned_size"] is None else f"size {log['cosigned_size']}"
+        typer.echo(f"log     {log['origin']}: cosigned {what}")
+
+
+@witness_app.command()
+def evidence(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """Checkpoints the witness refused (forks, rollbacks), each kept with the one it contradicts."""
+    items = _home(home).evidence()
+    if as_json:
+        emit(
+            [
+                {
+                    "origin": e.origin,
+                    "reason": e.reason,
+                    "directory": str(e.directory),
+                    "previous": e.previous,
+                    "submitted": e.submitted,
+                }
+                for e in items
+            ]
+        )
+        return
+    for e in items:
+        typer.echo(f"{e.origin}: {e.reason}\n  kept in {e.directory}")
+    if not items:
+        typer.echo("no refused checkpoints", err=True)

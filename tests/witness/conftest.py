@@ -1,0 +1,77 @@
+"""Fixtures for the witness tests: a small signed log, and witness homes that trust it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from governance.ledger.merkle import MerkleTree
+from governance.ledger.note import CheckpointBody, Signer, sign_note
+from governance.witness import WitnessHome
+
+
+class Log:
+    """A transparency log in memory: leaves, a Merkle tree and a signing key.
+
+    Parameters
+    ----------
+    origin
+        The log's origin (also its key name).
+    salt
+        Changes every leaf: two logs with other salts are two different histories.
+    signer
+        The log key (a new one by default).
+    """
+
+    def __init__(self, origin: str = "log.example/test", salt: bytes = b"", signer=None) -> None:
+        self.origin = origin
+        self.salt = salt
+        self.signer: Signer = signer or Signer.generate(origin)
+        self.tree = MerkleTree()
+
+    @property
+    def vkey(self) -> str:
+        return self.signer.verifier().vkey
+
+    def grow(self, size: int) -> None:
+        """Append leaves until the tree has ``size`` of them."""
+        self.tree.extend(
+            [
+                hashlib.sha256(b"\x00" + self.salt + b"%d" % i).digest()
+                for i in range(self.tree.size, size)
+            ]
+        )
+
+    def checkpoint(self, size: int, *, signers: list[Signer] | None = None) -> str:
+        """The signed checkpoint note of the first ``size`` leaves."""
+        self.grow(size)
+        body = CheckpointBody(self.origin, size, self.tree.root(size))
+        return sign_note(body.text(), [self.signer] if signers is None else signers)
+
+    def proof(self, old: int, new: int) -> list[bytes]:
+        self.grow(new)
+        return self.tree.consistency_proof(old, new) if old else []
+
+
+@pytest.fixture
+def log() -> Log:
+    return Log()
+
+
+@pytest.fixture
+def make_home(tmp_path: Path) -> Callable[..., WitnessHome]:
+    """``make_home(log, name=...)``: a new witness home that witnesses ``log``."""
+    count = 0
+
+    def make(*logs: Log, name: str | None = None) -> WitnessHome:
+        nonlocal count
+        count += 1
+        home = WitnessHome.init(tmp_path / f"witness{count}", name or f"witness.example/w{count}")
+        for item in logs:
+            home.add_log(item.vkey)
+        return home
+
+    return make
