@@ -4,6 +4,15 @@ A dataset spec (``governance/datasets/<name>.yaml`` or a user's own YAML) says w
 comes from, which column is the target and which label is the adverse outcome, which columns are
 model inputs (with the adverse-action reason each one maps to) and which are sensitive
 attributes that are measured for fairness but never given to the model.
+
+Each feature may also say how an applicant could act on it (recourse, see
+:mod:`governance.core.recourse`): ``label`` (its name in plain words), ``action`` (``none``:
+immutable, the default; ``increase``, ``decrease`` or ``any``: the directions in which a change
+makes sense; for a categorical feature, along the order of ``categories``), ``step`` (numeric:
+the resolution of a meaningful change; counterfactual values are multiples of it, so ``step: 1``
+keeps an integer feature integer), ``cost`` (the cost of changing it: for a numeric feature per
+one spread, the training standard deviation; for a categorical one per change; default 1) and
+``bounds`` (``[low, high]``, optional: narrower feasible values than the data contract's).
 """
 
 from __future__ import annotations
@@ -21,6 +30,9 @@ ERR_UNKNOWN_DATASET = "unknown dataset {name!r}: not a built-in spec ({known}) a
 ERR_BAD_SPEC = "dataset spec {path}: {problem}"
 ERR_BAD_SOURCE = "cannot read source {source!r}: {problem}"
 
+Action = Literal["none", "increase", "decrease", "any"]
+ACTIONS: tuple[Action, ...] = ("none", "increase", "decrease", "any")
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -31,6 +43,16 @@ class Feature:
     reason: str
     categories: tuple[str, ...] = ()
     nullable: bool = False  # may a caller leave it missing (the model imputes it)?
+    label: str = ""  # its name in plain words ("loan-to-value ratio"); defaults to the name
+    action: Action = "none"  # how an applicant may change it (recourse); none = immutable
+    step: float | None = None  # numeric and actionable: resolution of a meaningful change
+    cost: float = 1.0  # cost of a change: per spread (numeric) or per change (categorical)
+    bounds: tuple[float | None, float | None] = (None, None)  # optional narrower feasible range
+
+    @property
+    def words(self) -> str:
+        """The feature's name in plain words."""
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -153,15 +175,7 @@ def load_spec(name_or_path: str) -> DatasetSpec:
         if "reason" not in f:
             problem = f"feature {name!r} needs an adverse-action reason"
             raise ValueError(ERR_BAD_SPEC.format(path=path, problem=problem))
-        features.append(
-            Feature(
-                name,
-                f["kind"],
-                f["reason"],
-                tuple(str(c) for c in f.get("categories", ())),
-                bool(f.get("nullable", False)),
-            )
-        )
+        features.append(_feature(path, name, f))
     overlap = set(raw["sensitive_features"]) & {f.name for f in features}
     if overlap:
         problem = f"sensitive features {sorted(overlap)} must not be model inputs"
@@ -188,6 +202,54 @@ def load_spec(name_or_path: str) -> DatasetSpec:
         intended_use=raw.get("intended_use", ""),
         out_of_scope=raw.get("out_of_scope", ""),
         spec_path=str(path),
+    )
+
+
+def _feature(path: Path, name: str, f: dict[str, Any]) -> Feature:
+    """One feature of a spec, its recourse fields checked."""
+
+    def bad(problem: str) -> ValueError:
+        return ValueError(ERR_BAD_SPEC.format(path=path, problem=f"feature {name!r}: {problem}"))
+
+    action = f.get("action", "none")
+    if action not in ACTIONS:
+        raise bad(f"action must be one of {list(ACTIONS)}, got {action!r}")
+    step = f.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int | float)):
+        raise bad(f"step must be a positive number, got {step!r}")
+    if step is not None and not step > 0:
+        raise bad(f"step must be a positive number, got {step!r}")
+    if f["kind"] == "categorical" and step is not None:
+        raise bad("a categorical feature has no step")
+    if f["kind"] == "numeric" and action != "none" and step is None:
+        raise bad("an actionable numeric feature needs a step (the resolution of a change)")
+    cost = f.get("cost", 1.0)
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or not cost > 0:
+        raise bad(f"cost must be a positive number, got {cost!r}")
+    bounds = f.get("bounds") or [None, None]
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != 2
+        or any(
+            b is not None and (isinstance(b, bool) or not isinstance(b, int | float))
+            for b in bounds
+        )
+    ):
+        raise bad(f"bounds must be [low, high] (numbers or null), got {bounds!r}")
+    return Feature(
+        name,
+        f["kind"],
+        f["reason"],
+        tuple(str(c) for c in f.get("categories", ())),
+        bool(f.get("nullable", False)),
+        label=str(f.get("label", "")),
+        action=action,
+        step=None if step is None else float(step),
+        cost=float(cost),
+        bounds=(
+            None if bounds[0] is None else float(bounds[0]),
+            None if bounds[1] is None else float(bounds[1]),
+        ),
     )
 
 
