@@ -18,10 +18,12 @@ import math
 import sys
 from pathlib import Path
 
+from governance.core.contract import derive_contract
 from governance.core.dataset import load_spec, read_source
-from governance.core.recourse import MARGIN, build_policy, compute, hard_bounds_from_suite
+from governance.core.recourse import MARGIN, build_policy, compute
 from governance.core.scorecard import compile_pipeline
 from governance.core.training import TrainParams, model_inputs, split, train
+from governance.core.validation import load_suite
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,12 +34,8 @@ def main(out: Path) -> None:
     train_frame, test = split(frame, spec, test_size=0.25, seed=20240611)
     params = TrainParams(seed=20240611)
     scorecard = compile_pipeline(train(train_frame, spec, params), spec, train_frame, params)
-    hard = hard_bounds_from_suite(json.loads((REPO / spec.suite).read_text()))
-    bounds = {
-        c: (max(hard[c][0], train_frame[c].min()), min(hard[c][1], train_frame[c].max()))
-        for c in spec.numeric
-    }
-    policy = build_policy(spec, scorecard, bounds=bounds)
+    contract = derive_contract(spec, load_suite(REPO / spec.suite), train_frame)
+    policy = build_policy(spec, scorecard, contract)
     x = model_inputs(test, spec)
     scores, _ = scorecard.score_frame(x)
     t = math.log(params.threshold / (1 - params.threshold)) - MARGIN

@@ -12,8 +12,12 @@ makes it immutable; ``increase``, ``decrease`` or ``any``), its feasible values 
 multiples of ``step`` inside ``[low, high]``, so an integer feature stays integer; categorical:
 the allowed categories, ordered for the directions) and the cost of a change (numeric:
 ``cost * |new - old| / spread`` with the spread the training standard deviation the scorecard
-standardises by; categorical: ``cost`` per change). A missing value stays missing: we do not
-know it, so we cannot say how far to move it.
+standardises by; categorical: ``cost`` per change). The feasible values come from the
+version's data contract (:mod:`governance.core.contract`): hard bounds intersected with the range
+training saw, permitted codes and categories, whole numbers where required; a relation between
+two inputs (``Price >= Amount``) bounds one side when the other stays fixed and is a constraint
+of the program when both may change. A missing value stays missing: we do not know it, so we
+cannot say how far to move it.
 
 The decision is adverse when ``P(adverse) >= threshold``, i.e. when the log-odds is at least
 ``t = logit(threshold)``; a counterfactual must bring the log-odds to ``t - MARGIN`` or below
@@ -54,14 +58,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Final, Literal
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from governance.core.contract import Contract
 from governance.core.dataset import ACTIONS, Action, DatasetSpec
 from governance.core.scorecard import Scorecard
 
@@ -69,6 +74,7 @@ FORMAT: Final = "governance.recourse/1"
 POLICY_FORMAT: Final = "governance.recourse-policy/1"
 MARGIN: Final = 1e-9
 """A counterfactual's log-odds must be at least this far below the threshold's."""
+_STRICT_GAP: Final = 1e-9  # a strict relation between two changed inputs: left >= right + this
 _SLACKS: Final = (0.0, 1e-7, 1e-6, 1e-5)  # extra tightening if the solver's answer re-scores badly
 
 ERR_NOT_ADVERSE = "the decision is not adverse ({outcome}): there is nothing to change"
@@ -82,6 +88,9 @@ ERR_NOT_REFLIPPED = (
     "tightened bound; refusing to report it"
 )
 ERR_SOLVER = "the recourse solver failed: {message}"
+ERR_INTEGER_STEP = (
+    "feature {name!r}: the contract requires whole numbers but the spec's step is {step}"
+)
 ERR_BAD_POLICY = "not a {format} document: {problem}"
 
 
@@ -99,8 +108,11 @@ class FeatureAction:
         Numeric: cost of a change of one ``spread``; categorical: cost of one change.
     spread
         Numeric: the training standard deviation (the scorecard's scale); categorical: 1.
-    step, low, high
-        Numeric: feasible values are the multiples of ``step`` in ``[low, high]``.
+    step, low, high, low_strict, high_strict
+        Numeric: feasible values are the multiples of ``step`` between ``low`` and ``high``
+        (an end excluded when strict).
+    values
+        Numeric with a finite set of permitted values (codes): only those, sorted.
     categories
         Categorical: the values a change may lead to, in the order ``increase`` follows.
     """
@@ -114,19 +126,34 @@ class FeatureAction:
     step: float | None = None
     low: float | None = None
     high: float | None = None
+    low_strict: bool = False
+    high_strict: bool = False
+    values: tuple[float, ...] | None = None
     categories: tuple[str, ...] = ()
 
     @property
     def actionable(self) -> bool:
         return self.action != "none"
 
+    def inside(self, v: float) -> bool:
+        """Whether a numeric value lies within the feasible bounds."""
+        assert self.low is not None and self.high is not None
+        above_low = v > self.low if self.low_strict else v >= self.low
+        below_high = v < self.high if self.high_strict else v <= self.high
+        return above_low and below_high
+
 
 @dataclass(frozen=True)
 class RecoursePolicy:
-    """Per-feature actions for one model version; ``max_changes`` limits combined changes."""
+    """Per-feature actions for one model version.
+
+    ``relations`` are the contract's rules between two inputs (``(left, op, right)`` with op
+    ``>=`` or ``>``); ``max_changes`` limits how many features a combined change touches.
+    """
 
     actions: tuple[FeatureAction, ...]
     max_changes: int | None = None
+    relations: tuple[tuple[str, str, str], ...] = ()
 
     def action(self, feature: str) -> FeatureAction:
         for a in self.actions:
@@ -138,7 +165,15 @@ class RecoursePolicy:
         return {
             "format": POLICY_FORMAT,
             "max_changes": self.max_changes,
-            "actions": [{**asdict(a), "categories": list(a.categories)} for a in self.actions],
+            "relations": [list(r) for r in self.relations],
+            "actions": [
+                {
+                    **asdict(a),
+                    "categories": list(a.categories),
+                    "values": None if a.values is None else list(a.values),
+                }
+                for a in self.actions
+            ],
         }
 
     @classmethod
@@ -147,10 +182,17 @@ class RecoursePolicy:
             problem = f"format is {doc.get('format')!r}"
             raise ValueError(ERR_BAD_POLICY.format(format=POLICY_FORMAT, problem=problem))
         actions = tuple(
-            FeatureAction(**{**a, "categories": tuple(a.get("categories", ()))})
+            FeatureAction(
+                **{
+                    **a,
+                    "categories": tuple(a.get("categories", ())),
+                    "values": None if a.get("values") is None else tuple(a["values"]),
+                }
+            )
             for a in doc["actions"]
         )
-        return cls(actions, doc.get("max_changes"))
+        relations = tuple((str(a), str(op), str(b)) for a, op, b in doc.get("relations", []))
+        return cls(actions, doc.get("max_changes"), relations)
 
     def sha256(self) -> str:
         """Content address of the policy (sha256 of its sorted-key JSON)."""
@@ -161,12 +203,11 @@ class RecoursePolicy:
 def build_policy(
     spec: DatasetSpec,
     scorecard: Scorecard,
+    contract: Contract,
     *,
-    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
-    categories: Mapping[str, Sequence[str]] | None = None,
     max_changes: int | None = None,
 ) -> RecoursePolicy:
-    """The recourse policy of a model version: the spec's actions under the contract's limits.
+    """The recourse policy of a model version: the spec's actions under its data contract.
 
     Parameters
     ----------
@@ -175,28 +216,38 @@ def build_policy(
         feature).
     scorecard
         The compiled model; its training standard deviations are the spreads.
-    bounds
-        Feasible ``(low, high)`` per numeric feature from the version's data contract (hard
-        bounds intersected with the training range); intersected with the spec's own bounds.
-    categories
-        Allowed categories per categorical feature from the contract; intersected with the
-        spec's (order kept from the spec).
+    contract
+        The version's input contract: a numeric feature may move within its hard bounds and
+        the range training saw (and the spec's own bounds), onto permitted codes only where the
+        contract lists them, as a whole number where it requires one; a categorical feature
+        only to permitted categories; relations between inputs hold.
     max_changes
         At most this many features changed in the combined change (``None``: no limit).
 
     Raises
     ------
     ValueError
-        If an actionable numeric feature ends up without finite bounds.
+        If an actionable numeric feature ends up without finite bounds, or its step cannot
+        give the whole numbers the contract requires.
     """
-    bounds = bounds or {}
-    categories = categories or {}
     actions = []
     for f in spec.features:
+        fc = contract.feature(f.name)
         if f.kind == "numeric":
-            low, high = _intersect(f.bounds, bounds.get(f.name, (None, None)))
+            ends = [
+                (fc.bounds.low, fc.bounds.low_strict, fc.bounds.high, fc.bounds.high_strict),
+                (f.bounds[0], False, f.bounds[1], False),
+            ]
+            if fc.training_range is not None:
+                r = fc.training_range
+                ends.append((r.low, r.low_strict, r.high, r.high_strict))
+            low, low_strict = _tightest(((e[0], e[1]) for e in ends), lower=True)
+            high, high_strict = _tightest(((e[2], e[3]) for e in ends), lower=False)
             if f.action != "none" and (low is None or high is None):
                 raise ValueError(ERR_UNBOUNDED.format(name=f.name))
+            if f.action != "none" and fc.type == "integer" and not float(f.step or 1).is_integer():
+                raise ValueError(ERR_INTEGER_STEP.format(name=f.name, step=f.step))
+            permitted = fc.feasible_values()
             actions.append(
                 FeatureAction(
                     feature=f.name,
@@ -208,10 +259,13 @@ def build_policy(
                     step=f.step,
                     low=low,
                     high=high,
+                    low_strict=low_strict,
+                    high_strict=high_strict,
+                    values=None if permitted is None else tuple(sorted(map(float, permitted))),
                 )
             )
         else:
-            allowed = set(categories.get(f.name, f.categories))
+            allowed = set(fc.feasible_values() or f.categories)
             actions.append(
                 FeatureAction(
                     feature=f.name,
@@ -222,42 +276,24 @@ def build_policy(
                     categories=tuple(c for c in f.categories if c in allowed),
                 )
             )
-    return RecoursePolicy(tuple(actions), max_changes)
+    relations = tuple((r.left, r.op, r.right) for r in contract.relations)
+    return RecoursePolicy(tuple(actions), max_changes, relations)
 
 
-def _intersect(
-    a: tuple[float | None, float | None], b: tuple[float | None, float | None]
-) -> tuple[float | None, float | None]:
-    lows = [x for x in (a[0], b[0]) if x is not None]
-    highs = [x for x in (a[1], b[1]) if x is not None]
-    return (max(lows) if lows else None, min(highs) if highs else None)
-
-
-def hard_bounds_from_suite(suite: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    """Hard bounds per numeric column from a Great Expectations suite document.
-
-    ``expect_column_values_to_be_between`` gives ``[min_value, max_value]``;
-    ``expect_column_values_to_be_in_set`` on numbers gives the set's range.
-    """
-    out: dict[str, tuple[float, float]] = {}
-    for e in suite.get("expectations", []):
-        kw = e.get("kwargs", {})
-        column = kw.get("column")
-        if column is None:
+def _tightest(
+    ends: Iterable[tuple[float | None, bool]], *, lower: bool
+) -> tuple[float | None, bool]:
+    """The tightest of several interval ends (a strict end wins a tie)."""
+    best: tuple[float | None, bool] = (None, False)
+    for value, strict in ends:
+        if value is None:
             continue
-        low: float | None = None
-        high: float | None = None
-        if e.get("type") == "expect_column_values_to_be_between":
-            low, high = kw.get("min_value"), kw.get("max_value")
-        elif e.get("type") == "expect_column_values_to_be_in_set":
-            values = kw.get("value_set", [])
-            numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-            if numbers and len(numbers) == len(values):
-                low, high = min(numbers), max(numbers)
-        if low is not None and high is not None:
-            old = out.get(column, (-math.inf, math.inf))
-            out[column] = (max(old[0], float(low)), min(old[1], float(high)))
-    return out
+        v = float(value)
+        if best[0] is None or (v > best[0] if lower else v < best[0]):
+            best = (v, strict)
+        elif v == best[0]:
+            best = (v, best[1] or strict)
+    return best
 
 
 # -- the answer ------------------------------------------------------------------------------
@@ -359,6 +395,7 @@ class _Move:
     cost1: float
     gain0: float
     gain1: float
+    shift0: float = 0.0  # numeric: first - current value
 
     def value(self, k: int) -> Any:
         if k == 0 or self.step == 0:
@@ -410,11 +447,28 @@ def compute(scorecard: Scorecard, policy: RecoursePolicy, inputs: Mapping[str, A
     need = target - logit0  # < 0: the log-odds must drop by at least -need
 
     actionable = [a for a in policy.actions if a.actionable and inputs.get(a.feature) is not None]
-    moves = [
-        m
-        for i, a in enumerate(actionable)
-        for m in _moves(scorecard, a, i, inputs[a.feature], contributions[a.feature])
-    ]
+    names = {a.feature for a in actionable}
+    # A relation with one side fixed bounds the other; with both sides free it is a constraint
+    # of the combined change (a single change keeps the other side fixed).
+    joint = [r for r in policy.relations if r[0] in names and r[2] in names]
+    alone = [_bounded(a, policy.relations, inputs) for a in actionable]
+    together = [_bounded(a, policy.relations, inputs, joint=joint) for a in actionable]
+
+    related = {r[0] for r in joint} | {r[2] for r in joint}
+
+    def moves_of(actions: Sequence[FeatureAction]) -> list[_Move]:
+        return [
+            m
+            for i, a in enumerate(actions)
+            for m in _moves(
+                scorecard,
+                a,
+                i,
+                inputs[a.feature],
+                contributions[a.feature],
+                every_direction=a.feature in related,
+            )
+        ]
 
     def counterfactual(chosen: Sequence[tuple[_Move, int]]) -> Counterfactual | None:
         new = dict(inputs)
@@ -430,6 +484,8 @@ def compute(scorecard: Scorecard, policy: RecoursePolicy, inputs: Mapping[str, A
                 else action.cost
             )
             changes.append(Change(action.feature, action.label, before, after, cost))
+        if not _relations_hold(policy.relations, new):
+            return None
         rescored = scorecard.score(new)
         if rescored.adverse or rescored.explanation.logit > target:
             return None
@@ -443,13 +499,20 @@ def compute(scorecard: Scorecard, policy: RecoursePolicy, inputs: Mapping[str, A
         )
 
     singles: dict[int, Counterfactual] = {}
-    for move in moves:
+    for move in moves_of(alone):
         single = _single(move, need, counterfactual)
         if single is not None and (
             move.group not in singles or single.cost < singles[move.group].cost
         ):
             singles[move.group] = single
-    combined = _solve(moves, len(actionable), need, policy.max_changes, counterfactual)
+    combined = _solve(
+        moves_of(together),
+        len(actionable),
+        need,
+        policy.max_changes,
+        counterfactual,
+        _joint_rows(joint, together, inputs),
+    )
     return Recourse(
         feasible=combined is not None,
         outcome=scored.outcome,
@@ -470,15 +533,82 @@ def compute(scorecard: Scorecard, policy: RecoursePolicy, inputs: Mapping[str, A
     )
 
 
+def _relations_hold(relations: Iterable[tuple[str, str, str]], values: Mapping[str, Any]) -> bool:
+    for left, op, right in relations:
+        a, b = values.get(left), values.get(right)
+        if a is None or b is None:
+            continue
+        if not (a > b if op == ">" else a >= b):
+            return False
+    return True
+
+
+def _bounded(
+    action: FeatureAction,
+    relations: Iterable[tuple[str, str, str]],
+    inputs: Mapping[str, Any],
+    *,
+    joint: Sequence[tuple[str, str, str]] = (),
+) -> FeatureAction:
+    """The action with the bounds that relations to fixed inputs put on it."""
+    if action.kind != "numeric":
+        return action
+    low, low_strict, high, high_strict = (
+        action.low,
+        action.low_strict,
+        action.high,
+        action.high_strict,
+    )
+    for relation in relations:
+        left, op, right = relation
+        if relation in joint:
+            continue
+        if left == action.feature and inputs.get(right) is not None:
+            low, low_strict = _tightest(
+                [(low, low_strict), (float(inputs[right]), op == ">")], lower=True
+            )
+        if right == action.feature and inputs.get(left) is not None:
+            high, high_strict = _tightest(
+                [(high, high_strict), (float(inputs[left]), op == ">")], lower=False
+            )
+    return replace(action, low=low, low_strict=low_strict, high=high, high_strict=high_strict)
+
+
+def _joint_rows(
+    joint: Sequence[tuple[str, str, str]],
+    actions: Sequence[FeatureAction],
+    inputs: Mapping[str, Any],
+) -> list[tuple[dict[int, int], float]]:
+    """Relations between two free features: ``left - right >= 0`` as ``(-left + right <= rhs)``.
+
+    Returned as ``(sign per feature group, rhs)``; :func:`_solve` expands them over moves.
+    """
+    index = {a.feature: i for i, a in enumerate(actions)}
+    rows = []
+    for left, op, right in joint:
+        gap = float(inputs[left]) - float(inputs[right])
+        rhs = gap - (_STRICT_GAP if op == ">" else 0.0)
+        rows.append(({index[left]: -1, index[right]: 1}, rhs))
+    return rows
+
+
 def _decimals(step: float) -> int:
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent
     return max(0, -int(exponent))
 
 
 def _moves(
-    scorecard: Scorecard, action: FeatureAction, group: int, current: Any, contribution: float
+    scorecard: Scorecard,
+    action: FeatureAction,
+    group: int,
+    current: Any,
+    contribution: float,
+    *,
+    every_direction: bool = False,
 ) -> list[_Move]:
-    """The ways one feature may change that lower the log-odds."""
+    """The ways one feature may change that lower the log-odds (or every allowed way, for a
+    feature in a relation with another changing one: moving it may make room for the other).
+    """
     out: list[_Move] = []
     if action.kind == "categorical":
         c = scorecard.categorical[action.feature]
@@ -503,12 +633,32 @@ def _moves(
         return round(k * step, decimals)
 
     def term(v: float) -> float:
-        return n["weight"] * ((v - n["mean"]) / n["scale"]) - n["reference"]
+        return float(n["weight"] * ((v - n["mean"]) / n["scale"]) - n["reference"])
+
+    def move(first: Any, signed_step: float, count: int) -> _Move:
+        nxt = round(float(first) + signed_step, decimals)
+        return _Move(
+            group=group,
+            first=first,
+            step=signed_step,
+            count=count,
+            decimals=decimals,
+            cost0=action.cost * abs(float(first) - x) / action.spread,
+            cost1=action.cost * abs(signed_step) / action.spread,
+            gain0=term(float(first)) - contribution,
+            gain1=(term(nxt) - term(float(first))) if count else 0.0,
+            shift0=float(first) - x,
+        )
 
     directions = {"increase": (1,), "decrease": (-1,), "any": (1, -1)}[action.action]
     for sign in directions:
-        if n["weight"] * sign >= 0:
+        if n["weight"] * sign >= 0 and not every_direction:
             continue  # moving this way never lowers the log-odds
+        if action.values is not None:  # permitted codes only: one move per code
+            for v in action.values:
+                if (float(v) - x) * sign > 0 and action.inside(float(v)):
+                    out.append(move(v, 0.0, 0))
+            continue
         # k: the first grid value strictly beyond x in this direction
         if sign > 0:
             k = math.floor(x / step)
@@ -522,30 +672,14 @@ def _moves(
                 k -= 1
             while grid(k + 1) < x:
                 k += 1
-        lo_k = math.ceil(action.low / step - 1e-9)
-        hi_k = math.floor(action.high / step + 1e-9)
-        while grid(lo_k) < action.low:
-            lo_k += 1
-        while grid(hi_k) > action.high:
-            hi_k -= 1
-        count = (hi_k - k) if sign > 0 else (k - lo_k)
-        if count < 0:
+        if not action.inside(grid(k)):
             continue  # the bound is already reached
+        # the last grid value inside the bounds in this direction
+        end = math.floor(action.high / step) + 1 if sign > 0 else math.ceil(action.low / step) - 1
+        while not action.inside(grid(end)):
+            end -= sign
         first = grid(k)
-        first_value: Any = int(first) if decimals == 0 else first
-        out.append(
-            _Move(
-                group=group,
-                first=first_value,
-                step=sign * step,
-                count=count,
-                decimals=decimals,
-                cost0=action.cost * abs(first - x) / action.spread,
-                cost1=action.cost * step / action.spread,
-                gain0=term(first) - contribution,
-                gain1=term(grid(k + sign)) - term(first),
-            )
-        )
+        out.append(move(int(first) if decimals == 0 else first, sign * step, abs(end - k)))
     return out
 
 
@@ -572,6 +706,7 @@ def _solve(
     need: float,
     max_changes: int | None,
     counterfactual: Any,
+    joint: Sequence[tuple[dict[int, int], float]] = (),
 ) -> Counterfactual | None:
     """Minimal-cost combined change by mixed-integer programming (HiGHS via scipy).
 
@@ -604,6 +739,15 @@ def _solve(
         row[0::2] = 1.0
         rows.append(row)
         ub.append(float(max_changes))
+    for signs, rhs in joint:  # a feature's value: x + (first - x) y + step k, summed over moves
+        row = np.zeros(2 * m)
+        for i, mv in enumerate(moves):
+            sign = signs.get(mv.group, 0)
+            if sign:
+                row[2 * i] = sign * mv.shift0
+                row[2 * i + 1] = sign * mv.step
+        rows.append(row)
+        ub.append(rhs)
     rows.append(gain)
     matrix = np.vstack(rows)
     for slack in _SLACKS:
@@ -701,7 +845,6 @@ __all__ = [
     "change_words",
     "compute",
     "format_value",
-    "hard_bounds_from_suite",
     "logit_of",
     "sentences",
 ]

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from governance.core import notice
+from governance.core.contract import derive_contract
 from governance.core.dataset import load_spec, read_source
-from governance.core.recourse import build_policy, compute, hard_bounds_from_suite
+from governance.core.recourse import build_policy, compute
 from governance.core.scorecard import compile_pipeline
 from governance.core.training import TrainParams, model_inputs, split, train
+from governance.core.validation import load_suite
 from governance.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,12 +42,8 @@ def decided(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     train_frame, test = split(frame, spec, test_size=0.25, seed=20240611)
     params = TrainParams(seed=20240611)
     scorecard = compile_pipeline(train(train_frame, spec, params), spec, train_frame, params)
-    hard = hard_bounds_from_suite(json.loads((REPO / spec.suite).read_text()))
-    bounds = {
-        c: (max(hard[c][0], train_frame[c].min()), min(hard[c][1], train_frame[c].max()))
-        for c in spec.numeric
-    }
-    policy = build_policy(spec, scorecard, bounds=bounds)
+    contract = derive_contract(spec, load_suite(REPO / spec.suite), train_frame)
+    policy = build_policy(spec, scorecard, contract)
     rows = model_inputs(test, spec).to_dict(orient="records")
     home = tmp_path_factory.mktemp("ledger")
     out: dict[str, Any] = {}

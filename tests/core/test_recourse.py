@@ -20,17 +20,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from governance.core.contract import derive_contract
 from governance.core.dataset import DatasetSpec, load_spec, read_source
 from governance.core.recourse import (
     MARGIN,
     RecoursePolicy,
     build_policy,
     compute,
-    hard_bounds_from_suite,
     sentences,
 )
 from governance.core.scorecard import Scorecard, compile_pipeline
 from governance.core.training import TrainParams, model_inputs, split, train
+from governance.core.validation import load_suite
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = TrainParams(seed=20240611, threshold=0.5)
@@ -46,15 +47,16 @@ class Fitted:
         self.pipeline = train(self.train, self.spec, PARAMS)
         self.scorecard: Scorecard = compile_pipeline(self.pipeline, self.spec, self.train, PARAMS)
         suite = json.loads((REPO / self.spec.suite).read_text())
-        hard = hard_bounds_from_suite(suite)
+        hard = suite_bounds(suite)
         self.bounds = {
             c: (
-                max(hard[c][0], float(self.train[c].min())),
-                min(hard[c][1], float(self.train[c].max())),
+                max(hard.get(c, (-math.inf, math.inf))[0], float(self.train[c].min())),
+                min(hard.get(c, (-math.inf, math.inf))[1], float(self.train[c].max())),
             )
             for c in self.spec.numeric
         }
-        self.policy: RecoursePolicy = build_policy(self.spec, self.scorecard, bounds=self.bounds)
+        self.contract = derive_contract(self.spec, load_suite(REPO / self.spec.suite), self.train)
+        self.policy: RecoursePolicy = build_policy(self.spec, self.scorecard, self.contract)
         x = model_inputs(self.test, self.spec)
         scores, _ = self.scorecard.score_frame(x)
         self.denials = [
@@ -321,9 +323,7 @@ def test_minimal_cost_matches_brute_force_under_other_policies(
     other = Fitted.__new__(Fitted)
     other.__dict__.update(hmda.__dict__)
     other.spec = replace(spec, features=features)
-    other.policy = build_policy(
-        other.spec, hmda.scorecard, bounds=hmda.bounds, max_changes=max_changes
-    )
+    other.policy = build_policy(other.spec, hmda.scorecard, hmda.contract, max_changes=max_changes)
     inputs = hmda.denials[row % len(hmda.denials)]
     rc = compute(hmda.scorecard, other.policy, inputs)
     reference = other.brute_force(inputs, max_changes)
@@ -380,6 +380,55 @@ def test_missing_values_stay_missing() -> None:
             assert all(cf.inputs[n] is None for n in missing)
 
 
+def test_policy_follows_the_contract(hmda: Fitted) -> None:
+    # the hard bounds intersected with the training range, as this test computes them itself
+    for name in ("pirat", "hirat", "lvrat"):
+        action = hmda.policy.action(name)
+        assert (action.low, action.high) == pytest.approx(hmda.bounds[name])
+    assert hmda.policy.action("hschool").categories == ("no", "yes")
+    assert hmda.policy.action("chist").action == "none"
+
+
 def test_unbounded_actionable_feature_is_refused(hmda: Fitted) -> None:
+    unbounded = {
+        "features": [
+            {
+                **f,
+                "bounds": {"min": None, "max": None},
+                "training": {**f["training"], "range": None},
+            }
+            if f["name"] == "lvrat"
+            else f
+            for f in hmda.contract.to_dict()["features"]
+        ]
+    }
+    contract = type(hmda.contract).from_dict({**hmda.contract.to_dict(), **unbounded})
     with pytest.raises(ValueError, match="no feasible bounds"):
-        build_policy(hmda.spec, hmda.scorecard, bounds={})
+        build_policy(hmda.spec, hmda.scorecard, contract)
+
+
+def test_relations_of_the_contract_hold() -> None:
+    # credit: the suite says Price >= Amount; make Price actionable too, so both may move
+    f = Fitted("credit")
+    assert ("Price", ">=", "Amount") in f.policy.relations
+    features = tuple(
+        replace(x, action="decrease", step=50.0) if x.name == "Price" else x
+        for x in f.spec.features
+    )
+    spec = replace(f.spec, features=features)
+    policy = build_policy(spec, f.scorecard, f.contract)
+    for inputs in f.denials[:40]:
+        rc = compute(f.scorecard, policy, inputs)
+        for cf in (*rc.singles, *([rc.combined] if rc.combined else [])):
+            assert cf.inputs["Price"] >= cf.inputs["Amount"]
+            assert f.contract.check(cf.inputs).ok
+
+
+def suite_bounds(suite: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Hard bounds per column from the suite's between-expectations (this test's own reading)."""
+    out: dict[str, tuple[float, float]] = {}
+    for e in suite["expectations"]:
+        kw = e["kwargs"]
+        if e["type"] == "expect_column_values_to_be_between" and "max_value" in kw:
+            out[kw["column"]] = (float(kw["min_value"]), float(kw["max_value"]))
+    return out
