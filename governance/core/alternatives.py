@@ -34,11 +34,12 @@ the refusal names the alternative and the numbers.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
@@ -52,6 +53,7 @@ from fairlearn.reductions import (
     Moment,
     TruePositiveRateParity,
 )
+from pandas.errors import Pandas4Warning
 
 from governance.core.dataset import DatasetSpec
 from governance.core.evaluation import evaluate
@@ -416,9 +418,7 @@ def _fit(
                 max_iter=config.max_iter,
                 sample_weight_name="clf__sample_weight",
             )
-            with warnings.catch_warnings():
-                # fairlearn 0.15 sets Series values with .at on new keys (pandas deprecates it)
-                warnings.filterwarnings("ignore", message="Setting a value on a Series via .at")
+            with _quiet_fairlearn():
                 mixture.fit(x_train, y_train, sensitive_features=sensitive)
             scores = mixture._pmf_predict(x_test)[:, 1]
             n = int(np.sum(np.asarray(mixture.weights_) > 0))
@@ -429,14 +429,8 @@ def _fit(
             grid_size=r.grid_size,
             sample_weight_name="clf__sample_weight",
         )
-        # fairlearn logs advice about grid sizes on every fit; the size is configuration
-        grid_log = logging.getLogger("fairlearn.reductions._grid_search._grid_generator")
-        level = grid_log.level
-        grid_log.setLevel(logging.ERROR)
-        try:
+        with _quiet_fairlearn():
             search.fit(x_train, y_train, sensitive_features=sensitive)
-        finally:
-            grid_log.setLevel(level)
         pipeline = search.predictors_[search.best_idx_]
     scorecard = compile_pipeline(pipeline, sub, train, candidate.params)
     diff = agreement(scorecard, pipeline, test, sub)
@@ -444,6 +438,22 @@ def _fit(
     if diff > EXPLAINABLE_TOLERANCE:
         return scores, False, f"compiled scorecard disagrees with scikit-learn by {diff:.2g}"
     return scores, True, ""
+
+
+@contextlib.contextmanager
+def _quiet_fairlearn() -> Iterator[None]:
+    """fairlearn 0.15 sets Series items in ways pandas 3 deprecates, and logs advice about grid
+    sizes on every fit (the size is configuration): neither is news to our users.
+    """
+    grid_log = logging.getLogger("fairlearn.reductions._grid_search._grid_generator")
+    level = grid_log.level
+    grid_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=Pandas4Warning)
+            yield
+    finally:
+        grid_log.setLevel(level)
 
 
 def _groups(spec: DatasetSpec, frame: pd.DataFrame) -> pd.Series:
