@@ -215,7 +215,7 @@ def statement_subjects(statement: Mapping[str, Any]) -> dict[str, str]:
 def check_statement(
     statement: Mapping[str, Any],
     *,
-    lineage: Mapping[str, Any],
+    lineage: Mapping[str, Any] | None,
     files: Mapping[str, str] | None = None,
 ) -> list[str]:
     """What in a (signature-checked) statement disagrees with the lineage or the files.
@@ -225,7 +225,7 @@ def check_statement(
     statement
         From :func:`open_envelope`.
     lineage
-        The version's lineage as the registry holds it.
+        The version's lineage as the registry holds it (``None``: materials not compared).
     files
         The model's files as found now, path -> sha256 hex (``None``: not compared).
 
@@ -248,6 +248,8 @@ def check_statement(
                     f"{path}: sha256 {files[path]} differs from the provenance statement's"
                     f" {signed[path]}"
                 )
+    if lineage is None:
+        return problems
     deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
     data = {d["name"]: d["digest"]["md5"] for d in deps if "md5" in d.get("digest", {})}
     recorded = {d["path"]: d["md5"] for d in lineage.get("datasets") or []}

@@ -113,6 +113,9 @@ def test_check_statement_names_what_disagrees() -> None:
     assert at.check_statement(doc, lineage=_lineage(), files=extra) == [
         "artifacts/extra.bin: present but not in the provenance statement"
     ]
+    assert at.check_statement(doc, lineage=None, files=extra) == [
+        "artifacts/extra.bin: present but not in the provenance statement"
+    ]
     lineage = _lineage()
     lineage["datasets"][1]["md5"] = "c" * 32
     lineage["git_commit"] = "f" * 40
@@ -125,3 +128,4 @@ def test_check_statement_names_what_disagrees() -> None:
         "params.yaml",
         "requirements/main.txt",
     ]
+    assert at.check_statement(doc, lineage=None) == []  # materials not compared
