@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from governance.core.scorecard import Scorecard
-from governance.ledger import Entry, Ledger, Receipt, Record, canonical_json
+from governance.ledger import Entry, Ledger, Receipt, Record
+from governance.ledger.canonical import canonical_json_v1
 from governance.reviews import effective_outcome
 from governance.settings import Settings
 
@@ -61,9 +62,13 @@ class LoadedModel:
 
 
 def lineage_id(lineage: Mapping[str, Any]) -> str:
-    """Content address of a version's lineage: sha256 of its canonical JSON (sans live tags)."""
+    """Content address of a version's lineage: sha256 of its canonical JSON (sans live tags).
+
+    Defined over canonical JSON format 1, for good: the ids are already written into decision
+    records, and replay and trace recompute them to compare.
+    """
     stable = {k: v for k, v in lineage.items() if k not in {"aliases", "tags"}}
-    return "sha256:" + hashlib.sha256(canonical_json(stable)).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_json_v1(stable)).hexdigest()
 
 
 class ModelCache:

@@ -39,7 +39,12 @@ from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from governance.ledger.canonical import CANONICAL_FORMAT, canonical_json, utc_now
+from governance.ledger.canonical import (
+    CANONICAL_FORMAT,
+    CANONICAL_FORMATS,
+    encoder_for,
+    utc_now,
+)
 from governance.ledger.checkpoint import (
     Checkpoint,
     CheckpointDirectory,
@@ -168,7 +173,9 @@ class _GroupCommit:
 
 def _walk_job(job: Mapping[str, Any]) -> dict[str, Any]:
     """Walk the chain from ``job["start"]`` (in a helper process); return the state or a break."""
-    walker = ChainWalker(job["start"], job["prev"], job["prev_ts"], deep=job["deep"])
+    walker = ChainWalker(
+        job["start"], job["prev"], job["prev_ts"], deep=job["deep"], canonical=job["canonical"]
+    )
     leaves: list[bytes] = []
     wanted = job["leaves"]
     try:
@@ -206,6 +213,7 @@ class _VerifyHelper:
         prev_ts: bytes,
         deep: bool,
         target: int,
+        canonical: str,
     ) -> None:
         self.start = start
         self.prev, self.prev_ts = prev, prev_ts
@@ -216,6 +224,7 @@ class _VerifyHelper:
             "prev_ts": prev_ts,
             "deep": deep,
             "leaves": target,
+            "canonical": canonical,
         }
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
@@ -253,7 +262,9 @@ class _VerifyHelper:
                 raise ValueError(err.decode(errors="replace")[-500:])
             result = pickle.loads(out)
         except Exception:  # the helper failed: walk its half here instead
-            rest = ChainWalker(self.start, self.prev, self.prev_ts, deep=walker.deep)
+            rest = ChainWalker(
+                self.start, self.prev, self.prev_ts, deep=walker.deep, canonical=walker.canonical
+            )
             leaves: list[bytes] = []
             for rows in self._job["source"].rows(self.start, deep=walker.deep):
                 leaves.clear()
@@ -266,7 +277,7 @@ class _VerifyHelper:
             raise ChainBreak(seq, reason)
         blob: bytes = result["leaves"]
         tree.extend([blob[i : i + 32] for i in range(0, len(blob), 32)])
-        return ChainWalker(result["next_seq"], deep=walker.deep)
+        return ChainWalker(result["next_seq"], deep=walker.deep, canonical=walker.canonical)
 
     def close(self) -> None:
         """Stop the helper if it still runs."""
@@ -439,6 +450,9 @@ class Ledger:
             )
         self._check_meta(meta, public_hex)
         self.ledger_id = meta["ledger_id"]
+        # The canonical JSON format this ledger was created with; it writes it for its whole life.
+        self.canonical_format: str = meta["canonical"]
+        self._encode = encoder_for(self.canonical_format)
         self.origin = f"governance/ledger/{self.ledger_id}"
         self.public_key: Ed25519PublicKey = self._signing_key.public_key()
         self.checkpoint_dir = CheckpointDirectory(self.home / "checkpoints" / self.ledger_id)
@@ -453,6 +467,11 @@ class Ledger:
             raise LedgerError(
                 f"{self.store.location}: ledger schema version {meta.get('schema_version')!r},"
                 f" this code reads version {SCHEMA_VERSION}"
+            )
+        if meta.get("canonical") not in CANONICAL_FORMATS:
+            raise LedgerError(
+                f"{self.store.location}: records in canonical format {meta.get('canonical')!r},"
+                f" this code reads and writes {', '.join(CANONICAL_FORMATS)}"
             )
         for name, have in (
             ("hmac_key_id", self._keys.hmac_key_id),
@@ -627,7 +646,7 @@ class Ledger:
             extra["pii"] = encrypt_pii(data_key, kid, rid, sk, entry.pii)
         if extra or type(body) is not dict:
             body = {**body, **extra}
-        data = canonical_json(body)
+        data = self._encode(body)
         subject_key, model_name, model_version, ref = index_columns(type_, body)
         return PendingRecord(
             rid,
@@ -886,8 +905,8 @@ class Ledger:
         public_key
             The trusted checkpoint key; defaults to ``<home>/keys/checkpoint.pem``'s.
         deep
-            Also parse every record, require canonical bytes and re-derive the index columns
-            (about 10x slower).
+            Also parse every record, require canonical bytes (in the ledger's own canonical
+            format) and re-derive the index columns (about 10x slower).
         progress
             Called as ``progress(done, total)`` after each batch.
         workers
@@ -909,7 +928,7 @@ class Ledger:
         total = self.store.head().size
         tree = MerkleTree()
         helper = self._start_helper(total, deep, target, workers)
-        walker = ChainWalker(deep=deep)
+        walker = ChainWalker(deep=deep, canonical=self.canonical_format)
         try:
             self._walk(
                 walker, tree, target, deep, None if helper is None else helper.start, progress
@@ -1005,6 +1024,7 @@ class Ledger:
                 boundary_ts.encode(),
                 deep,
                 target,
+                self.canonical_format,
             )
         except OSError:
             return None

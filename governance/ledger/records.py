@@ -24,11 +24,11 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from governance.ledger.canonical import canonical_json, parse_json
+from governance.ledger.canonical import CANONICAL_FORMAT, encoder_for, parse_json
 
 __all__ = [
     "EVENT_TYPES",
@@ -190,15 +190,16 @@ def encode_record(seq: int, record_id: str, type_: str, ts: str, prev: str, body
     """Return the canonical bytes of a record whose body is already canonical JSON.
 
     Equal to ``canonical_json({"body": ..., "id": ..., "prev": ..., "seq": ..., "ts": ...,
-    "type": ...})``, but built by formatting, as ``id``, ``prev``, ``ts`` and ``type`` never need
-    escaping (they are validated).
+    "type": ...})`` in either canonical format (the header holds no floats, so both formats
+    write it alike), but built by formatting, as ``id``, ``prev``, ``ts`` and ``type`` never
+    need escaping (they are validated).
 
     Parameters
     ----------
     seq, record_id, type_, ts, prev
         Header fields (``prev`` as 64 hex digits).
     body
-        ``canonical_json(body)``; must be an object.
+        The body's canonical JSON (in the ledger's format); must be an object.
 
     Returns
     -------
@@ -477,7 +478,8 @@ class ChainWalker:
     Each record must: sit at the next seq; hash (``SHA-256(0x00 || data)``) to its stored hash;
     be a record whose header says that seq, links ``prev`` to the previous record's hash and
     matches the id/type/ts columns; and not go back in time. Deep mode also parses every body,
-    requires the bytes to be canonical and re-derives the index columns.
+    requires the bytes to be canonical (in the ledger's canonical format) and re-derives the
+    index columns.
 
     Parameters
     ----------
@@ -485,6 +487,8 @@ class ChainWalker:
         Where the walk starts: the seq, the hash of the record before it and its timestamp.
     deep
         Also check canonical form and index columns (about 10x slower).
+    canonical
+        The ledger's canonical format (its metadata's ``canonical``), for deep mode.
     """
 
     def __init__(
@@ -494,11 +498,14 @@ class ChainWalker:
         prev_ts: bytes = b"",
         *,
         deep: bool = False,
+        canonical: str = CANONICAL_FORMAT,
     ) -> None:
         self.next_seq = start
         self.prev = prev
         self.prev_ts = prev_ts
         self.deep = deep
+        self.canonical = canonical
+        self._encode = encoder_for(canonical)
 
     def feed(self, rows: Iterable[Sequence[Any]], leaves: list[bytes] | None = None) -> None:
         """Check the next rows; append their hashes to ``leaves`` when given.
@@ -526,7 +533,7 @@ class ChainWalker:
                 ):
                     raise self._diagnose(expected, row, prev, prev_ts)
                 if deep:
-                    self._deep_check(row)
+                    self._deep_check(row, self._encode)
                 if add_leaf is not None:
                     add_leaf(digest)
                 expected += 1
@@ -576,11 +583,11 @@ class ChainWalker:
         return ChainBreak(seq, "inconsistent record")
 
     @staticmethod
-    def _deep_check(row: Sequence[Any]) -> None:
+    def _deep_check(row: Sequence[Any], encode: Callable[[object], bytes]) -> None:
         seq, data = row[0], row[1]
         try:
             record = Record.from_bytes(data)
-            canonical = _is_canonical_record(record)
+            canonical = _is_canonical_record(record, encode)
         except ValueError as exc:
             raise ChainBreak(seq, f"the record does not parse: {exc}") from None
         if not canonical:
@@ -596,8 +603,8 @@ class ChainWalker:
             raise ChainBreak(seq, "the index columns do not match the record body")
 
 
-def _is_canonical_record(record: Record) -> bool:
-    rebuilt = canonical_json(
+def _is_canonical_record(record: Record, encode: Callable[[object], bytes]) -> bool:
+    rebuilt = encode(
         {
             "body": record.body,
             "id": record.id,

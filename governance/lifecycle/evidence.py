@@ -56,13 +56,13 @@ from governance.ledger import (
     Checkpoint,
     Ledger,
     Record,
-    canonical_json,
     leaf_hash,
     register_event_type,
     utc_now,
     verify_checkpoint,
     verify_inclusion,
 )
+from governance.ledger.canonical import canonical_json_v1
 from governance.ledger.checkpoint import key_id_for
 from governance.lifecycle.promotion import events
 from governance.settings import Settings
@@ -151,10 +151,11 @@ def anchor_digest(manifest: Mapping[str, Any]) -> str:
     Returns
     -------
     str
-        ``"sha256:<hex>"`` over their canonical JSON.
+        ``"sha256:<hex>"`` over their canonical JSON (format 1, for good: anchors already in
+        ledgers carry such digests).
     """
     core = {k: manifest[k] for k in ("format", "subject", "content")}
-    return "sha256:" + _sha256(canonical_json(core))
+    return "sha256:" + _sha256(canonical_json_v1(core))
 
 
 # -- building ------------------------------------------------------------------------------
