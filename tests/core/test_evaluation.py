@@ -39,6 +39,31 @@ def test_intervals_are_seeded_and_bracket_the_auc(data: tuple[np.ndarray, np.nda
     assert set(a.flat()) >= {"auc", "auc_ci_low", "auc_ci_high", "n"}
 
 
+def test_bootstrap_metrics_equal_scikit_learn_on_each_resample() -> None:
+    """The O(n) resample metrics agree with scikit-learn run on the resampled rows, ties too."""
+    rng = np.random.default_rng(11)
+    p = rng.integers(0, 40, size=500) / 40.0  # many tied scores
+    y = (rng.uniform(size=500) < p).astype(float)
+    result = evaluate(y, p, threshold=0.5, n_bootstrap=60, seed=5, bins=10)
+    draws = np.random.default_rng(5)
+    reference: dict[str, list[float]] = {k: [] for k in result.metrics}
+    for _ in range(60):
+        i = draws.integers(0, len(y), len(y))
+        if len(np.unique(y[i])) < 2:
+            continue
+        yi, pi = y[i], p[i]
+        reference["auc"].append(roc_auc_score(yi, pi))
+        reference["accuracy"].append(accuracy_score(yi, pi >= 0.5))
+        reference["brier"].append(brier_score_loss(yi, pi))
+        reference["adverse_rate"].append(float(np.mean(pi >= 0.5)))
+        b = np.minimum((pi * 10).astype(int), 9)
+        gap = np.bincount(b, weights=pi, minlength=10) - np.bincount(b, weights=yi, minlength=10)
+        reference["calibration_error"].append(float(np.abs(gap).sum() / len(yi)))
+    for name, values in reference.items():
+        low, high = np.quantile(values, 0.025), np.quantile(values, 0.975)
+        assert result.intervals[name] == (low, high), name  # to the last bit
+
+
 def test_one_class_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="needs both outcomes"):
         evaluate(np.zeros(10), np.linspace(0, 1, 10), threshold=0.5)
