@@ -72,9 +72,13 @@ def model_inputs(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         if f.kind == "numeric":
             x[f.name] = column.astype("float64")
         else:
-            x[f.name] = pd.Series(
-                [str(v) if pd.notna(v) else np.nan for v in column], index=frame.index, dtype=object
-            )
+            # str() of every present value, NaN where missing; iterating a numpy object array
+            # (not the column itself: Arrow strings box one by one) keeps this linear and cheap
+            present = column.notna().to_numpy()
+            values = column.to_numpy(dtype=object)
+            out = np.full(len(values), np.nan, dtype=object)
+            out[present] = [v if type(v) is str else str(v) for v in values[present]]
+            x[f.name] = pd.Series(out, index=frame.index, dtype=object)
     return x
 
 
