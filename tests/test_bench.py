@@ -19,7 +19,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "pipeline")
+BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "pipeline", "growth")
 HAVE_DVC = (REPO / ".venv-dvc" / "bin" / "dvc").exists() or shutil.which("dvc") is not None
 
 EXPECTED = {
@@ -77,6 +77,17 @@ EXPECTED = {
         "search-time-p99",
     },
     "pipeline": {"inprocess", "dvc-cold", "dvc-noop", "dvc-version"},
+    "growth": {
+        "total-2000",
+        "total-20000",
+        "growth",
+        *(
+            f"{stage}-{n}{peak}"
+            for stage in ("ingest", "validate", "fairness", "register")
+            for n in (2000, 20000)
+            for peak in ("", "-peak")
+        ),
+    },
 }
 POSTGRES = {
     "decisions": {"postgres-raw", "postgres-1", "postgres-8"},
