@@ -144,3 +144,41 @@ def test_any_valid_application_agrees_and_adds_up(**kw: object) -> None:
 
 
 HMDA = fitted("hmda")
+
+
+def _conclude_frame_equals_conclude(scorecard: Scorecard, contrib: np.ndarray) -> None:
+    frame = scorecard.conclude_frame(contrib)
+    names = list(scorecard.order)
+    for i, row in enumerate(contrib.tolist()):
+        one = scorecard.conclude(dict(zip(names, row, strict=True)))
+        assert frame.logits[i] == one.explanation.logit  # bit for bit, no tolerance
+        assert frame.scores[i] == one.score
+        assert bool(frame.adverse[i]) == one.adverse
+        reasons = [names[c] for c in frame.reasons[i].tolist() if c >= 0]
+        assert reasons == [r["feature"] for r in one.reasons]
+        assert (frame.reasons[i] >= 0).sum() == len(one.reasons)
+
+
+def test_conclude_frame_equals_conclude_on_real_rows(model: tuple) -> None:
+    spec, frame, _, scorecard = model
+    _, contrib = scorecard.score_frame(model_inputs(frame, spec))
+    _conclude_frame_equals_conclude(scorecard, contrib)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from([0.0, -0.0, 0.5, -0.5, 1e-300, 0.25])
+            | st.floats(-30, 30, allow_nan=False),
+            min_size=11,
+            max_size=11,
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_conclude_frame_equals_conclude_with_ties_and_zeros(values: list[list[float]]) -> None:
+    """Ties between contributions (broken by name), zeros and signed zeros, few positives."""
+    _, _, _, scorecard = HMDA
+    _conclude_frame_equals_conclude(scorecard, np.asarray(values, dtype=np.float64))
