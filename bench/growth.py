@@ -105,6 +105,7 @@ def run(ctx: Context) -> list[Row]:
         slowest = max(measured, key=lambda k: measured[k]["s"])
         log(f"growth: {n:,} rows in {totals[n]:.1f} s (slowest: {slowest}), peak {peak:.0f} MiB")
         largest = n == ordered[-1] and not ctx.quick
+        smallest = n == ordered[0]
         rows.append(
             Row(
                 NAME,
@@ -112,8 +113,10 @@ def run(ctx: Context) -> list[Row]:
                 f"pipeline, ingest to register, {_label(n)}",
                 "s",
                 [totals[n]],
+                baseline=None if smallest else f"total-{ordered[0]}",
                 goal=(f"≤ {GOAL_SECONDS:.0f} s", "value", GOAL_SECONDS) if largest else None,
                 extra={"peak_mib": peak, "slowest": slowest, "synthetic": SYNTHETIC_LABEL},
+                is_baseline=smallest,
             )
         )
         for stage, m in measured.items():
