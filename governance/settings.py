@@ -14,6 +14,13 @@ GOVERNANCE_MLFLOW_URI          sqlite:///<home>/mlflow.db
 GOVERNANCE_ARTIFACTS           <home>/mlartifacts (artifact root of new MLflow experiments)
 GOVERNANCE_DVC_REMOTE          <home>/dvc-remote
 GOVERNANCE_LEDGER_URL          sqlite:///<home>/ledger.db (or postgresql://...)
+GOVERNANCE_SIGNING_KEY         <home>/keys/model-signing.pem (ECDSA private key in PEM that
+                               signs registered models; created on first registration)
+GOVERNANCE_SIGNING_PUBLIC_KEY  the signing key's path with ``.pub`` (the key that loading a
+                               version trusts)
+GOVERNANCE_OPENLINEAGE_LOG     <home>/openlineage/events.jsonl (the default OpenLineage
+                               transport: one JSON line per event; see governance.pipeline
+                               for pointing the transport at a catalogue instead)
 =============================  ==========================================================
 
 MLflow's own ``MLFLOW_TRACKING_URI`` is not read: MLflow rewrites it in-process whenever a
@@ -36,6 +43,9 @@ class Settings:
     artifacts: Path
     dvc_remote: Path
     ledger_url: str
+    signing_key: Path
+    signing_public_key: Path
+    openlineage_log: Path
 
     @property
     def dagster_home(self) -> Path:
@@ -48,6 +58,9 @@ class Settings:
         env = os.environ if env is None else env
         project = Path(project_dir or env.get("GOVERNANCE_PROJECT") or Path.cwd()).resolve()
         home = Path(env.get("GOVERNANCE_HOME") or project / ".governance").resolve()
+        signing_key = Path(
+            env.get("GOVERNANCE_SIGNING_KEY") or home / "keys" / "model-signing.pem"
+        ).resolve()
         return cls(
             project_dir=project,
             home=home,
@@ -55,4 +68,11 @@ class Settings:
             artifacts=Path(env.get("GOVERNANCE_ARTIFACTS") or home / "mlartifacts").resolve(),
             dvc_remote=Path(env.get("GOVERNANCE_DVC_REMOTE") or home / "dvc-remote").resolve(),
             ledger_url=env.get("GOVERNANCE_LEDGER_URL") or f"sqlite:///{home / 'ledger.db'}",
+            signing_key=signing_key,
+            signing_public_key=Path(
+                env.get("GOVERNANCE_SIGNING_PUBLIC_KEY") or signing_key.with_suffix(".pub")
+            ).resolve(),
+            openlineage_log=Path(
+                env.get("GOVERNANCE_OPENLINEAGE_LOG") or home / "openlineage" / "events.jsonl"
+            ).resolve(),
         )

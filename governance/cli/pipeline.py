@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from governance.cli.common import ProjectOpt, app, fail, guard, stage_app
+from governance.cli.common import ProjectOpt, app, fail, guard, ledger, stage_app
 from governance.settings import Settings
 
 ViaOpt = Annotated[str, typer.Option("--via", help="What runs the stage, recorded in lineage.")]
@@ -60,6 +60,14 @@ def lineage(
     restore: Annotated[
         Path | None, typer.Option("--restore", help="Write the exact training data here.")
     ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="prov-json or prov-n: the version's W3C PROV document (datasets by md5, code"
+            " by commit, parameters, model, card; stage runs; pipeline and approvers).",
+        ),
+    ] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Show a model version's lineage: code, data, params, validation, fairness, metrics."""
@@ -67,6 +75,9 @@ def lineage(
     from governance.core.lineage import DataStore
 
     settings = Settings.resolve(project)
+    if fmt is not None:
+        _print_prov(settings, project, model, version, fmt)
+        return
     info: dict[str, Any] = guard(lambda: registry.resolve(settings, model, version))
     restored = []
     if restore is not None:
@@ -89,6 +100,19 @@ def lineage(
     _print_lineage(info)
     for r in restored:
         typer.echo(f"restored   {r['path']}  md5 {r['md5']} (verified)")
+
+
+def _print_prov(
+    settings: Settings, project: Path | None, model: str, version: str | None, fmt: str
+) -> None:
+    from governance.core.provenance import FORMATS, serialize
+    from governance.lifecycle.provenance import version_prov
+
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    with ledger(project) as book:
+        doc = guard(lambda: version_prov(settings, book, model, version))
+    typer.echo(serialize(doc, fmt))
 
 
 def _print_lineage(info: dict[str, Any]) -> None:

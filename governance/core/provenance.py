@@ -29,6 +29,8 @@ from prov.constants import PROV, PROV_LABEL, PROV_TYPE
 from prov.identifier import Namespace, QualifiedName
 from prov.model import ProvDocument, ProvEntity
 
+from governance.core.openlineage import FILE_NAMESPACE, lineage_graph
+
 NAMESPACES = {
     "gov": "urn:governance:",
     "data": "urn:governance:data:md5:",
@@ -264,3 +266,68 @@ def serialize(doc: ProvDocument, fmt: str) -> str:
     if fmt == "prov-n":
         return str(doc.get_provn())
     raise ValueError(ERR_FORMAT.format(formats=list(FORMATS), value=fmt))
+
+
+def stage_records(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    namespace: str,
+    model: str,
+    version: str,
+    root: str | None = None,
+) -> list[dict[str, Any]]:
+    """The stage runs that made a model version, read from an OpenLineage event log.
+
+    Walks the log's lineage graph back from the registered version (the ``register`` run's
+    output ``namespace`` / ``model`` / ``version``) to the data, and turns each run into the
+    ``stages`` records :func:`version_provenance` takes: ``stage``, ``run_id`` (the OpenLineage
+    run id), ``via``, ``started`` / ``ended`` (the START and COMPLETE event times), ``inputs``
+    and ``outputs`` as ``{"path", "md5"}`` (file datasets; paths relative to ``root`` when under
+    it) and ``writes`` (``model`` when the run wrote the version).
+
+    Returns
+    -------
+    list of dict
+        Empty when the log does not hold the version's chain.
+    """
+    chain = lineage_graph(events).chain(namespace, model, version)
+    started = {
+        str(e["run"]["runId"]): str(e["eventTime"]) for e in events if e.get("eventType") == "START"
+    }
+    ended = {
+        str(e["run"]["runId"]): str(e["eventTime"])
+        for e in events
+        if e.get("eventType") == "COMPLETE"
+    }
+    prefix = root.rstrip("/") + "/" if root else None
+
+    def files(datasets: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+        out = []
+        for d in datasets:
+            if d["namespace"] != FILE_NAMESPACE or d["version"] is None:
+                continue
+            path = str(d["name"])
+            if prefix and path.startswith(prefix):
+                path = path[len(prefix) :]
+            out.append({"path": path, "md5": str(d["version"])})
+        return out
+
+    records = []
+    for c in reversed(chain):  # data first, the registration last
+        wrote_model = any(
+            (o["namespace"], o["name"], o["version"]) == (namespace, model, version)
+            for o in c["outputs"]
+        )
+        records.append(
+            {
+                "stage": c["stage"],
+                "run_id": c["run_id"],
+                "via": c["via"] or None,
+                "started": started.get(c["run_id"]),
+                "ended": ended.get(c["run_id"]),
+                "inputs": files(c["inputs"]),
+                "outputs": files(c["outputs"]),
+                "writes": ["model"] if wrote_model else [],
+            }
+        )
+    return records

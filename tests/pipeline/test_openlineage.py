@@ -1,0 +1,217 @@
+"""Stage runs as OpenLineage events, through openlineage-python's own transports.
+
+The default is the client's file transport under the state directory; ``OPENLINEAGE_URL`` sends
+the same events over HTTP to a real (local) endpoint instead; a failing catalogue never fails the
+stage. Every event is read back strictly with :func:`governance.core.openlineage.parse_event`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+import pytest
+
+from governance.core import openlineage as ol
+from governance.lifecycle.provenance import read_event_log
+from governance.pipeline import openlineage as emit
+from governance.settings import Settings
+
+OL_VARIABLES = (
+    "OPENLINEAGE_URL",
+    "OPENLINEAGE_CONFIG",
+    "OPENLINEAGE_DISABLED",
+    "OPENLINEAGE_ENDPOINT",
+    "OPENLINEAGE_API_KEY",
+    "OPENLINEAGE_NAMESPACE",
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    for var in OL_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    for var in [v for v in os.environ if v.startswith("OPENLINEAGE__")]:
+        monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)
+    yield Settings.resolve(tmp_path, env={})
+    # the client turns OPENLINEAGE_URL into OPENLINEAGE__TRANSPORT__... variables of its own
+    for var in [v for v in os.environ if v.startswith("OPENLINEAGE__")]:
+        del os.environ[var]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> tuple[Path, Path]:
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5], "c": ["x", "y", "z"]}).to_csv(
+        src, index=False
+    )
+    return src, tmp_path / "out" / "half.csv"
+
+
+def run_stage(settings: Settings, src: Path, out: Path, **context: str) -> None:
+    with emit.stage_run(
+        settings,
+        root=settings.project_dir,
+        params={"split": {"seed": 1}},
+        stage="split",
+        code_path="governance/stages.py",
+        context=context or None,
+        inputs=[src],
+        outputs=[out],
+    ) as events:
+        out.parent.mkdir(exist_ok=True)
+        pd.read_csv(src).head(2).to_csv(out, index=False)
+        events.mlflow_run_id = "run-1"
+
+
+def test_default_is_one_json_line_per_event_under_the_home(
+    settings: Settings, data: tuple[Path, Path]
+) -> None:
+    src, out = data
+    run_stage(settings, src, out, source="dagster", id="dagster-run-7")
+    assert settings.openlineage_log == settings.home / "openlineage" / "events.jsonl"
+    lines = settings.openlineage_log.read_text().splitlines()
+    assert len(lines) == 2
+    start, complete = (json.loads(line) for line in lines)
+    for e in (start, complete):
+        ol.parse_event(e)
+    assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
+    assert start["run"]["runId"] == complete["run"]["runId"]
+    (i,) = complete["inputs"]
+    assert i["name"] == str(src.resolve())
+    assert i["facets"]["version"]["datasetVersion"] == hashlib.md5(src.read_bytes()).hexdigest()
+    assert i["inputFacets"]["inputStatistics"]["rowCount"] == 3
+    assert [f["type"] for f in i["facets"]["schema"]["fields"]] == ["integer", "number", "string"]
+    (o,) = complete["outputs"]
+    assert o["facets"]["version"]["datasetVersion"] == hashlib.md5(out.read_bytes()).hexdigest()
+    assert o["outputFacets"]["outputStatistics"]["rowCount"] == 2
+    assert "version" not in start["outputs"][0].get("facets", {})  # not written yet
+    gov = complete["run"]["facets"]["governance"]
+    assert (gov["via"], gov["dagsterRunId"], gov["mlflowRunId"]) == (
+        "dagster",
+        "dagster-run-7",
+        "run-1",
+    )
+    assert complete["run"]["facets"]["processing_engine"]["name"] == "Dagster"
+    assert complete["job"]["facets"]["jobType"]["integration"] == "DAGSTER"
+
+
+def test_an_error_is_a_fail_event_and_still_raises(
+    settings: Settings, data: tuple[Path, Path]
+) -> None:
+    src, out = data
+    with (
+        pytest.raises(RuntimeError, match="disk on fire"),
+        emit.stage_run(
+            settings,
+            root=settings.project_dir,
+            params={},
+            stage="train",
+            code_path="governance/stages.py",
+            context={"source": "dvc"},
+            inputs=[src],
+            outputs=[out],
+        ),
+    ):
+        raise RuntimeError("disk on fire")
+    start, fail = read_event_log(settings.openlineage_log)
+    ol.parse_event(fail)
+    assert fail["eventType"] == "FAIL"
+    assert fail["run"]["facets"]["errorMessage"]["message"] == "RuntimeError: disk on fire"
+    assert fail["run"]["facets"]["governance"]["dvcStage"] == "train"
+    assert ol.lineage_graph([start, fail]).runs == []  # a failed run is no producer
+
+
+class Catalogue(BaseHTTPRequestHandler):
+    """A lineage endpoint that keeps what it receives (or refuses it, when told to)."""
+
+    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+    status = 201
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.path, json.loads(body)))
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def catalogue() -> Iterator[str]:
+    Catalogue.received = []
+    Catalogue.status = 201
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Catalogue)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_openlineage_url_sends_the_events_over_http_instead(
+    settings: Settings, data: tuple[Path, Path], catalogue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENLINEAGE_URL", catalogue)
+    monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "credit-team")
+    src, out = data
+    run_stage(settings, src, out, source="dvc")
+    assert [p for p, _ in Catalogue.received] == ["/api/v1/lineage", "/api/v1/lineage"]
+    events = [e for _, e in Catalogue.received]
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    for e in events:
+        ol.parse_event(e)
+        assert e["job"]["namespace"] == "credit-team"
+    assert not settings.openlineage_log.exists()
+
+
+def test_a_catalogue_that_refuses_is_a_warning_not_a_failed_stage(
+    settings: Settings,
+    data: tuple[Path, Path],
+    catalogue: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("OPENLINEAGE_URL", catalogue)
+    Catalogue.status = 400
+    src, out = data
+    with caplog.at_level(logging.WARNING, logger="governance.pipeline.openlineage"):
+        run_stage(settings, src, out)
+    assert out.is_file()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("OpenLineage START event of stage split not sent: 400")
+
+
+def test_disabled_sends_nothing(
+    settings: Settings, data: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
+    src, out = data
+    run_stage(settings, src, out)
+    assert out.is_file()
+    assert not settings.openlineage_log.exists()
+
+
+def test_a_config_file_in_the_working_directory_is_used(
+    settings: Settings, data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    (tmp_path / "openlineage.yml").write_text(
+        f"transport:\n  type: file\n  log_file_path: {elsewhere}\n  append: true\n"
+    )
+    src, out = data
+    run_stage(settings, src, out)
+    assert [e["eventType"] for e in read_event_log(elsewhere)] == ["START", "COMPLETE"]
+    assert not settings.openlineage_log.exists()
