@@ -4,6 +4,12 @@ A thin layer over the ``model-signing`` library: :func:`sign_directory` writes t
 signature (a Sigstore bundle holding a DSSE-signed in-toto statement of every file's sha256)
 and :func:`verify_directory` checks a directory against one with the trusted public key, naming
 the files that differ. Keys are ECDSA P-256 in PEM; :func:`ensure_keypair` creates a pair once.
+
+A registered model carries both files in its directory (:func:`sign_model`): first the SLSA
+provenance statement (``provenance.intoto.jsonl``, a DSSE envelope whose subjects are the model's
+files and whose materials are its data, code, parameters and environment), then the OpenSSF
+signature (``model.sig``) over every file, the statement included. :func:`verify_model` checks
+both with the trusted public key and compares the statement with the version's lineage.
 """
 
 from __future__ import annotations
@@ -12,14 +18,24 @@ import base64
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import model_signing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from governance.core.attestation import key_id
+from governance.core.attestation import (
+    AttestationError,
+    check_statement,
+    key_id,
+    open_envelope,
+    provenance_statement,
+    sha256_hex,
+    sign_envelope,
+)
 
 SIGNATURE_FILE = "model.sig"
 PROVENANCE_FILE = "provenance.intoto.jsonl"
@@ -27,8 +43,11 @@ IGNORED = (SIGNATURE_FILE,)  # the signature cannot sign itself; everything else
 
 ERR_NO_KEY = "no model-signing key at {path}"
 ERR_BAD_KEY = "{path} is not an ECDSA P-256/P-384/P-521 {kind} key in PEM: {problem}"
-ERR_MISMATCH = "{what}: {files} differ from its signature"
+ERR_MISMATCH = "{what}: files differ from its signature: {files}"
 ERR_SIGNATURE = "{what}: the signature does not verify with the trusted key {key}: {problem}"
+ERR_NO_STATEMENT = "{what} has no provenance statement ({file})"
+ERR_STATEMENT = "{what}: {problem}"
+ERR_PROVENANCE = "{what}: the provenance does not match: {problems}"
 _LIBRARY_MISMATCH = "Signature mismatch"  # model-signing's words once the signature verified
 
 
@@ -187,3 +206,108 @@ def differing_files(directory: Path, signature: bytes) -> tuple[str, ...]:
     signed = signed_digests(signature)
     found = file_digests(directory)
     return tuple(sorted(p for p in set(signed) | set(found) if signed.get(p) != found.get(p)))
+
+
+@dataclass(frozen=True)
+class SignedModel:
+    """What signing a model directory produced (or what verifying it found).
+
+    Attributes
+    ----------
+    signature_sha256, provenance_sha256
+        sha256 of ``model.sig`` and of ``provenance.intoto.jsonl`` (the ledger records both).
+    key_id
+        sha256 of the signing key's public PEM.
+    files
+        The model's files the statement names: relative path -> sha256 hex.
+    """
+
+    signature_sha256: str
+    provenance_sha256: str
+    key_id: str
+    files: dict[str, str]
+
+    def digests(self) -> dict[str, str]:
+        return {
+            "signature_sha256": self.signature_sha256,
+            "provenance_sha256": self.provenance_sha256,
+            "key_id": self.key_id,
+        }
+
+
+def sign_model(
+    directory: Path,
+    private_key: Path,
+    *,
+    lineage: Mapping[str, Any],
+    materials: Mapping[str, str],
+    code_url: str,
+    started_on: str | None = None,
+    finished_on: str | None = None,
+) -> SignedModel:
+    """Write the model's provenance statement, then sign every file of the directory.
+
+    Parameters
+    ----------
+    directory
+        The model directory (an MLflow model: ``MLmodel``, ``artifacts/``, ``code/`` ...).
+    private_key
+        The ECDSA signing key (PEM).
+    lineage, materials, code_url, started_on, finished_on
+        As for :func:`governance.core.attestation.provenance_statement`.
+    """
+    key = load_private_key(private_key)
+    for stale in (SIGNATURE_FILE, PROVENANCE_FILE):
+        (directory / stale).unlink(missing_ok=True)
+    subjects = file_digests(directory)
+    statement = provenance_statement(
+        subjects=subjects,
+        lineage=lineage,
+        materials=materials,
+        code_url=code_url,
+        started_on=started_on,
+        finished_on=finished_on,
+    )
+    envelope = sign_envelope(statement, key)
+    (directory / PROVENANCE_FILE).write_bytes(envelope)
+    signature = sign_directory(directory, private_key)
+    return SignedModel(
+        sha256_hex(signature), sha256_hex(envelope), key_id(key.public_key()), subjects
+    )
+
+
+def verify_model(
+    directory: Path,
+    public_key: Path,
+    *,
+    lineage: Mapping[str, Any] | None = None,
+    what: str = "the model",
+) -> SignedModel:
+    """Check a signed model directory with the trusted public key, and its provenance.
+
+    The OpenSSF signature must cover exactly the files present (the statement among them); the
+    statement's DSSE signature must verify with the same key; its subjects must be the files
+    present and, given the version's ``lineage``, its materials (data md5s, commit, parameters'
+    hash, lock file) must be the lineage's.
+
+    Raises
+    ------
+    SignatureError
+        Naming what differs: the files (``files``), the key, or the lineage fields.
+    """
+    verify_directory(directory, public_key, what=what)
+    try:
+        envelope = (directory / PROVENANCE_FILE).read_bytes()
+    except FileNotFoundError:
+        raise SignatureError(ERR_NO_STATEMENT.format(what=what, file=PROVENANCE_FILE)) from None
+    key = load_public_key(public_key)
+    try:
+        statement = open_envelope(envelope, key)
+    except AttestationError as exc:
+        raise SignatureError(ERR_STATEMENT.format(what=what, problem=exc)) from None
+    files = {p: h for p, h in file_digests(directory).items() if p != PROVENANCE_FILE}
+    problems = check_statement(statement, lineage=lineage, files=files)
+    if problems:
+        raise SignatureError(ERR_PROVENANCE.format(what=what, problems="; ".join(problems)))
+    signature = (directory / SIGNATURE_FILE).read_bytes()
+    return SignedModel(sha256_hex(signature), sha256_hex(envelope), key_id(key), files)
