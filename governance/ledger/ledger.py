@@ -22,14 +22,9 @@ truncation or rewriting detectable.
 
 from __future__ import annotations
 
-import os
-import pickle
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
@@ -39,6 +34,8 @@ from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from governance.ledger._commit import Entry, GroupCommit, prepare_entry
+from governance.ledger._verify import VerifyResult, verify_store
 from governance.ledger.canonical import (
     CANONICAL_FORMAT,
     CANONICAL_FORMATS,
@@ -53,13 +50,13 @@ from governance.ledger.checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
+from governance.ledger.errors import IntegrityError, LedgerError
 from governance.ledger.merkle import MerkleTree, verify_consistency, verify_inclusion
 from governance.ledger.privacy import (
     ERASED,
     PII_ALG,
     KeyRing,
     decrypt_pii,
-    encrypt_pii,
     new_data_key,
 )
 from governance.ledger.records import (
@@ -70,13 +67,10 @@ from governance.ledger.records import (
     Receipt,
     Record,
     check_event_type,
-    index_columns,
-    is_record_id,
     new_record_ids,
     record_hash,
-    subject_tag,
 )
-from governance.ledger.store import SCHEMA_VERSION, ChainSource, LedgerStore, Query
+from governance.ledger.store import SCHEMA_VERSION, LedgerStore, Query
 
 __all__ = [
     "Entry",
@@ -88,267 +82,7 @@ __all__ = [
 ]
 
 _MAX_LIMIT = 10_000
-_PARALLEL_MIN = 200_000
 _DEK_CACHE_MAX = 100_000
-
-
-class _Request:
-    """One caller's records waiting in the group commit queue."""
-
-    __slots__ = ("done", "error", "pending", "receipts")
-
-    def __init__(self, pending: list[PendingRecord]) -> None:
-        self.pending = pending
-        self.receipts: list[Receipt] = []
-        self.error: BaseException | None = None
-        self.done = False
-
-
-class _GroupCommit:
-    """Merge concurrent appends from several threads into one transaction (group commit).
-
-    A durable commit costs one fsync (about 1.5 ms on this class of disk) whatever it holds.
-    The first caller becomes the leader and commits its records; callers arriving meanwhile
-    queue up, and the next leader commits all of them together, so N concurrent callers share
-    one fsync. Each caller's records stay contiguous and all-or-nothing; if a combined commit
-    fails, each caller's records are retried alone so one bad batch cannot fail the others.
-    """
-
-    def __init__(self, store: LedgerStore) -> None:
-        self._store = store
-        self._cond = threading.Condition()
-        self._queue: list[_Request] = []
-        self._busy = False
-
-    def append(self, pending: list[PendingRecord]) -> list[Receipt]:
-        request = _Request(pending)
-        with self._cond:
-            self._queue.append(request)
-            while self._busy and not request.done:
-                self._cond.wait()
-            if not request.done:
-                self._busy = True
-                batch, self._queue = self._queue, []
-        if not request.done:
-            try:
-                self._commit(batch)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-        if request.error is not None:
-            raise request.error
-        return request.receipts
-
-    def _commit(self, batch: list[_Request]) -> None:
-        try:
-            if len(batch) == 1:
-                self._commit_one(batch[0])
-                return
-            combined = [record for request in batch for record in request.pending]
-            try:
-                receipts = self._store.append(combined)
-            except Exception:
-                for request in batch:
-                    self._commit_one(request)
-                return
-            start = 0
-            for request in batch:
-                request.receipts = receipts[start : start + len(request.pending)]
-                request.done = True
-                start += len(request.pending)
-        except BaseException as exc:  # e.g. KeyboardInterrupt: fail whoever is left waiting
-            for request in batch:
-                if not request.done:
-                    request.error, request.done = exc, True
-            raise
-
-    def _commit_one(self, request: _Request) -> None:
-        try:
-            request.receipts = self._store.append(request.pending)
-        except Exception as exc:
-            request.error = exc
-        request.done = True
-
-
-def _walk_job(job: Mapping[str, Any]) -> dict[str, Any]:
-    """Walk the chain from ``job["start"]`` (in a helper process); return the state or a break."""
-    walker = ChainWalker(
-        job["start"], job["prev"], job["prev_ts"], deep=job["deep"], canonical=job["canonical"]
-    )
-    leaves: list[bytes] = []
-    wanted = job["leaves"]
-    try:
-        for rows in job["source"].rows(job["start"], deep=job["deep"]):
-            walker.feed(rows, leaves if walker.next_seq < wanted else None)
-    except ChainBreak as brk:
-        return {"break": (brk.seq, brk.reason), "next_seq": walker.next_seq}
-    return {
-        "break": None,
-        "next_seq": walker.next_seq,
-        "leaves": b"".join(leaves[: max(0, wanted - job["start"])]),
-    }
-
-
-def verify_helper_main() -> None:
-    """Entry point of a verification helper process: a pickled job on stdin, result on stdout."""
-    job = pickle.load(sys.stdin.buffer)
-    result = _walk_job(job)
-    pickle.dump(result, sys.stdout.buffer)
-    sys.stdout.flush()
-
-
-class _VerifyHelper:
-    """A helper process walking ``[start, end)`` of the chain while this one walks the rest.
-
-    It starts from the stored hash and timestamp of record ``start - 1``; the first half's walk
-    must end exactly there (same hash), which ties the halves into one verified chain.
-    """
-
-    def __init__(
-        self,
-        source: ChainSource,
-        start: int,
-        prev: bytes,
-        prev_ts: bytes,
-        deep: bool,
-        target: int,
-        canonical: str,
-    ) -> None:
-        self.start = start
-        self.prev, self.prev_ts = prev, prev_ts
-        self._job: dict[str, Any] = {
-            "source": source,
-            "start": start,
-            "prev": prev,
-            "prev_ts": prev_ts,
-            "deep": deep,
-            "leaves": target,
-            "canonical": canonical,
-        }
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_root, env.get("PYTHONPATH", "")) if p
-        )
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from governance.ledger.ledger import verify_helper_main; verify_helper_main()",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        stdin = self._proc.stdin
-        assert stdin is not None
-        self._proc.stdin = None  # the job is small (well under a pipe buffer): send it now
-        try:
-            pickle.dump(self._job, stdin)
-            stdin.close()
-        except OSError:
-            self.close()
-            raise
-
-    def finish(self, walker: ChainWalker, tree: MerkleTree, target: int) -> ChainWalker:
-        """Join the helper's half to ``walker`` (which has walked ``[0, start)``)."""
-        if walker.prev != self.prev or walker.prev_ts != self.prev_ts:
-            raise ChainBreak(self.start - 1, "inconsistent record (changed during verification)")
-        out, err = self._proc.communicate()
-        try:
-            if self._proc.returncode != 0:
-                raise ValueError(err.decode(errors="replace")[-500:])
-            result = pickle.loads(out)
-        except Exception:  # the helper failed: walk its half here instead
-            rest = ChainWalker(
-                self.start, self.prev, self.prev_ts, deep=walker.deep, canonical=walker.canonical
-            )
-            leaves: list[bytes] = []
-            for rows in self._job["source"].rows(self.start, deep=walker.deep):
-                leaves.clear()
-                rest.feed(rows, leaves if rest.next_seq < target else None)
-                tree.extend(leaves[: max(0, target - tree.size)])
-            return rest
-        if result["break"] is not None:
-            seq, reason = result["break"]
-            walker.next_seq = result["next_seq"]
-            raise ChainBreak(seq, reason)
-        blob: bytes = result["leaves"]
-        tree.extend([blob[i : i + 32] for i in range(0, len(blob), 32)])
-        return ChainWalker(result["next_seq"], deep=walker.deep, canonical=walker.canonical)
-
-    def close(self) -> None:
-        """Stop the helper if it still runs."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.communicate()
-
-
-class LedgerError(Exception):
-    """The ledger cannot do what was asked (wrong keys, unknown record, bad arguments...)."""
-
-
-class IntegrityError(LedgerError):
-    """Stored data does not verify (tampering or corruption); the message says where."""
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of :meth:`Ledger.verify`.
-
-    Attributes
-    ----------
-    ok
-        Whether every check passed.
-    records
-        Number of records that verified (all of them when ``ok``).
-    first_bad
-        The first seq whose integrity cannot be established, or ``None``: for a changed record
-        its seq, for deleted records the first missing seq, for a truncation the first seq a
-        checkpoint covers but the ledger lacks, for a rewritten prefix the end of the last
-        checkpoint that still matches (or 0). ``None`` for a bad checkpoint signature.
-    reason
-        What is wrong, in words (starts with ``TRUNCATION`` for a truncated ledger).
-    checkpoints
-        Number of checkpoints (stored and exported, de-duplicated) checked.
-    """
-
-    ok: bool
-    records: int
-    first_bad: int | None = None
-    reason: str | None = None
-    checkpoints: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the result as a JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One record for :meth:`Ledger.append_many`.
-
-    Attributes
-    ----------
-    type
-        A registered event type (``decision``, ``outcome``, ...).
-    body
-        The event body (a JSON object).
-    subject_id
-        The subject's identifier; stored only as its HMAC subject key.
-    pii
-        Personal data to store encrypted under the subject's key (needs ``subject_id``).
-    id
-        A record id to use instead of a new one (a lowercase UUID).
-    """
-
-    type: str
-    body: Mapping[str, Any]
-    subject_id: str | None = None
-    pii: Mapping[str, Any] | None = None
-    id: str | None = None
 
 
 def _as_ts(value: str | datetime, name: str) -> str:
@@ -460,7 +194,7 @@ class Ledger:
         self._walker = ChainWalker()
         self._tree_lock = threading.Lock()
         self._dek_cache: dict[str, bytes] = {}
-        self._writer = _GroupCommit(store)
+        self._writer = GroupCommit(store)
 
     def _check_meta(self, meta: Mapping[str, str], public_hex: str) -> None:
         if meta.get("schema_version") != SCHEMA_VERSION:
@@ -604,60 +338,21 @@ class Ledger:
         seen_ids: set[str] = set()
         for n, entry in enumerate(entries):
             try:
-                pending.append(self._prepare(entry, fresh, data_keys, seen_ids))
+                pending.append(
+                    prepare_entry(
+                        entry,
+                        keys=self._keys,
+                        encode=self._encode,
+                        fresh=fresh,
+                        data_keys=data_keys,
+                        seen_ids=seen_ids,
+                    )
+                )
             except (ValueError, TypeError) as exc:
                 if len(entries) > 1:
                     exc.add_note(f"in item {n} of the batch; nothing was written")
                 raise
         return self._writer.append(pending)
-
-    def _prepare(
-        self,
-        entry: Entry,
-        fresh: Iterator[str],
-        data_keys: Mapping[str, tuple[str, bytes]],
-        seen_ids: set[str],
-    ) -> PendingRecord:
-        type_ = check_event_type(entry.type)
-        body = entry.body
-        if not isinstance(body, Mapping):
-            raise TypeError(f"body must be a JSON object (a dict), got {type(body).__name__}")
-        if "pii" in body:
-            raise ValueError("body.pii is reserved for encrypted PII: pass PII as pii=")
-        rid = next(fresh) if entry.id is None else entry.id
-        if entry.id is not None and not is_record_id(entry.id):
-            raise ValueError(f"record id {entry.id!r} is not a lowercase UUID")
-        if rid in seen_ids:
-            raise ValueError(f"record id {rid} appears twice in one batch")
-        seen_ids.add(rid)
-        extra: dict[str, Any] = {}
-        sk: str | None = None
-        if entry.subject_id is not None:
-            sk = self._keys.subject_key(entry.subject_id)
-            if body.get("subject_key", sk) != sk:
-                raise ValueError("body.subject_key contradicts subject_id")
-            extra["subject_key"] = sk
-        if entry.pii is not None:
-            if sk is None:
-                raise ValueError("pii needs subject_id: PII is encrypted under the subject's key")
-            if not isinstance(entry.pii, Mapping):
-                raise TypeError("pii must be a JSON object (a dict)")
-            kid, data_key = data_keys[sk]
-            extra["pii"] = encrypt_pii(data_key, kid, rid, sk, entry.pii)
-        if extra or type(body) is not dict:
-            body = {**body, **extra}
-        data = self._encode(body)
-        subject_key, model_name, model_version, ref = index_columns(type_, body)
-        return PendingRecord(
-            rid,
-            type_,
-            data,
-            subject_key,
-            subject_tag(subject_key),
-            model_name,
-            model_version,
-            ref,
-        )
 
     def _data_keys_for(self, subject_keys: set[str]) -> dict[str, tuple[str, bytes]]:
         """Return ``{subject_key: (kid, data_key)}``, creating keys for new subjects."""
@@ -858,27 +553,6 @@ class Ledger:
 
     # -- verification ---------------------------------------------------------------------
 
-    def _gather_checkpoints(
-        self, directory: CheckpointDirectory | None
-    ) -> tuple[list[tuple[str, Checkpoint]], str | None]:
-        """Return ``[(source, checkpoint)]`` sorted by size, de-duplicated; or a problem."""
-        found: list[tuple[str, Checkpoint]] = []
-        try:
-            found += [("stored", cp) for cp in self.store.checkpoints()]
-        except ValueError as exc:
-            return [], f"a checkpoint stored in the database is malformed: {exc}"
-        if directory is not None:
-            try:
-                found += [(f"exported to {directory.path}", cp) for cp in directory.all()]
-            except ValueError as exc:
-                return [], f"an exported checkpoint is malformed: {exc}"
-        unique: dict[tuple[Any, ...], tuple[str, Checkpoint]] = {}
-        for source, cp in found:
-            unique.setdefault(
-                (cp.origin, cp.size, cp.root, cp.timestamp, cp.signature), (source, cp)
-            )
-        return sorted(unique.values(), key=lambda item: (item[1].size, item[1].timestamp)), None
-
     def verify(
         self,
         *,
@@ -919,115 +593,16 @@ class Ledger:
         VerifyResult
             ``ok`` and, if not, the first bad seq and the reason.
         """
-        directory = self.checkpoint_dir if checkpoints is None else checkpoints
-        key = self.public_key if public_key is None else public_key
-        cps, problem = self._gather_checkpoints(directory)
-        if problem is not None:
-            return VerifyResult(False, 0, None, problem, 0)
-        target = max((cp.size for _, cp in cps), default=0)
-        total = self.store.head().size
-        tree = MerkleTree()
-        helper = self._start_helper(total, deep, target, workers)
-        walker = ChainWalker(deep=deep, canonical=self.canonical_format)
-        try:
-            self._walk(
-                walker, tree, target, deep, None if helper is None else helper.start, progress
-            )
-            if helper is not None:
-                walker = helper.finish(walker, tree, target)
-                if progress is not None:
-                    progress(walker.next_seq, max(total, walker.next_seq))
-        except ChainBreak as brk:
-            return VerifyResult(False, walker.next_seq, brk.seq, brk.reason, 0)
-        finally:
-            if helper is not None:
-                helper.close()
-        records = walker.next_seq
-        good: list[int] = [0]
-        for source, cp in cps:
-            what = f"checkpoint of size {cp.size} signed at {cp.timestamp} ({source})"
-            if cp.origin != self.origin:
-                return VerifyResult(
-                    False, records, None, f"{what} belongs to another ledger ({cp.origin})", 0
-                )
-            if not verify_checkpoint(cp, key):
-                return VerifyResult(
-                    False, records, None, f"{what} has an invalid signature for this key", 0
-                )
-            if cp.size > records:
-                missing = cp.size - records
-                return VerifyResult(
-                    False,
-                    records,
-                    records,
-                    f"TRUNCATION: {what} covers {cp.size} records but the ledger holds only"
-                    f" {records}: seq {records}..{cp.size - 1} ({missing} records) were removed",
-                    0,
-                )
-            if tree.root(cp.size) != cp.root:
-                lower = max(size for size in good if size <= cp.size)
-                return VerifyResult(
-                    False,
-                    records,
-                    lower,
-                    f"{what}: Merkle root mismatch: records in seq {lower}..{cp.size - 1} were"
-                    " rewritten after it was signed (the hash chain was recomputed)",
-                    0,
-                )
-            good.append(cp.size)
-        return VerifyResult(True, records, None, None, len(cps))
-
-    def _walk(
-        self,
-        walker: ChainWalker,
-        tree: MerkleTree,
-        target: int,
-        deep: bool,
-        stop: int | None,
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
-        """Walk ``[walker.next_seq, stop)``, growing ``tree`` up to ``target`` leaves."""
-        leaves: list[bytes] = []
-        total = self.store.head().size if progress is not None else 0
-        for rows in self.store.iter_chain(walker.next_seq, stop, deep=deep):
-            if tree.size < target:
-                leaves.clear()
-                walker.feed(rows, leaves)
-                tree.extend(leaves[: target - tree.size])
-            else:
-                walker.feed(rows)
-            if progress is not None:
-                progress(walker.next_seq, max(total, walker.next_seq))
-        if stop is not None and walker.next_seq < stop:
-            raise ChainBreak(
-                walker.next_seq, f"record seq {walker.next_seq} is missing (records deleted)"
-            )
-
-    def _start_helper(
-        self, total: int, deep: bool, target: int, workers: int | None
-    ) -> _VerifyHelper | None:
-        """Start a helper process on the second half of the chain, if worth it."""
-        if workers is None:
-            workers = 2 if (os.cpu_count() or 1) >= 2 and total >= _PARALLEL_MIN else 1
-        if workers < 2 or total < 2:
-            return None
-        start = total // 2
-        boundary = self.store.get_by_seq(start - 1)
-        boundary_ts = self.store.ts_from(start - 1)
-        if boundary is None or boundary_ts is None:
-            return None  # a record is missing there: the sequential walk will say which
-        try:
-            return _VerifyHelper(
-                self.store.chain_source(),
-                start,
-                bytes(boundary[1]),
-                boundary_ts.encode(),
-                deep,
-                target,
-                self.canonical_format,
-            )
-        except OSError:
-            return None
+        return verify_store(
+            self.store,
+            origin=self.origin,
+            canonical=self.canonical_format,
+            directory=self.checkpoint_dir if checkpoints is None else checkpoints,
+            public_key=self.public_key if public_key is None else public_key,
+            deep=deep,
+            progress=progress,
+            workers=workers,
+        )
 
     # -- checkpoints and proofs -----------------------------------------------------------
 

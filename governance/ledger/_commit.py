@@ -1,0 +1,182 @@
+"""The append transaction: entries prepared into records, then committed in groups.
+
+:func:`prepare_entry` turns one :class:`Entry` into the record bytes and index columns (PII
+encrypted, subject key added); :class:`GroupCommit` merges concurrent callers' records into
+one durable transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from governance.ledger.privacy import KeyRing, encrypt_pii
+from governance.ledger.records import (
+    PendingRecord,
+    Receipt,
+    check_event_type,
+    index_columns,
+    is_record_id,
+    subject_tag,
+)
+from governance.ledger.store import LedgerStore
+
+__all__ = ["Entry", "GroupCommit", "prepare_entry"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One record for :meth:`Ledger.append_many`.
+
+    Attributes
+    ----------
+    type
+        A registered event type (``decision``, ``outcome``, ...).
+    body
+        The event body (a JSON object).
+    subject_id
+        The subject's identifier; stored only as its HMAC subject key.
+    pii
+        Personal data to store encrypted under the subject's key (needs ``subject_id``).
+    id
+        A record id to use instead of a new one (a lowercase UUID).
+    """
+
+    type: str
+    body: Mapping[str, Any]
+    subject_id: str | None = None
+    pii: Mapping[str, Any] | None = None
+    id: str | None = None
+
+
+def prepare_entry(
+    entry: Entry,
+    *,
+    keys: KeyRing,
+    encode: Callable[[object], bytes],
+    fresh: Iterator[str],
+    data_keys: Mapping[str, tuple[str, bytes]],
+    seen_ids: set[str],
+) -> PendingRecord:
+    """Check one entry and build its record (raises ValueError/TypeError; nothing written)."""
+    type_ = check_event_type(entry.type)
+    body = entry.body
+    if not isinstance(body, Mapping):
+        raise TypeError(f"body must be a JSON object (a dict), got {type(body).__name__}")
+    if "pii" in body:
+        raise ValueError("body.pii is reserved for encrypted PII: pass PII as pii=")
+    rid = next(fresh) if entry.id is None else entry.id
+    if entry.id is not None and not is_record_id(entry.id):
+        raise ValueError(f"record id {entry.id!r} is not a lowercase UUID")
+    if rid in seen_ids:
+        raise ValueError(f"record id {rid} appears twice in one batch")
+    seen_ids.add(rid)
+    extra: dict[str, Any] = {}
+    sk: str | None = None
+    if entry.subject_id is not None:
+        sk = keys.subject_key(entry.subject_id)
+        if body.get("subject_key", sk) != sk:
+            raise ValueError("body.subject_key contradicts subject_id")
+        extra["subject_key"] = sk
+    if entry.pii is not None:
+        if sk is None:
+            raise ValueError("pii needs subject_id: PII is encrypted under the subject's key")
+        if not isinstance(entry.pii, Mapping):
+            raise TypeError("pii must be a JSON object (a dict)")
+        kid, data_key = data_keys[sk]
+        extra["pii"] = encrypt_pii(data_key, kid, rid, sk, entry.pii)
+    if extra or type(body) is not dict:
+        body = {**body, **extra}
+    data = encode(body)
+    subject_key, model_name, model_version, ref = index_columns(type_, body)
+    return PendingRecord(
+        rid,
+        type_,
+        data,
+        subject_key,
+        subject_tag(subject_key),
+        model_name,
+        model_version,
+        ref,
+    )
+
+
+class _Request:
+    """One caller's records waiting in the group commit queue."""
+
+    __slots__ = ("done", "error", "pending", "receipts")
+
+    def __init__(self, pending: list[PendingRecord]) -> None:
+        self.pending = pending
+        self.receipts: list[Receipt] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class GroupCommit:
+    """Merge concurrent appends from several threads into one transaction (group commit).
+
+    A durable commit costs one fsync (about 1.5 ms on this class of disk) whatever it holds.
+    The first caller becomes the leader and commits its records; callers arriving meanwhile
+    queue up, and the next leader commits all of them together, so N concurrent callers share
+    one fsync. Each caller's records stay contiguous and all-or-nothing; if a combined commit
+    fails, each caller's records are retried alone so one bad batch cannot fail the others.
+    """
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._busy = False
+
+    def append(self, pending: list[PendingRecord]) -> list[Receipt]:
+        request = _Request(pending)
+        with self._cond:
+            self._queue.append(request)
+            while self._busy and not request.done:
+                self._cond.wait()
+            if not request.done:
+                self._busy = True
+                batch, self._queue = self._queue, []
+        if not request.done:
+            try:
+                self._commit(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.receipts
+
+    def _commit(self, batch: list[_Request]) -> None:
+        try:
+            if len(batch) == 1:
+                self._commit_one(batch[0])
+                return
+            combined = [record for request in batch for record in request.pending]
+            try:
+                receipts = self._store.append(combined)
+            except Exception:
+                for request in batch:
+                    self._commit_one(request)
+                return
+            start = 0
+            for request in batch:
+                request.receipts = receipts[start : start + len(request.pending)]
+                request.done = True
+                start += len(request.pending)
+        except BaseException as exc:  # e.g. KeyboardInterrupt: fail whoever is left waiting
+            for request in batch:
+                if not request.done:
+                    request.error, request.done = exc, True
+            raise
+
+    def _commit_one(self, request: _Request) -> None:
+        try:
+            request.receipts = self._store.append(request.pending)
+        except Exception as exc:
+            request.error = exc
+        request.done = True
