@@ -14,7 +14,7 @@ Public API::
         ledger.events_for(decision_id)               # outcomes, reviews ...
         ledger.verify()                              # VerifyResult(ok, records, first_bad, ...)
         ledger.checkpoint()                          # signed Checkpoint, stored and exported
-        ledger.inclusion_proof(record_id)            # dict, RFC 9162
+        ledger.inclusion_proof(record_id, checkpoint=False)  # dict, RFC 9162 (NotCovered)
         ledger.consistency_proof(old_size, new_size)
         ledger.forget("applicant-42")                # GDPR erasure; the chain still verifies
 
@@ -35,6 +35,7 @@ from governance.ledger.ledger import (
     IntegrityError,
     Ledger,
     LedgerError,
+    NotCovered,
     VerifyResult,
     open_store,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "LedgerStore",
+    "NotCovered",
     "PiiError",
     "Query",
     "Receipt",

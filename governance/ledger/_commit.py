@@ -17,6 +17,7 @@ from governance.ledger.records import (
     PendingRecord,
     Receipt,
     check_event_type,
+    idx_bytes,
     index_columns,
     is_record_id,
     subject_tag,
@@ -59,8 +60,12 @@ def prepare_entry(
     fresh: Iterator[str],
     data_keys: Mapping[str, tuple[str, bytes]],
     seen_ids: set[str],
+    with_idx: bool = True,
 ) -> PendingRecord:
-    """Check one entry and build its record (raises ValueError/TypeError; nothing written)."""
+    """Check one entry and build its record (raises ValueError/TypeError; nothing written).
+
+    ``with_idx``: record format 2 (the index columns also go into the record as ``idx``).
+    """
     type_ = check_event_type(entry.type)
     body = entry.body
     if not isinstance(body, Mapping):
@@ -100,6 +105,7 @@ def prepare_entry(
         model_name,
         model_version,
         ref,
+        idx_bytes(subject_key, model_name, model_version, ref, encode) if with_idx else None,
     )
 
 

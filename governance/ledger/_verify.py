@@ -24,7 +24,7 @@ from governance.ledger.merkle import MerkleTree
 from governance.ledger.records import ChainBreak, ChainWalker
 from governance.ledger.store import ChainSource, LedgerStore
 
-__all__ = ["VerifyResult", "gather_checkpoints", "verify_helper_main", "verify_store"]
+__all__ = ["VerifyResult", "gather_checkpoints", "verify_helper_main", "verify_store", "walk_store"]
 
 _PARALLEL_MIN = 200_000
 
@@ -32,7 +32,12 @@ _PARALLEL_MIN = 200_000
 def _walk_job(job: Mapping[str, Any]) -> dict[str, Any]:
     """Walk the chain from ``job["start"]`` (in a helper process); return the state or a break."""
     walker = ChainWalker(
-        job["start"], job["prev"], job["prev_ts"], deep=job["deep"], canonical=job["canonical"]
+        job["start"],
+        job["prev"],
+        job["prev_ts"],
+        deep=job["deep"],
+        canonical=job["canonical"],
+        record_format=job["record_format"],
     )
     leaves: list[bytes] = []
     wanted = job["leaves"]
@@ -72,6 +77,7 @@ class _VerifyHelper:
         deep: bool,
         target: int,
         canonical: str,
+        record_format: str,
     ) -> None:
         self.start = start
         self.prev, self.prev_ts = prev, prev_ts
@@ -83,6 +89,7 @@ class _VerifyHelper:
             "deep": deep,
             "leaves": target,
             "canonical": canonical,
+            "record_format": record_format,
         }
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
@@ -121,7 +128,12 @@ class _VerifyHelper:
             result = pickle.loads(out)
         except Exception:  # the helper failed: walk its half here instead
             rest = ChainWalker(
-                self.start, self.prev, self.prev_ts, deep=walker.deep, canonical=walker.canonical
+                self.start,
+                self.prev,
+                self.prev_ts,
+                deep=walker.deep,
+                canonical=walker.canonical,
+                record_format=walker.record_format,
             )
             leaves: list[bytes] = []
             for rows in self._job["source"].rows(self.start, deep=walker.deep):
@@ -135,7 +147,12 @@ class _VerifyHelper:
             raise ChainBreak(seq, reason)
         blob: bytes = result["leaves"]
         tree.extend([blob[i : i + 32] for i in range(0, len(blob), 32)])
-        return ChainWalker(result["next_seq"], deep=walker.deep, canonical=walker.canonical)
+        return ChainWalker(
+            result["next_seq"],
+            deep=walker.deep,
+            canonical=walker.canonical,
+            record_format=walker.record_format,
+        )
 
     def close(self) -> None:
         """Stop the helper if it still runs."""
@@ -201,6 +218,7 @@ def verify_store(
     *,
     origin: str,
     canonical: str,
+    record_format: str,
     directory: CheckpointDirectory | None,
     public_key: Ed25519PublicKey | bytes,
     deep: bool = False,
@@ -212,22 +230,53 @@ def verify_store(
     if problem is not None:
         return VerifyResult(False, 0, None, problem, 0)
     target = max((cp.size for _, cp in cps), default=0)
-    total = store.head().size
     tree = MerkleTree()
-    helper = _start_helper(store, total, deep, target, workers, canonical)
-    walker = ChainWalker(deep=deep, canonical=canonical)
+    walker = ChainWalker(deep=deep, canonical=canonical, record_format=record_format)
     try:
-        _walk(store, walker, tree, target, deep, None if helper is None else helper.start, progress)
+        walker = walk_store(store, walker, tree, target, workers=workers, progress=progress)
+    except ChainBreak as brk:
+        return VerifyResult(False, walker.next_seq, brk.seq, brk.reason, 0)
+    return _check_checkpoints(cps, tree, walker.next_seq, origin, public_key)
+
+
+def walk_store(
+    store: LedgerStore,
+    walker: ChainWalker,
+    tree: MerkleTree,
+    target: int,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ChainWalker:
+    """Walk every record of ``store`` with ``walker``, growing ``tree`` to ``target`` leaves.
+
+    Needs no key. Returns the walker at the end of the chain (``next_seq`` = records).
+
+    Raises
+    ------
+    ChainBreak
+        At the first bad record; ``walker.next_seq`` then counts the records that verified.
+    """
+    total = store.head().size
+    helper = _start_helper(store, total, target, workers, walker)
+    try:
+        _walk(
+            store,
+            walker,
+            tree,
+            target,
+            walker.deep,
+            None if helper is None else helper.start,
+            progress,
+        )
         if helper is not None:
             walker = helper.finish(walker, tree, target)
             if progress is not None:
                 progress(walker.next_seq, max(total, walker.next_seq))
-    except ChainBreak as brk:
-        return VerifyResult(False, walker.next_seq, brk.seq, brk.reason, 0)
     finally:
         if helper is not None:
             helper.close()
-    return _check_checkpoints(cps, tree, walker.next_seq, origin, public_key)
+    return walker
 
 
 def _check_checkpoints(
@@ -301,7 +350,7 @@ def _walk(
 
 
 def _start_helper(
-    store: LedgerStore, total: int, deep: bool, target: int, workers: int | None, canonical: str
+    store: LedgerStore, total: int, target: int, workers: int | None, walker: ChainWalker
 ) -> _VerifyHelper | None:
     """Start a helper process on the second half of the chain, if worth it."""
     if workers is None:
@@ -319,9 +368,10 @@ def _start_helper(
             start,
             bytes(boundary[1]),
             boundary_ts.encode(),
-            deep,
+            walker.deep,
             target,
-            canonical,
+            walker.canonical,
+            walker.record_format,
         )
     except OSError:
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["IntegrityError", "LedgerError"]
+__all__ = ["IntegrityError", "LedgerError", "NotCovered"]
 
 
 class LedgerError(Exception):
@@ -11,3 +11,7 @@ class LedgerError(Exception):
 
 class IntegrityError(LedgerError):
     """Stored data does not verify (tampering or corruption); the message says where."""
+
+
+class NotCovered(LedgerError):
+    """No checkpoint covers the record yet (reading never signs one unless asked)."""

@@ -22,7 +22,6 @@ truncation or rewriting detectable.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from urllib.parse import parse_qsl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from governance.ledger._commit import Entry, GroupCommit, prepare_entry
+from governance.ledger._tree import TreeHeads
 from governance.ledger._verify import VerifyResult, verify_store
 from governance.ledger.canonical import (
     CANONICAL_FORMAT,
@@ -47,11 +47,8 @@ from governance.ledger.checkpoint import (
     CheckpointDirectory,
     load_or_create_signing_key,
     public_key_bytes,
-    sign_checkpoint,
-    verify_checkpoint,
 )
-from governance.ledger.errors import IntegrityError, LedgerError
-from governance.ledger.merkle import MerkleTree, verify_consistency, verify_inclusion
+from governance.ledger.errors import IntegrityError, LedgerError, NotCovered
 from governance.ledger.privacy import (
     ERASED,
     PII_ALG,
@@ -60,7 +57,9 @@ from governance.ledger.privacy import (
     new_data_key,
 )
 from governance.ledger.records import (
-    ChainBreak,
+    RECORD_FORMAT,
+    RECORD_FORMAT_V1,
+    RECORD_FORMATS,
     ChainWalker,
     Head,
     PendingRecord,
@@ -70,13 +69,14 @@ from governance.ledger.records import (
     new_record_ids,
     record_hash,
 )
-from governance.ledger.store import SCHEMA_VERSION, LedgerStore, Query
+from governance.ledger.store import SCHEMA_VERSION, LedgerStore, Query, StoreError
 
 __all__ = [
     "Entry",
     "IntegrityError",
     "Ledger",
     "LedgerError",
+    "NotCovered",
     "VerifyResult",
     "open_store",
 ]
@@ -99,7 +99,7 @@ def _as_ts(value: str | datetime, name: str) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def open_store(url: str | PathLike[str]) -> LedgerStore:
+def open_store(url: str | PathLike[str], *, create: bool = True) -> LedgerStore:
     """Open the store a URL names.
 
     Parameters
@@ -110,6 +110,9 @@ def open_store(url: str | PathLike[str]) -> LedgerStore:
         seconds), a plain filesystem path (SQLite), or ``postgresql://...`` /
         ``postgres://...`` with an optional ``schema=NAME`` query parameter (default
         ``governance_ledger``).
+    create
+        Create the schema if missing (default); with ``False`` a missing ledger raises
+        :class:`~governance.ledger.store.StoreError` and nothing is created (for readers).
 
     Returns
     -------
@@ -120,7 +123,7 @@ def open_store(url: str | PathLike[str]) -> LedgerStore:
     if text.startswith(("postgresql://", "postgres://")):
         from governance.ledger.postgres_store import PostgresStore
 
-        return PostgresStore(text)
+        return PostgresStore(text, create=create)
     from governance.ledger.sqlite_store import SQLiteStore
 
     options: dict[str, str] = {}
@@ -140,6 +143,7 @@ def open_store(url: str | PathLike[str]) -> LedgerStore:
         Path(text),
         synchronous=options.get("synchronous", "FULL"),
         timeout=float(options.get("timeout", 60.0)),
+        create=create,
     )
 
 
@@ -176,6 +180,7 @@ class Ledger:
                     "ledger_id": uuid.uuid4().hex,
                     "schema_version": SCHEMA_VERSION,
                     "canonical": CANONICAL_FORMAT,
+                    "record_format": RECORD_FORMAT,
                     "created": utc_now(),
                     "hmac_key_id": self._keys.hmac_key_id,
                     "kek_id": self._keys.kek_id,
@@ -187,12 +192,18 @@ class Ledger:
         # The canonical JSON format this ledger was created with; it writes it for its whole life.
         self.canonical_format: str = meta["canonical"]
         self._encode = encoder_for(self.canonical_format)
+        # The record format (records before format 2 carry no idx and their ledgers say nothing).
+        self.record_format: str = meta.get("record_format", RECORD_FORMAT_V1)
         self.origin = f"governance/ledger/{self.ledger_id}"
         self.public_key: Ed25519PublicKey = self._signing_key.public_key()
         self.checkpoint_dir = CheckpointDirectory(self.home / "checkpoints" / self.ledger_id)
-        self._tree = MerkleTree()
-        self._walker = ChainWalker()
-        self._tree_lock = threading.Lock()
+        self.tree = TreeHeads(
+            store,
+            self.origin,
+            self._signing_key,
+            self.checkpoint_dir,
+            ChainWalker(canonical=self.canonical_format, record_format=self.record_format),
+        )
         self._dek_cache: dict[str, bytes] = {}
         self._writer = GroupCommit(store)
 
@@ -207,6 +218,11 @@ class Ledger:
                 f"{self.store.location}: records in canonical format {meta.get('canonical')!r},"
                 f" this code reads and writes {', '.join(CANONICAL_FORMATS)}"
             )
+        if meta.get("record_format", RECORD_FORMAT_V1) not in RECORD_FORMATS:
+            raise LedgerError(
+                f"{self.store.location}: records in record format {meta.get('record_format')!r},"
+                f" this code reads and writes {', '.join(RECORD_FORMATS)}"
+            )
         for name, have in (
             ("hmac_key_id", self._keys.hmac_key_id),
             ("kek_id", self._keys.kek_id),
@@ -219,7 +235,7 @@ class Ledger:
                 )
 
     @classmethod
-    def open(cls, url: str | PathLike[str], *, home: Path | str) -> Ledger:
+    def open(cls, url: str | PathLike[str], *, home: Path | str, create: bool = True) -> Ledger:
         """Open (creating if needed) the ledger at ``url`` with state in ``home``.
 
         Parameters
@@ -229,13 +245,19 @@ class Ledger:
         home
             State directory (keys and exported checkpoints); created if missing. Opening an
             existing ledger requires the keys it was created with.
+        create
+            Create the ledger if there is none (default); with ``False`` a missing ledger is a
+            :class:`LedgerError` and nothing is created (for commands that only read).
 
         Raises
         ------
         LedgerError
             If ``home`` holds other keys than the ledger was created with.
         """
-        store = open_store(url)
+        try:
+            store = open_store(url, create=create)
+        except StoreError as exc:
+            raise LedgerError(str(exc)) from exc
         try:
             return cls(store, home)
         except FileNotFoundError as exc:
@@ -346,6 +368,7 @@ class Ledger:
                         fresh=fresh,
                         data_keys=data_keys,
                         seen_ids=seen_ids,
+                        with_idx=self.record_format == RECORD_FORMAT,
                     )
                 )
             except (ValueError, TypeError) as exc:
@@ -597,6 +620,7 @@ class Ledger:
             self.store,
             origin=self.origin,
             canonical=self.canonical_format,
+            record_format=self.record_format,
             directory=self.checkpoint_dir if checkpoints is None else checkpoints,
             public_key=self.public_key if public_key is None else public_key,
             deep=deep,
@@ -606,183 +630,47 @@ class Ledger:
 
     # -- checkpoints and proofs -----------------------------------------------------------
 
-    def _sync_tree(self) -> MerkleTree:
-        """Extend the cached Merkle tree over new records, verifying them; return it.
-
-        Call with ``_tree_lock`` held.
-
-        Raises
-        ------
-        IntegrityError
-            If a record does not verify.
-        """
-        tree, walker = self._tree, self._walker
-        leaves: list[bytes] = []
-        try:
-            for rows in self.store.iter_chain(start=tree.size):
-                leaves.clear()
-                walker.feed(rows, leaves)
-                tree.extend(leaves)
-        except ChainBreak as brk:
-            raise IntegrityError(f"seq {brk.seq}: {brk.reason}") from None
-        return tree
-
     def checkpoint(self) -> Checkpoint:
         """Sign the Merkle root of all records, store it, and export it to the directory.
 
         New records since the last checkpoint made by this object are verified first, and the
         tree must agree with every earlier checkpoint (stored and exported): a checkpoint never
-        vouches for a broken chain or a fork.
-
-        Returns
-        -------
-        Checkpoint
-            The signed tree head.
+        vouches for a broken chain or a fork. See :meth:`TreeHeads.checkpoint`.
 
         Raises
         ------
         IntegrityError
             If the chain does not verify or contradicts an earlier checkpoint.
         """
-        with self._tree_lock:
-            tree = self._sync_tree()
-            self._check_extends(tree)
-            cp = sign_checkpoint(
-                self._signing_key, origin=self.origin, size=tree.size, root=tree.root()
-            )
-        self.checkpoint_dir.write(cp)  # the copy outside the database first
-        self.store.add_checkpoint(cp)
-        return cp
-
-    def _check_extends(self, tree: MerkleTree) -> None:
-        """Raise unless the tree agrees with every earlier checkpoint (never sign a fork)."""
-        try:
-            earlier = self.store.checkpoints() + self.checkpoint_dir.all()
-        except ValueError as exc:
-            raise IntegrityError(f"refusing to sign: a checkpoint is malformed: {exc}") from exc
-        for cp in earlier:
-            if cp.origin != self.origin or not verify_checkpoint(cp, self.public_key):
-                raise IntegrityError(
-                    f"refusing to sign: the checkpoint of size {cp.size} at {cp.timestamp}"
-                    " is not a valid checkpoint of this ledger; run verify"
-                )
-            if cp.size > tree.size:
-                raise IntegrityError(
-                    f"refusing to sign: TRUNCATION: a checkpoint covers {cp.size} records but"
-                    f" the ledger holds {tree.size}; run verify"
-                )
-            if tree.root(cp.size) != cp.root:
-                raise IntegrityError(
-                    f"refusing to sign: the ledger no longer matches its checkpoint of size"
-                    f" {cp.size} (records before it were rewritten); run verify"
-                )
+        return self.tree.checkpoint()
 
     def checkpoints(self) -> list[Checkpoint]:
         """Return the checkpoints stored in the database, oldest first."""
         return self.store.checkpoints()
 
-    def _checkpoint_covering(self, seq: int) -> Checkpoint:
-        for cp in reversed(self.store.checkpoints()):
-            if (
-                cp.size > seq
-                and cp.origin == self.origin
-                and verify_checkpoint(cp, self.public_key)
-            ):
-                return cp
-        return self.checkpoint()
-
-    def inclusion_proof(self, record_id: str) -> dict[str, Any]:
+    def inclusion_proof(self, record_id: str, *, checkpoint: bool = True) -> dict[str, Any]:
         """Prove that a record is in the ledger under a signed checkpoint (RFC 9162).
 
-        Uses the latest stored checkpoint that covers the record, making a new checkpoint if
-        none does.
-
-        Returns
-        -------
-        dict
-            ``id``, ``seq`` (= ``leaf_index``), ``leaf_hash``, ``record`` (the canonical record
-            text, whose leaf hash is ``leaf_hash``), ``tree_size``, ``root``, ``proof`` (hex
-            list), ``checkpoint`` (its JSON) and ``verified`` (the proof checks against the
-            checkpoint root and the checkpoint's signature against this ledger's key).
+        Uses the latest stored checkpoint covering the record; if none does, signs one when
+        ``checkpoint`` is true (the default, for services building evidence) and otherwise
+        raises :class:`~governance.ledger.errors.NotCovered` (``governance audit prove``).
+        See :meth:`TreeHeads.inclusion_proof` for the result's members.
 
         Raises
         ------
         LedgerError
-            If there is no such record.
+            If there is no such record (``NotCovered`` if no checkpoint covers it).
         IntegrityError
             If the ledger does not match the checkpoint.
         """
         record = self.get(record_id)
         if record is None:
             raise LedgerError(f"no record with id {record_id}")
-        cp = self._checkpoint_covering(record.seq)
-        with self._tree_lock:
-            tree = self._sync_tree()
-            if tree.root(cp.size) != cp.root:
-                raise IntegrityError(
-                    f"the ledger no longer matches its checkpoint of size {cp.size}; run verify"
-                )
-            proof = tree.inclusion_proof(record.seq, cp.size)
-        leaf = bytes.fromhex(record.hash)
-        verified = verify_inclusion(leaf, record.seq, cp.size, proof, cp.root) and (
-            verify_checkpoint(cp, self.public_key)
-        )
-        return {
-            "id": record.id,
-            "seq": record.seq,
-            "leaf_index": record.seq,
-            "leaf_hash": record.hash,
-            "record": record.data.decode("utf-8"),
-            "tree_size": cp.size,
-            "root": cp.root.hex(),
-            "proof": [p.hex() for p in proof],
-            "checkpoint": cp.to_json(),
-            "verified": verified,
-        }
+        return self.tree.inclusion_proof(record, checkpoint=checkpoint)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
         """Prove that the ledger at ``new_size`` extends the ledger at ``old_size`` (RFC 9162).
 
-        Parameters
-        ----------
-        old_size
-            The earlier size, ``1 <= old_size <= new_size``.
-        new_size
-            The later size; defaults to the current size.
-
-        Returns
-        -------
-        dict
-            ``old_size``, ``new_size``, ``old_root``, ``new_root``, ``proof`` (hex list),
-            ``old_checkpoint`` / ``new_checkpoint`` (stored checkpoints of exactly those sizes,
-            or ``None``) and ``verified``.
-
-        Raises
-        ------
-        LedgerError
-            If the sizes are out of range.
-        IntegrityError
-            If the chain does not verify or contradicts an earlier checkpoint.
+        See :meth:`TreeHeads.consistency_proof`.
         """
-        with self._tree_lock:
-            tree = self._sync_tree()
-            size = tree.size
-            new = size if new_size is None else new_size
-            if not 1 <= old_size <= new <= size:
-                raise LedgerError(
-                    f"need 1 <= old_size <= new_size <= {size}, got {old_size} and {new}"
-                )
-            proof = tree.consistency_proof(old_size, new)
-            old_root, new_root = tree.root(old_size), tree.root(new)
-        stored = {(cp.size, cp.root): cp for cp in self.store.checkpoints()}
-        old_cp, new_cp = stored.get((old_size, old_root)), stored.get((new, new_root))
-        return {
-            "old_size": old_size,
-            "new_size": new,
-            "old_root": old_root.hex(),
-            "new_root": new_root.hex(),
-            "proof": [p.hex() for p in proof],
-            "old_checkpoint": None if old_cp is None else old_cp.to_json(),
-            "new_checkpoint": None if new_cp is None else new_cp.to_json(),
-            "verified": verify_consistency(old_size, new, old_root, new_root, proof),
-        }
+        return self.tree.consistency_proof(old_size, new_size)

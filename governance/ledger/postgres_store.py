@@ -276,10 +276,8 @@ class PostgresChainSource(ChainSource):
     ) -> Iterator[list[tuple[Any, ...]]]:
         columns = (
             "seq, data, hash, convert_to(id, 'UTF8'), convert_to(type, 'UTF8'),"
-            " convert_to(ts, 'UTF8')"
+            " convert_to(ts, 'UTF8'), subject_key, subject_tag, model_name, model_version, ref"
         )
-        if deep:
-            columns += ", subject_key, subject_tag, model_name, model_version, ref"
         sql, params = self._range(
             f"SELECT {columns} FROM {self.schema}.records WHERE seq >= %s", start, stop
         )
@@ -306,7 +304,7 @@ class PostgresStore(LedgerStore):
         Seconds to wait for the server.
     """
 
-    def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 10.0, create: bool = True) -> None:
         self._conninfo, self.schema = split_url(url)
         self.location = _redact(url)
         self._connect_timeout = connect_timeout
@@ -323,7 +321,11 @@ class PostgresStore(LedgerStore):
             f"COPY {s}.records ({', '.join(INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         )
         self._head_sql = f"SELECT seq, hash, ts FROM {s}.records ORDER BY seq DESC LIMIT 1"
-        self._create_schema()
+        try:
+            self._create_schema(create)
+        except BaseException:
+            self.close()
+            raise
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
@@ -340,13 +342,15 @@ class PostgresStore(LedgerStore):
             raise StoreError("the ledger store is closed")
         return self._conn
 
-    def _create_schema(self) -> None:
+    def _create_schema(self, create: bool = True) -> None:
         with self._lock, self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             exists = self.conn.execute(
                 "SELECT to_regclass(%s)", (f"{self.schema}.meta",)
             ).fetchone()
             if exists is None or exists[0] is None:
+                if not create:
+                    raise StoreError(f"no ledger at {self.location}")
                 self.conn.execute(schema_sql(self.schema).encode())
 
     # -- metadata -------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 A record is the canonical JSON (:mod:`governance.ledger.canonical`) of::
 
-    {"body": {...}, "id": "<uuid>", "prev": "<64 hex>", "seq": <int>, "ts": "<utc>",
-     "type": "<event type>"}
+    {"body": {...}, "id": "<uuid>", "idx": {...}, "prev": "<64 hex>", "seq": <int>,
+     "ts": "<utc>", "type": "<event type>"}
 
 (keys in canonical order). ``seq`` counts from 0 without gaps; ``prev`` is the hash of the record
 before (64 zeros for seq 0); ``ts`` is assigned by the store while it holds the write lock, and
@@ -14,8 +14,23 @@ leaf hash, ``SHA-256(0x00 || canonical bytes)`` (:func:`governance.ledger.merkle
 stored with the row (32 bytes), so checkpoints over millions of records read only hashes, and
 verification computes one SHA-256 per record.
 
+Record formats (the ledger's metadata ``record_format``; not to be confused with its
+*canonical JSON* format, metadata ``canonical``, which says how JSON values are spelled):
+
+``governance.record/2`` (:data:`RECORD_FORMAT`, what new ledgers write)
+    The record carries ``idx``: the values of the index columns the stores keep outside the
+    record, ``{"model": name, "ref": decision id, "subject": subject key, "version": model
+    version}`` (``null`` where absent). Every stored column is thus either hashed (``seq``,
+    ``id``, ``type``, ``ts`` and ``idx``) or recomputed from hashed bytes (``subject_tag`` from
+    the subject key, ``hash``), and verification compares each column with the record: an
+    edited index column (hiding a subject's decisions from ``find``) is named as that record.
+``governance.record/1`` (:data:`RECORD_FORMAT_V1`, ledgers created before format 2)
+    No ``idx``. Verification re-derives the index columns from the body (:func:`index_columns`)
+    and compares them, so these ledgers are covered too, at the cost of parsing every body.
+
 Index columns (``subject_key``, ``model_name``, ``model_version``, ``ref``) are extracted from the
-body when a record is appended (:func:`index_columns`); a deep verification re-derives them.
+body when a record is appended (:func:`index_columns`); a deep verification re-derives them and
+checks ``idx`` against the body.
 """
 
 from __future__ import annotations
@@ -35,6 +50,9 @@ __all__ = [
     "GENESIS_HASH",
     "GENESIS_HEX",
     "INSERT_COLUMNS",
+    "RECORD_FORMAT",
+    "RECORD_FORMATS",
+    "RECORD_FORMAT_V1",
     "ChainBreak",
     "ChainWalker",
     "Head",
@@ -44,6 +62,7 @@ __all__ = [
     "chain_rows",
     "check_event_type",
     "encode_record",
+    "idx_bytes",
     "index_columns",
     "is_record_id",
     "new_record_ids",
@@ -80,11 +99,26 @@ _TYPE_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SUBJECT_KEY_RE = re.compile(r"[0-9a-f]{64}")
 
-_RECORD_FORMAT = b'{"body":%b,"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
-_TAIL_FORMAT = b',"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
+RECORD_FORMAT_V1 = "governance.record/1"
+"""Records without ``idx`` (ledgers created before record format 2)."""
+RECORD_FORMAT = "governance.record/2"
+"""Records with ``idx``, the index columns inside the hashed bytes (what new ledgers write)."""
+RECORD_FORMATS = (RECORD_FORMAT_V1, RECORD_FORMAT)
+
+_RECORD_V1 = b'{"body":%b,"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
+_RECORD_V2 = b'{"body":%b,"id":"%b","idx":%b,"prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
+_TAIL_V1 = b',"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
+_TAIL_V2 = b',"id":"%b","idx":%b,"prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
 _TAIL_RE = re.compile(
-    rb',"id":"([^"\\]*)","prev":"([^"\\]*)","seq":(-?[0-9]+),"ts":"([^"\\]*)","type":"([^"\\]*)"\}'
+    rb',"id":"([^"\\]*)"(?:,"idx":(\{.*\}))?,"prev":"([^"\\]*)","seq":(-?[0-9]+),'
+    rb'"ts":"([^"\\]*)","type":"([^"\\]*)"\}'
 )
+_IDX = b'{"model":%b,"ref":%b,"subject":%b,"version":%b}'
+_PLAIN_RE = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but '"' and '\\': JSON as is
+_NOT_JSON = b"\x00"  # never part of a record: a column that cannot be an index value
+_TEXTS = (str, type(None))  # column types whose idx text may be cached
+_KEYS_V1 = frozenset({"body", "id", "prev", "seq", "ts", "type"})
+_KEYS_V2 = _KEYS_V1 | {"idx"}
 _HEAD_PREFIX = b'{"body":{'
 _LEAF_PREFIX = b"\x00"
 
@@ -186,13 +220,21 @@ def record_hash(data: bytes) -> bytes:
     return hashlib.sha256(_LEAF_PREFIX + data).digest()
 
 
-def encode_record(seq: int, record_id: str, type_: str, ts: str, prev: str, body: bytes) -> bytes:
+def encode_record(
+    seq: int,
+    record_id: str,
+    type_: str,
+    ts: str,
+    prev: str,
+    body: bytes,
+    idx: bytes | None = None,
+) -> bytes:
     """Return the canonical bytes of a record whose body is already canonical JSON.
 
-    Equal to ``canonical_json({"body": ..., "id": ..., "prev": ..., "seq": ..., "ts": ...,
-    "type": ...})`` in either canonical format (the header holds no floats, so both formats
-    write it alike), but built by formatting, as ``id``, ``prev``, ``ts`` and ``type`` never
-    need escaping (they are validated).
+    Equal to ``canonical_json({"body": ..., "id": ..., "idx": ..., "prev": ..., "seq": ...,
+    "ts": ..., "type": ...})`` in either canonical format (the header holds no floats, so both
+    formats write it alike), but built by formatting, as ``id``, ``prev``, ``ts`` and ``type``
+    never need escaping (they are validated).
 
     Parameters
     ----------
@@ -200,19 +242,63 @@ def encode_record(seq: int, record_id: str, type_: str, ts: str, prev: str, body
         Header fields (``prev`` as 64 hex digits).
     body
         The body's canonical JSON (in the ledger's format); must be an object.
+    idx
+        :func:`idx_bytes` for record format 2; ``None`` for format 1 (no ``idx``).
 
     Returns
     -------
     bytes
         The record.
     """
-    return _RECORD_FORMAT % (
+    if idx is None:
+        return _RECORD_V1 % (
+            body,
+            record_id.encode(),
+            prev.encode(),
+            seq,
+            ts.encode(),
+            type_.encode(),
+        )
+    return _RECORD_V2 % (
         body,
         record_id.encode(),
+        idx,
         prev.encode(),
         seq,
         ts.encode(),
         type_.encode(),
+    )
+
+
+def _json_text(value: object, encode: Callable[[object], bytes]) -> bytes:
+    """Return the canonical JSON of an index value (a string or ``None``)."""
+    if value is None:
+        return b"null"
+    if type(value) is not str:
+        return _NOT_JSON  # e.g. an integer written into a text column: cannot match
+    if _PLAIN_RE.fullmatch(value):
+        return b'"%b"' % value.encode()
+    return encode(value)
+
+
+def idx_bytes(
+    subject_key: object,
+    model_name: object,
+    model_version: object,
+    ref: object,
+    encode: Callable[[object], bytes] = encoder_for(CANONICAL_FORMAT),
+) -> bytes:
+    """Return the canonical JSON of a record's ``idx`` member from its index column values.
+
+    ``{"model": model_name, "ref": ref, "subject": subject_key, "version": model_version}``
+    with ``null`` for ``None``. A value that is not a string or ``None`` (only possible in an
+    altered column) gives bytes that no record contains.
+    """
+    return _IDX % (
+        _json_text(model_name, encode),
+        _json_text(ref, encode),
+        _json_text(subject_key, encode),
+        _json_text(model_version, encode),
     )
 
 
@@ -332,6 +418,8 @@ class PendingRecord(NamedTuple):
         The body's canonical JSON bytes.
     subject_key, subject_tag, model_name, model_version, ref
         Index columns (from :func:`index_columns` and :func:`subject_tag`).
+    idx
+        Their :func:`idx_bytes` for record format 2, ``None`` for format 1.
     """
 
     id: str
@@ -342,6 +430,7 @@ class PendingRecord(NamedTuple):
     model_name: str | None = None
     model_version: str | None = None
     ref: str | None = None
+    idx: bytes | None = None
 
 
 def chain_rows(
@@ -373,11 +462,14 @@ def chain_rows(
     rows: list[tuple[Any, ...]] = []
     receipts: list[Receipt] = []
     add_row, add_receipt = rows.append, receipts.append
-    sha256, fmt, leaf = hashlib.sha256, _RECORD_FORMAT, _LEAF_PREFIX
+    sha256, v1, v2, leaf = hashlib.sha256, _RECORD_V1, _RECORD_V2, _LEAF_PREFIX
     prev_hex = prev.hex()
     seq = size
-    for rid, type_, body, sk, tag, model_name, model_version, ref in pending:
-        data = fmt % (body, rid.encode(), prev_hex.encode(), seq, ts_b, type_.encode())
+    for rid, type_, body, sk, tag, model_name, model_version, ref, idx in pending:
+        if idx is None:
+            data = v1 % (body, rid.encode(), prev_hex.encode(), seq, ts_b, type_.encode())
+        else:
+            data = v2 % (body, rid.encode(), idx, prev_hex.encode(), seq, ts_b, type_.encode())
         digest = sha256(leaf + data).digest()
         add_row((seq, rid, type_, ts, sk, tag, model_name, model_version, ref, data, digest))
         prev_hex = digest.hex()
@@ -400,6 +492,8 @@ class Record:
         The event body as stored (PII still encrypted; see ``Ledger.decode``).
     data
         The canonical bytes exactly as hashed.
+    idx
+        The record's ``idx`` (index column values, record format 2), or ``None``.
     """
 
     seq: int
@@ -410,6 +504,7 @@ class Record:
     hash: str
     body: dict[str, Any] = field(repr=False)
     data: bytes = field(repr=False)
+    idx: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Record:
@@ -421,8 +516,11 @@ class Record:
             If ``data`` is not a ledger record.
         """
         value = parse_json(data)
-        if not isinstance(value, dict) or set(value) != {"body", "id", "prev", "seq", "ts", "type"}:
+        if not isinstance(value, dict) or value.keys() not in (_KEYS_V1, _KEYS_V2):
             raise ValueError("not a ledger record")
+        idx = value.get("idx")
+        if idx is not None and not isinstance(idx, dict):
+            raise ValueError("the record's idx is not an object")
         return cls(
             seq=value["seq"],
             id=value["id"],
@@ -432,6 +530,7 @@ class Record:
             hash=record_hash(data).hex(),
             body=value["body"],
             data=data,
+            idx=idx,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -471,24 +570,27 @@ def _plural(n: int, word: str) -> str:
 class ChainWalker:
     """Check records in seq order, carrying the chain state across batches.
 
-    Rows are ``(seq, data, hash, id, type, ts)`` with ``id``, ``type`` and ``ts`` as UTF-8 bytes
-    (stores select them so); in deep mode five more: ``subject_key, subject_tag, model_name,
-    model_version, ref``.
+    Rows are ``(seq, data, hash, id, type, ts, subject_key, subject_tag, model_name,
+    model_version, ref)`` with ``id``, ``type`` and ``ts`` as UTF-8 bytes (stores select them so).
 
     Each record must: sit at the next seq; hash (``SHA-256(0x00 || data)``) to its stored hash;
     be a record whose header says that seq, links ``prev`` to the previous record's hash and
-    matches the id/type/ts columns; and not go back in time. Deep mode also parses every body,
-    requires the bytes to be canonical (in the ledger's canonical format) and re-derives the
-    index columns.
+    matches the id/type/ts columns; not go back in time; and match the index columns -- in
+    record format 2 they must equal its ``idx`` (a byte comparison) and ``subject_tag`` must be
+    the subject key's tag; in format 1 they are re-derived from the parsed body. Deep mode also
+    requires canonical bytes (in the ledger's canonical format) and, in format 2, an ``idx``
+    that agrees with the body.
 
     Parameters
     ----------
     start, prev, prev_ts
         Where the walk starts: the seq, the hash of the record before it and its timestamp.
     deep
-        Also check canonical form and index columns (about 10x slower).
+        Also check canonical form and the body's index members (about 10x slower).
     canonical
-        The ledger's canonical format (its metadata's ``canonical``), for deep mode.
+        The ledger's canonical JSON format (its metadata's ``canonical``).
+    record_format
+        The ledger's record format (its metadata's ``record_format``).
     """
 
     def __init__(
@@ -499,13 +601,47 @@ class ChainWalker:
         *,
         deep: bool = False,
         canonical: str = CANONICAL_FORMAT,
+        record_format: str = RECORD_FORMAT,
     ) -> None:
+        if record_format not in RECORD_FORMATS:
+            raise ValueError(f"unknown record format {record_format!r}; known: {RECORD_FORMATS}")
         self.next_seq = start
         self.prev = prev
         self.prev_ts = prev_ts
         self.deep = deep
         self.canonical = canonical
+        self.record_format = record_format
         self._encode = encoder_for(canonical)
+        self._models: dict[tuple[object, object], tuple[bytes, bytes]] = {}
+
+    def _idx(self, row: Sequence[Any]) -> bytes:
+        """The ``idx`` bytes the row's index columns stand for.
+
+        The model part is cached per (name, version); a subject key is written as is only if
+        it is 64 ASCII letters or digits whose tag matches the tag column (otherwise bytes no
+        record holds), so an edited column can never format into a record's ``idx``.
+        """
+        sk, tag, name, version, ref = row[6:11]
+        try:
+            head, tail = self._models[name, version]
+        except (KeyError, TypeError):  # TypeError: an unhashable value in an altered column
+            head = b'{"model":%b,"ref":' % _json_text(name, self._encode)
+            tail = b',"version":%b}' % _json_text(version, self._encode)
+            if len(self._models) < 4096 and type(name) in _TEXTS and type(version) in _TEXTS:
+                self._models[name, version] = head, tail
+        if sk is None:
+            subject = b"null" if tag is None else _NOT_JSON
+        elif type(sk) is str and len(sk) == 64:
+            try:  # 64 hex digits (no quote or backslash), and the tag column is their tag
+                raw = bytes.fromhex(sk)
+                good = len(raw) == 32 and tag == int.from_bytes(raw[:8], "big", signed=True)
+            except ValueError:
+                good = False
+            subject = b'"%b"' % sk.encode() if good else _NOT_JSON
+        else:
+            subject = _NOT_JSON
+        ref_text = b"null" if ref is None else _json_text(ref, self._encode)
+        return b'%b%b,"subject":%b%b' % (head, ref_text, subject, tail)
 
     def feed(self, rows: Iterable[Sequence[Any]], leaves: list[bytes] | None = None) -> None:
         """Check the next rows; append their hashes to ``leaves`` when given.
@@ -515,25 +651,31 @@ class ChainWalker:
         ChainBreak
             At the first bad record (state is left at the last good record).
         """
-        sha256, leaf, tail_fmt, head = hashlib.sha256, _LEAF_PREFIX, _TAIL_FORMAT, _HEAD_PREFIX
+        sha256, leaf, head = hashlib.sha256, _LEAF_PREFIX, _HEAD_PREFIX
+        v2 = self.record_format == RECORD_FORMAT
+        tail_fmt = _TAIL_V2 if v2 else _TAIL_V1
         expected, prev, prev_ts = self.next_seq, self.prev, self.prev_ts
         prev_hex = prev.hex().encode()
         add_leaf = leaves.append if leaves is not None else None
-        deep = self.deep
+        deep, idx_of = self.deep, self._idx
         try:
             for row in rows:
-                seq, data, stored, rid, rtype, rts = row if len(row) == 6 else row[:6]
+                seq, data, stored, rid, rtype, rts = row[:6]
                 digest = sha256(leaf + data).digest()
+                if v2:
+                    tail = tail_fmt % (rid, idx_of(row), prev_hex, seq, rts, rtype)
+                else:
+                    tail = tail_fmt % (rid, prev_hex, seq, rts, rtype)
                 if (
                     seq != expected
                     or digest != stored
-                    or not data.endswith(tail_fmt % (rid, prev_hex, seq, rts, rtype))
+                    or not data.endswith(tail)
                     or not data.startswith(head)
                     or rts < prev_ts
                 ):
-                    raise self._diagnose(expected, row, prev, prev_ts)
-                if deep:
-                    self._deep_check(row, self._encode)
+                    raise self._diagnose(expected, row, prev, prev_ts, v2)
+                if deep or not v2:
+                    self._check_body(row, deep)
                 if add_leaf is not None:
                     add_leaf(digest)
                 expected += 1
@@ -542,8 +684,9 @@ class ChainWalker:
         finally:
             self.next_seq, self.prev, self.prev_ts = expected, prev, prev_ts
 
-    @staticmethod
-    def _diagnose(expected: int, row: Sequence[Any], prev: bytes, prev_ts: bytes) -> ChainBreak:
+    def _diagnose(
+        self, expected: int, row: Sequence[Any], prev: bytes, prev_ts: bytes, v2: bool
+    ) -> ChainBreak:
         seq, data, stored, rid, rtype, rts = row[:6]
         if seq != expected:
             if seq > expected:
@@ -557,17 +700,22 @@ class ChainWalker:
             return ChainBreak(seq, f"seq {seq} stored out of order after seq {expected - 1}")
         if record_hash(data) != stored:
             return ChainBreak(seq, "the record bytes do not match their stored hash (altered)")
-        match = _TAIL_RE.search(data, max(0, len(data) - 512))
-        if match is None or not data.startswith(_HEAD_PREFIX) or match.end() != len(data):
+        match = _TAIL_RE.search(data, max(0, len(data) - 4096))
+        if (
+            match is None
+            or not data.startswith(_HEAD_PREFIX)
+            or match.end() != len(data)
+            or (match.group(2) is not None) != v2
+        ):
             return ChainBreak(seq, "the stored bytes are not a well-formed ledger record")
-        claimed = int(match.group(3))
+        claimed = int(match.group(4))
         if claimed != seq:
             return ChainBreak(
                 min(seq, claimed),
                 f"the record stored at seq {seq} says it is seq {claimed} "
                 "(records deleted, reordered or inserted)",
             )
-        if match.group(2) != prev.hex().encode():
+        if match.group(3) != prev.hex().encode():
             return ChainBreak(
                 seq,
                 f"prev does not link to the hash of seq {seq - 1} "
@@ -575,19 +723,25 @@ class ChainWalker:
                 if seq
                 else "prev of seq 0 is not the genesis value (records removed before it)",
             )
-        for name, index, column in (("id", 1, rid), ("type", 5, rtype), ("ts", 4, rts)):
+        for name, index, column in (("id", 1, rid), ("type", 6, rtype), ("ts", 5, rts)):
             if match.group(index) != column:
                 return ChainBreak(seq, f"the {name} column does not match the record")
         if rts < prev_ts:
             return ChainBreak(seq, "the timestamp is earlier than the previous record's")
+        if v2 and match.group(2) != self._idx(row):
+            return ChainBreak(
+                seq,
+                "the index columns (subject key, subject tag, model name, model version, ref)"
+                " do not match the record's idx (altered after it was written)",
+            )
         return ChainBreak(seq, "inconsistent record")
 
-    @staticmethod
-    def _deep_check(row: Sequence[Any], encode: Callable[[object], bytes]) -> None:
+    def _check_body(self, row: Sequence[Any], deep: bool) -> None:
+        """Parse the record; check the columns (format 1) or idx (format 2) against its body."""
         seq, data = row[0], row[1]
         try:
             record = Record.from_bytes(data)
-            canonical = _is_canonical_record(record, encode)
+            canonical = not deep or _is_canonical_record(record, self._encode)
         except ValueError as exc:
             raise ChainBreak(seq, f"the record does not parse: {exc}") from None
         if not canonical:
@@ -598,20 +752,36 @@ class ChainWalker:
             sk, model_name, model_version, ref = index_columns(record.type, record.body)
         except ValueError as exc:
             raise ChainBreak(seq, f"invalid body: {exc}") from None
-        expected = (sk, subject_tag(sk), model_name, model_version, ref)
-        if len(row) >= 11 and tuple(row[6:11]) != expected:
-            raise ChainBreak(seq, "the index columns do not match the record body")
+        if record.idx is not None:
+            if idx_bytes(sk, model_name, model_version, ref, self._encode) != self._encode(
+                record.idx
+            ):
+                raise ChainBreak(seq, "the record's idx does not match its body")
+            return
+        if tuple(row[6:11]) != (sk, subject_tag(sk), model_name, model_version, ref):
+            raise ChainBreak(
+                seq,
+                "the index columns (subject key, subject tag, model name, model version, ref)"
+                " do not match the record body (altered after it was written)",
+            )
+
+
+def _tag_of(subject_key: object) -> object:
+    """The subject tag of a subject key column; a value no tag equals if it is not a key."""
+    if type(subject_key) is not str or not _SUBJECT_KEY_RE.fullmatch(subject_key):
+        return _NOT_JSON
+    return subject_tag(subject_key)
 
 
 def _is_canonical_record(record: Record, encode: Callable[[object], bytes]) -> bool:
-    rebuilt = encode(
-        {
-            "body": record.body,
-            "id": record.id,
-            "prev": record.prev,
-            "seq": record.seq,
-            "ts": record.ts,
-            "type": record.type,
-        }
-    )
-    return rebuilt == record.data
+    value: dict[str, Any] = {
+        "body": record.body,
+        "id": record.id,
+        "prev": record.prev,
+        "seq": record.seq,
+        "ts": record.ts,
+        "type": record.type,
+    }
+    if record.idx is not None:
+        value["idx"] = record.idx
+    return encode(value) == record.data

@@ -101,7 +101,7 @@ _INSERT_SQL = (
     f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
 )
 _CHAIN_COLUMNS = "seq, data, hash, CAST(id AS BLOB), CAST(type AS BLOB), CAST(ts AS BLOB)"
-_DEEP_COLUMNS = ", subject_key, subject_tag, model_name, model_version, ref"
+_INDEX_COLUMNS = ", subject_key, subject_tag, model_name, model_version, ref"
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class SQLiteChainSource(ChainSource):
     def rows(
         self, start: int = 0, stop: int | None = None, *, deep: bool = False, batch: int = 4096
     ) -> Iterator[list[tuple[Any, ...]]]:
-        columns = _CHAIN_COLUMNS + (_DEEP_COLUMNS if deep else "")
+        columns = _CHAIN_COLUMNS + _INDEX_COLUMNS
         sql, params = self._range(f"SELECT {columns} FROM records WHERE seq >= ?", start, stop)
         return self._query(sql, params, batch)
 
@@ -178,6 +178,7 @@ class SQLiteStore(LedgerStore):
         timeout: float = 60.0,
         cache_mib: int = 64,
         synchronous: str = "FULL",
+        create: bool = True,
     ) -> None:
         self.synchronous = str(synchronous).upper()
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
@@ -186,10 +187,25 @@ class SQLiteStore(LedgerStore):
         self.location = f"sqlite://{self.path}"
         self._timeout = timeout
         self._cache_kib = cache_mib * 1024
+        if not create and not self.path.is_file():
+            raise StoreError(f"no ledger at {self.location}: {self.path} does not exist")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = self._connect()
-        self._create_schema()
+        try:
+            if not create and not self._has_ledger():
+                raise StoreError(f"no ledger at {self.location}: {self.path} holds no ledger")
+            self._create_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    def _has_ledger(self) -> bool:
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone()
+        return row is not None
 
     # -- connections ----------------------------------------------------------------------
 

@@ -133,9 +133,10 @@ class ChainSource(abc.ABC):
 class LedgerStore(abc.ABC):
     """Storage of one ledger. Implementations are safe to share between threads.
 
-    Rows handed out by :meth:`iter_chain` are ``(seq, data, hash, id, type, ts)`` with ``id``,
-    ``type`` and ``ts`` as UTF-8 ``bytes``; with ``deep=True`` they add ``subject_key,
-    subject_tag, model_name, model_version, ref``.
+    Rows handed out by :meth:`iter_chain` are ``(seq, data, hash, id, type, ts, subject_key,
+    subject_tag, model_name, model_version, ref)`` with ``id``, ``type`` and ``ts`` as UTF-8
+    ``bytes``: every column of the row, so verification compares each with the record (the
+    ``deep`` flag no longer changes the columns).
     """
 
     #: A description of where the ledger lives, without credentials.

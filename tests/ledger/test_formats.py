@@ -26,7 +26,14 @@ from governance.ledger.canonical import (
     utc_now,
 )
 from governance.ledger.postgres_store import PostgresStore
-from governance.ledger.records import INSERT_COLUMNS, encode_record, new_record_ids, record_hash
+from governance.ledger.records import (
+    INSERT_COLUMNS,
+    RECORD_FORMAT,
+    encode_record,
+    idx_bytes,
+    new_record_ids,
+    record_hash,
+)
 from governance.ledger.sqlite_store import SQLiteStore
 
 Backend = Any  # tests/ledger/conftest.py:Backend
@@ -125,7 +132,8 @@ def _append_raw(backend: Backend, ledger: Ledger, body: bytes) -> int:
     """Append one record with a correct chain link and hash, bypassing the facade's encoder."""
     head = ledger.head()
     seq, record_id, ts = head.size, new_record_ids(1)[0], utc_now()
-    data = encode_record(seq, record_id, "decision", ts, head.hash, body)
+    idx = idx_bytes(None, None, None, None) if ledger.record_format == RECORD_FORMAT else None
+    data = encode_record(seq, record_id, "decision", ts, head.hash, body, idx)
     values = (seq, record_id, "decision", ts, None, None, None, None, None, data)
     backend.sql(
         f"INSERT INTO {backend.table('records')} ({', '.join(INSERT_COLUMNS)})"

@@ -240,7 +240,13 @@ def test_rewritten_chain_is_caught_by_the_checkpoint(
         if seq == 5:
             doc["body"]["outcome"] = "approve"
         record = encode_record(
-            seq, doc["id"], doc["type"], doc["ts"], prev.hex(), canonical_json(doc["body"])
+            seq,
+            doc["id"],
+            doc["type"],
+            doc["ts"],
+            prev.hex(),
+            canonical_json(doc["body"]),
+            canonical_json(doc["idx"]),
         )
         prev = record_hash(record)
         steps.append((f"UPDATE {table} SET data = ?, hash = ? WHERE seq = ?", [record, prev, seq]))
@@ -267,9 +273,9 @@ def test_index_column_tampering(kind: str, make_backend: Callable[[str], Backend
     assert ledger.verify().ok
     other = ledger.subject_key("someone-else")
     backend.sql(f"UPDATE {table} SET subject_key = ? WHERE seq = 3", (other,), bypass=True)
-    assert ledger.verify().ok  # index columns outside the header need the deep check
-    deep = ledger.verify(deep=True)
-    assert not deep.ok and deep.first_bad == 3 and "index columns" in (deep.reason or "")
+    for deep in (False, True):  # the index columns are inside the record (idx)
+        result = ledger.verify(deep=deep)
+        assert not result.ok and result.first_bad == 3 and "index columns" in (result.reason or "")
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -1,0 +1,171 @@
+"""Every stored byte is covered: the index columns are inside the hashed record (format 2).
+
+An insider who edits an index column (to hide a subject's decisions from ``find --subject`` or
+to move a decision to another model version) is caught by a plain ``verify``, which names the
+record -- on SQLite and on PostgreSQL, and for format-1 ledgers (no ``idx``) by re-deriving the
+columns from the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from governance.ledger import Entry, Ledger
+from governance.ledger.canonical import CANONICAL_FORMAT, canonical_json
+from governance.ledger.records import (
+    RECORD_FORMAT,
+    RECORD_FORMAT_V1,
+    ChainBreak,
+    ChainWalker,
+    Record,
+    encode_record,
+    idx_bytes,
+    record_hash,
+    subject_tag,
+)
+
+Backend = Any  # tests/ledger/conftest.py:Backend
+KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _ledger(backend: Backend) -> Ledger:
+    ledger = backend.open()
+    ledger.append_many(
+        [
+            Entry(
+                "decision",
+                {"model": {"name": "hmda", "version": str(1 + i % 2)}, "n": i},
+                subject_id=f"applicant-{i}",
+            )
+            for i in range(6)
+        ]
+    )
+    return ledger
+
+
+def test_new_ledgers_write_record_format_2_with_idx(ledger: Ledger) -> None:
+    assert ledger.record_format == RECORD_FORMAT
+    assert ledger.store.meta()["record_format"] == RECORD_FORMAT
+    receipt = ledger.append(
+        "decision", {"model": {"name": "m", "version": 7}}, subject_id="applicant-1"
+    )
+    record = ledger.get(receipt.id)
+    assert record is not None
+    sk = ledger.subject_key("applicant-1")
+    assert record.idx == {"model": "m", "ref": None, "subject": sk, "version": "7"}
+    assert b'"idx":{"model":"m","ref":null,"subject":"' + sk.encode() in record.data
+    assert ledger.verify(deep=True).ok
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("subject_key", "0" * 64),
+        ("subject_key", None),
+        ("subject_tag", 12345),
+        ("model_name", "another-model"),
+        ("model_version", "5"),
+        ("model_version", None),
+        ("ref", "01890a5d-ac96-774b-bcce-b302099a8057"),
+    ],
+)
+def test_an_edited_index_column_is_named_by_a_plain_verify(
+    kind: str, column: str, value: object, make_backend: Callable[[str], Backend]
+) -> None:
+    backend = make_backend(kind)
+    ledger = _ledger(backend)
+    assert ledger.verify().ok
+    table = backend.table("records")
+    backend.sql(f"UPDATE {table} SET {column} = ? WHERE seq = 3", (value,), bypass=True)
+    result = ledger.verify()
+    assert not result.ok and result.first_bad == 3, result
+    assert "index columns" in (result.reason or ""), result
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_hiding_a_subject_from_find_is_caught(
+    kind: str, make_backend: Callable[[str], Backend]
+) -> None:
+    """The issue's scenario: after the edit ``find --subject`` returns nothing; verify says so."""
+    backend = make_backend(kind)
+    ledger = _ledger(backend)
+    assert len(ledger.find(subject_id="applicant-4")) == 1
+    sk = ledger.subject_key("someone-else")
+    backend.sql(
+        f"UPDATE {backend.table('records')} SET subject_key = ?, subject_tag = ? WHERE seq = 4",
+        (sk, subject_tag(sk)),
+        bypass=True,
+    )
+    assert ledger.find(subject_id="applicant-4") == []  # hidden from the query...
+    result = ledger.verify()
+    assert not result.ok and result.first_bad == 4  # ...but not from verification
+
+
+def test_format_1_ledgers_are_covered_by_rederiving_the_columns(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """A format-1 ledger (no idx) gets its index columns re-derived from each body."""
+    from tests.ledger.test_formats import load_fixture  # the format-1 fixture
+
+    backend = make_backend("sqlite")
+    ledger = backend.open(load_fixture(backend))
+    assert ledger.record_format == RECORD_FORMAT_V1
+    assert ledger.verify().ok
+    backend.sql(
+        f"UPDATE {backend.table('records')} SET model_version = '9' WHERE seq = 2", bypass=True
+    )
+    result = ledger.verify()
+    assert not result.ok and result.first_bad == 2 and "index columns" in (result.reason or "")
+
+
+index_text = st.one_of(st.none(), st.text(max_size=12))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=index_text,
+    version=index_text,
+    with_subject=st.booleans(),
+    with_ref=st.booleans(),
+    edit=st.sampled_from([None, 6, 7, 8, 9, 10]),
+    replacement=st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 5)),
+)
+def test_idx_bytes_are_canonical_and_any_column_change_is_caught(
+    name: str | None,
+    version: str | None,
+    with_subject: bool,
+    with_ref: bool,
+    edit: int | None,
+    replacement: object,
+) -> None:
+    """Property: ``idx`` is the canonical JSON of the columns, and the walker accepts exactly
+    the columns the record holds (an edit to any of the five index columns is caught)."""
+    sk = hashlib.sha256(b"subject").hexdigest() if with_subject else None
+    ref = "01890a5d-ac96-774b-bcce-b302099a8057" if with_ref else None
+    idx = idx_bytes(sk, name, version, ref)
+    expected = {"model": name, "ref": ref, "subject": sk, "version": version}
+    assert idx == canonical_json(expected)
+    ts = "2026-12-01T00:00:00.000000Z"
+    rid = "01890a5d-ac96-774b-bcce-b302099a8058"
+    data = encode_record(0, rid, "decision", ts, "0" * 64, b'{"n":1}', idx)
+    assert Record.from_bytes(data).idx == expected
+    row = [0, data, record_hash(data), rid.encode(), b"decision", ts.encode()]
+    row += [sk, subject_tag(sk), name, version, ref]
+    original = list(row)
+    if edit is not None:
+        row[edit] = replacement
+    walker = ChainWalker(canonical=CANONICAL_FORMAT, record_format=RECORD_FORMAT)
+    if row == original:
+        walker.feed([tuple(row)])
+        assert walker.next_seq == 1
+    else:
+        with pytest.raises(ChainBreak) as caught:
+            walker.feed([tuple(row)])
+        assert caught.value.seq == 0
