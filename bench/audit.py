@@ -83,7 +83,7 @@ def _timed(fn: Any, items: list[Any]) -> list[float]:
 
 
 def run(ctx: Context) -> list[Row]:
-    from governance.decisions import DecisionService
+    from governance.decisions.service import DecisionService
 
     s = sizes(ctx)
     n = s["records"]

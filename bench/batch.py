@@ -87,7 +87,7 @@ def raw_postgres(url: str, schema: str, records: list[bytes], n: int) -> float:
 
 
 def ours(ctx: Context, url: str, frame: Any, profile: Path | None = None) -> tuple[float, Any]:
-    from governance.decisions import DecisionService
+    from governance.decisions.service import DecisionService
 
     with DecisionService.open(ctx.settings(url)) as svc:
         svc.model(ctx.model, alias=ctx.alias)  # load the model outside the timing

@@ -234,7 +234,7 @@ class Decider:
 
 
 def _backend(ctx: Context, backend: str, url: str, raw: Any, s: dict[str, Any]) -> list[Row]:
-    from governance.decisions import DecisionService
+    from governance.decisions.service import DecisionService
 
     svc = DecisionService.open(ctx.settings(url))
     try:

@@ -51,7 +51,7 @@ def _run_in_process(root: Path, real_csv: Path, n: int) -> None:
     import pandas as pd
 
     from bench.project import synthetic
-    from governance import stages
+    from governance.pipeline import stages
 
     real = pd.read_csv(real_csv)
     frame = synthetic(real, n, seed=20240611, suite=root / "expectations" / "hmda.json")

@@ -30,55 +30,19 @@ import numpy as np
 import pandas as pd
 
 from bench.common import log
+from governance import testkit
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "mortgage-denial"
 ALIAS = "candidate"
-STAGES = (
-    "ingest",
-    "validate",
-    "split",
-    "train",
-    "evaluate",
-    "fairness",
-    "model_card",
-    "register",
-)
+STAGES = ("ingest", "validate", "split", "train", "evaluate", "fairness", "model_card", "register")
 SYNTHETIC_LABEL = "synthetic (bootstrap of the 2,380 real HMDA rows + seeded jitter)"
 JITTER = 0.05  # noise sd as a fraction of each continuous feature's sd
 
 
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
-
-
 def clone_project(dest: Path, *, who: str = "bench") -> Path:
-    """Copy the working tree into ``dest`` and commit it there (a clean, real commit).
-
-    The working tree's tracked and untracked-but-not-ignored files, uncommitted edits included,
-    with a history of their own, so lineage can name a real, clean commit. The tests use it too.
-    """
-    files = _git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
-    for name in filter(None, files):
-        src = REPO / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    _git(dest, "init", "-q", "-b", "main")
-    _git(dest, "add", "-A")
-    _git(
-        dest,
-        "-c",
-        f"user.name={who}",
-        "-c",
-        f"user.email={who}@example.invalid",
-        "commit",
-        "-qm",
-        f"{who} clone",
-    )
-    return dest
+    """Copy the working tree into ``dest`` and commit it there (see :mod:`governance.testkit`)."""
+    return testkit.clone_project(dest, who=who)
 
 
 def subprocess_env(root: Path, **extra: str) -> dict[str, str]:
@@ -113,13 +77,13 @@ def build_pipeline(root: Path) -> dict[str, Any]:
 
 def _build_in_process(root: Path) -> None:
     t0 = time.perf_counter()
-    from governance import stages
+    from governance.pipeline import stages
 
     ws = stages.Workspace.open(root)
     timings: dict[str, float] = {"import": time.perf_counter() - t0}
-    for name in STAGES:
+    for name, stage in stages.STAGES.items():
         t = time.perf_counter()
-        result = getattr(stages, name)(ws)
+        result = stage(ws, None)
         timings[name] = time.perf_counter() - t
         if not result.passed:
             raise SystemExit(f"stage {name} did not pass: {result.message}")
@@ -233,7 +197,7 @@ def prepare(
 
 def _sample_records(ctx: Context, n: int = 2000) -> list[bytes]:
     """Real decision records (canonical bytes) for the raw-storage baselines' record sizes."""
-    from governance.decisions import DecisionService
+    from governance.decisions.service import DecisionService
 
     path = ctx.path("samples/ledger.db")
     with DecisionService.open(ctx.settings(f"sqlite:///{path}")) as svc:

@@ -164,7 +164,7 @@ def _targets(ledger: Any, n: int, count: int, rng: random.Random) -> dict[str, l
 
 
 def run(ctx: Context) -> list[Row]:
-    from governance.decisions import DecisionService
+    from governance.decisions.service import DecisionService
     from governance.service.auth import KeyStore
 
     s = sizes(ctx)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from governance.decisions import Decision, DecisionService
+    from governance.decisions.service import Decision, DecisionService
 
 __all__ = ["decide", "decide_batch", "default_service"]
 
@@ -33,7 +33,7 @@ def default_service() -> DecisionService:
     global _service
     with _lock:
         if _service is None:
-            from governance.decisions import DecisionService
+            from governance.decisions.service import DecisionService
 
             _service = DecisionService.open()
         return _service

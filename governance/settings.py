@@ -21,6 +21,7 @@ GOVERNANCE_SIGNING_PUBLIC_KEY  the signing key's path with ``.pub`` (the key tha
 GOVERNANCE_OPENLINEAGE_LOG     <home>/openlineage/events.jsonl (the default OpenLineage
                                transport: one JSON line per event; see governance.pipeline
                                for pointing the transport at a catalogue instead)
+GOVERNANCE_EXPLORER_URL        http://127.0.0.1:8080 (links to the decision explorer)
 =============================  ==========================================================
 
 MLflow's own ``MLFLOW_TRACKING_URI`` is not read: MLflow rewrites it in-process whenever a
@@ -33,6 +34,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
+
+EXPLORER_ENV = "GOVERNANCE_EXPLORER_URL"
+DEFAULT_EXPLORER = "http://127.0.0.1:8080"
 
 
 @dataclass(frozen=True)
@@ -76,3 +81,19 @@ class Settings:
                 env.get("GOVERNANCE_OPENLINEAGE_LOG") or home / "openlineage" / "events.jsonl"
             ).resolve(),
         )
+
+
+def explorer_base(env: Mapping[str, str] | None = None) -> str:
+    """The decision explorer's base URL (``GOVERNANCE_EXPLORER_URL``), without a trailing /."""
+    env = os.environ if env is None else env
+    return (env.get(EXPLORER_ENV) or DEFAULT_EXPLORER).rstrip("/")
+
+
+def explorer_model_url(model: str, *, base: str | None = None) -> str:
+    """The explorer's page of a registered model."""
+    return f"{base or explorer_base()}/ui/models/{quote(model, safe='')}"
+
+
+def explorer_version_url(model: str, version: str | int, *, base: str | None = None) -> str:
+    """The explorer's page of one registered version."""
+    return f"{explorer_model_url(model, base=base)}/versions/{quote(str(version), safe='')}"

@@ -3,56 +3,52 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from bench.project import clone_project as _clone
+from governance import testkit
 from governance.core.dataset import load_spec, read_source
+from governance.pipeline import stages
 from governance.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _pipeline_assets() -> list[object]:
-    from governance.defs.documentation import assets as documentation
-    from governance.defs.fairness import assets as fairness_assets
+    from governance.defs.evaluate import assets as evaluate
+    from governance.defs.fairness import assets as fairness
     from governance.defs.fairness import checks as fairness_checks
-    from governance.defs.ingestion import assets as ingestion
-    from governance.defs.registry import assets as registry_assets
-    from governance.defs.training import assets as training
-    from governance.defs.validation import assets as validation_assets
-    from governance.defs.validation import checks as validation_checks
+    from governance.defs.ingest import assets as ingest
+    from governance.defs.model_card import assets as model_card
+    from governance.defs.register import assets as register
+    from governance.defs.split import assets as split
+    from governance.defs.train import assets as train
+    from governance.defs.validate import assets as validate
+    from governance.defs.validate import checks as validate_checks
 
     return [
-        ingestion.raw_applications,
-        validation_assets.validation_report,
-        validation_checks.expectations_pass,
-        training.train_test_split,
-        training.trained_model,
-        training.evaluation,
-        fairness_assets.fairness_report,
+        ingest.ingest,
+        validate.validate,
+        validate_checks.expectations_pass,
+        split.split,
+        train.train,
+        evaluate.evaluate,
+        fairness.fairness,
         fairness_checks.fairness_gate,
-        documentation.model_card,
-        registry_assets.registered_model,
+        model_card.model_card,
+        register.register,
     ]
 
 
 ASSETS = _pipeline_assets()
 
 
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
-
-
 def clone_project(dest: Path) -> Path:
-    """A committed copy of the working tree (see :func:`bench.project.clone_project`)."""
-    return _clone(dest, who="test")
+    """A committed copy of the working tree (see :func:`governance.testkit.clone_project`)."""
+    return testkit.clone_project(dest, who="test")
 
 
 def build_trained_project(base: Path) -> tuple[Path, Settings]:
@@ -67,20 +63,9 @@ def build_trained_project(base: Path) -> tuple[Path, Settings]:
 
 def run_stages(root: Path, settings: Settings) -> None:
     """Run the whole pipeline in-process, as the CLI stages would."""
-    from governance import stages
-
     ws = stages.Workspace.open(root, settings=settings)
-    for stage in (
-        stages.ingest,
-        stages.validate,
-        stages.split,
-        stages.train,
-        stages.evaluate,
-        stages.fairness,
-        stages.model_card,
-        stages.register,
-    ):
-        result = stage(ws)
+    for stage in stages.STAGES.values():
+        result = stage(ws, None)
         assert result.passed, f"{result.stage}: {result.message}"
 
 
@@ -98,8 +83,8 @@ def set_params(project: Path, **changes: object) -> None:
 
 
 def commit_all(project: Path, message: str = "change") -> str:
-    _git(project, "add", "-A")
-    _git(
+    testkit.git(project, "add", "-A")
+    testkit.git(
         project,
         "-c",
         "user.name=test",
@@ -109,7 +94,7 @@ def commit_all(project: Path, message: str = "change") -> str:
         "-qm",
         message,
     )
-    return _git(project, "rev-parse", "HEAD").strip()
+    return testkit.git(project, "rev-parse", "HEAD").strip()
 
 
 def cli_env(project: Path) -> dict[str, str]:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.project import STAGES
+from governance.pipeline import stages
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,3 +171,7 @@ def test_results_say_where_they_ran(results: dict) -> None:
     assert machine["cores"] >= 1 and machine["python"] and machine["sqlite"]
     assert results["total_seconds"] > 0
     assert "synthetic" in results["note"].lower()
+
+
+def test_bench_times_the_pipeline_stages_by_their_names() -> None:
+    assert tuple(stages.STAGES) == STAGES

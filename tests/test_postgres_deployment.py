@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from support import ASSETS
 
-from governance import registry
-from governance.decisions import DecisionService
+from governance.decisions.service import DecisionService
 from governance.defs.resources import GovernanceProject
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -116,7 +116,7 @@ def find(
     project: ProjectOpt = None,
 ) -> None:
     """Find events by subject, model version or time range (seq order)."""
-    from governance.reviews import effective_outcome
+    from governance.decisions.reviews import effective_outcome
 
     if not any([subject, model, since, until]):
         fail("give --subject, --model (with --version) or --since/--until")

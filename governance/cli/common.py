@@ -60,7 +60,7 @@ def emit(doc: Any) -> None:
 
 def service(project: Path | None) -> Any:
     """The decision service on the configured ledger and registry (close it when done)."""
-    from governance.decisions import DecisionService
+    from governance.decisions.service import DecisionService
     from governance.settings import Settings
 
     return guard(lambda: DecisionService.open(Settings.resolve(project)))

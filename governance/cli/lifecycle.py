@@ -225,8 +225,8 @@ def monitor(
 ) -> None:
     """Production monitoring from the ledger: drift, performance, fairness; exit 1 on a failed
     check."""
-    from governance import monitoring
-    from governance.stages import Workspace
+    from governance.lifecycle import monitoring
+    from governance.pipeline.stages import Workspace
 
     ws = guard(lambda: Workspace.open(project))
     result = guard(
@@ -260,8 +260,8 @@ def mirror(
 ) -> None:
     """Copy the ledger's decisions to MLflow: a decisions table, metrics and an explorer link
     on each registered version (incremental; the ledger stays the source of truth)."""
-    from governance import mirror as decision_mirror
-    from governance.stages import Workspace
+    from governance.lifecycle import mirror as decision_mirror
+    from governance.pipeline.stages import Workspace
 
     ws = guard(lambda: Workspace.open(project))
     name = model or ws.spec.model_name

@@ -9,20 +9,15 @@ from typing import Annotated, Any
 import typer
 
 from governance.cli.common import ProjectOpt, app, fail, guard, ledger, stage_app
+from governance.pipeline import stages
 from governance.settings import Settings
 
 ViaOpt = Annotated[str, typer.Option("--via", help="What runs the stage, recorded in lineage.")]
 
 
 def _run_stage(name: str, project: Path | None, via: str) -> None:
-    from governance import stages
-
     def go() -> stages.StageResult:
-        ws = stages.Workspace.open(project)
-        fn = getattr(stages, name)
-        if name in {"validate", "fairness", "register"}:
-            return fn(ws, {"source": via, "stage": name})
-        return fn(ws)
+        return stages.STAGES[name](stages.Workspace.open(project), {"source": via, "stage": name})
 
     result: stages.StageResult = guard(go)
     if not result.passed:
@@ -36,20 +31,21 @@ def _stage_command(name: str, doc: str) -> None:
         _run_stage(name, project, via)
 
     command.__doc__ = doc
-    stage_app.command(name.replace("_", "-"))(command)
+    stage_app.command(name)(command)
 
 
-for _name, _doc in [
-    ("ingest", "Read the configured source into data/raw/applications.csv."),
-    ("validate", "Run the Great Expectations suite; exit 1 naming failed expectations."),
-    ("split", "Seeded, stratified train/test split of validated data."),
-    ("train", "Fit the model and compile its scorecard (checked against scikit-learn)."),
-    ("evaluate", "Held-out metrics with bootstrap intervals; ROC and calibration plots."),
-    ("fairness", "fairlearn metrics by group; exit 1 with the measured gap if a gate fails."),
-    ("model_card", "Write the model card as JSON, Markdown and HTML."),
-    ("register", "Register the model in MLflow with its lineage; alias it candidate."),
-]:
-    _stage_command(_name, _doc)
+_DOCS = {
+    "ingest": "Read the configured source into data/raw/applications.csv.",
+    "validate": "Run the Great Expectations suite; exit 1 naming failed expectations.",
+    "split": "Seeded, stratified train/test split of validated data.",
+    "train": "Fit the model and compile its scorecard (checked against scikit-learn).",
+    "evaluate": "Held-out metrics with bootstrap intervals; ROC and calibration plots.",
+    "fairness": "fairlearn metrics by group; exit 1 with the measured gap if a gate fails.",
+    "model_card": "Write the model card as JSON, Markdown and HTML.",
+    "register": "Register the model in MLflow with its lineage; alias it candidate.",
+}
+for _name in stages.STAGES:
+    _stage_command(_name, _DOCS[_name])
 
 
 @app.command()
@@ -71,8 +67,8 @@ def lineage(
     project: ProjectOpt = None,
 ) -> None:
     """Show a model version's lineage: code, data, params, validation, fairness, metrics."""
-    from governance import registry
     from governance.core.lineage import DataStore
+    from governance.registry import mlflow as registry
 
     settings = Settings.resolve(project)
     if fmt is not None:
@@ -155,8 +151,8 @@ def card_diff(
     project: ProjectOpt = None,
 ) -> None:
     """What changed between two versions' cards: data md5s, params, metrics, fairness."""
-    from governance import registry
     from governance.core.card_diff import diff_cards
+    from governance.registry import mlflow as registry
 
     settings = Settings.resolve(project)
     doc = guard(

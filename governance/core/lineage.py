@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from governance.core.dataset import file_md5
+from governance.ledger.canonical import canonical_json_v1
 
 # What shapes a model: a change to any of these, uncommitted, makes the lineage "dirty".
 # Outputs the pipeline writes itself (data/, models/, reports/, metrics/, plots/, dvc.lock)
@@ -146,3 +148,13 @@ class DataStore:
             dest.unlink()
             raise ValueError(ERR_MD5_MISMATCH.format(path=dest, actual=actual, expected=md5))
         return dest
+
+
+def lineage_id(lineage: Mapping[str, Any]) -> str:
+    """Content address of a version's lineage: sha256 of its canonical JSON (sans live tags).
+
+    Defined over canonical JSON format 1, for good: the ids are already written into decision
+    records, and replay and trace recompute them to compare.
+    """
+    stable = {k: v for k, v in lineage.items() if k not in {"aliases", "tags"}}
+    return "sha256:" + hashlib.sha256(canonical_json_v1(stable)).hexdigest()

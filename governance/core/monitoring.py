@@ -2,8 +2,8 @@
 
 Everything here is pure: it takes the version's *reference profile* (bins fitted on its training
 split, see :func:`build_reference_profile`) and its production decisions as DataFrames
-(:class:`ProductionFrames`, loaded from the ledger by :mod:`governance.monitoring`) and returns a
-:class:`MonitoringReport` whose checks say whether the configured thresholds hold.
+(:class:`ProductionFrames`, loaded from the ledger by :mod:`governance.lifecycle.monitoring`)
+and returns a :class:`MonitoringReport` whose checks say whether the configured thresholds hold.
 
 Population stability index (PSI)
 --------------------------------

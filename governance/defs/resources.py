@@ -16,8 +16,8 @@ from pydantic import Field
 
 from governance.core.dataset import source_fingerprint
 from governance.core.lineage import dvc_lock_outs
+from governance.pipeline.workspace import Workspace
 from governance.settings import Settings
-from governance.stages import Workspace
 
 
 class MlflowResource(dg.ConfigurableResource):

@@ -64,7 +64,9 @@ from governance.ledger import (
 )
 from governance.ledger.canonical import canonical_json_v1
 from governance.ledger.checkpoint import key_id_for
+from governance.ledger.paging import iter_find
 from governance.lifecycle.promotion import events
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 FORMAT = "governance.evidence/1"
@@ -72,7 +74,6 @@ MANIFEST = "manifest.json"
 EVENT_TYPE = "evidence"
 DEFAULT_SAMPLE = 20
 DEFAULT_SEED = 0
-_PAGE = 10_000
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: same content, same bytes
 
 # pack path -> run artifact path
@@ -92,8 +93,6 @@ PUBLIC_KEY_FILE = "ledger/checkpoint.pub"
 PROOF_DIR = "ledger/proofs/"
 PROMOTIONS_FILE = "ledger/promotions.json"
 
-ERR_NO_MODEL = "no registered model named {name!r}"
-ERR_NO_VERSION = "model {name!r} has no version {version!r}"
 ERR_MISSING_ARTIFACT = (
     "cannot build the evidence pack: MLflow run {run_id} of {name} version {version} has no"
     " artifact {path}"
@@ -162,16 +161,7 @@ def anchor_digest(manifest: Mapping[str, Any]) -> str:
 
 
 def _decision_ids(ledger: Ledger, model: str, version: str) -> list[str]:
-    ids: list[str] = []
-    offset = 0
-    while True:
-        page = ledger.find(
-            model=model, version=version, type="decision", limit=_PAGE, offset=offset
-        )
-        ids += [r.id for r in page]
-        if len(page) < _PAGE:
-            return ids
-        offset += len(page)
+    return [r.id for r in iter_find(ledger, model=model, version=version, type="decision")]
 
 
 def _run_artifacts(client: Any, run_id: str, wanted: Mapping[str, str]) -> dict[str, bytes | None]:
@@ -286,23 +276,16 @@ def build_evidence(
     EvidenceError
         If the version is not registered or its run lacks a required artifact.
     """
-    from mlflow.exceptions import MlflowException
-
-    from governance import registry
-    from governance.decisions import lineage_id
+    from governance.core.lineage import lineage_id
 
     version = str(version)
     if sample < 0:
         raise ValueError("sample must be >= 0")
     with registry.tracking(settings) as client:
         try:
-            mv = client.get_model_version(model, version)
-        except MlflowException:
-            try:
-                client.get_registered_model(model)
-            except MlflowException:
-                raise EvidenceError(ERR_NO_MODEL.format(name=model)) from None
-            raise EvidenceError(ERR_NO_VERSION.format(name=model, version=version)) from None
+            mv = registry.version_info(client, model, version)
+        except registry.RegistryLookupError as exc:
+            raise EvidenceError(str(exc)) from None
         run_id = str(mv.run_id)
         wanted = {**REQUIRED_ARTIFACTS, **OPTIONAL_ARTIFACTS}
         artifacts = _run_artifacts(client, run_id, wanted)

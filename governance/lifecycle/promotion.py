@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from governance.ledger import Ledger, Receipt, Record
+from governance.ledger.paging import iter_find
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 DEFAULT_ALIAS = "champion"
@@ -48,7 +50,6 @@ ACTIONS = ("promote", "refuse", "rollback")
 MOVES = ("promote", "rollback", "register")  # actions that point an alias at a version
 CHECK_NAMES = ("lineage", "validation", "fairness", "data", "git_clean", "model_card")
 CARD_ARTIFACT = "model_card/model_card.md"
-_PAGE = 10_000
 
 # One fixed phrase per refused condition: tests and callers can rely on them.
 REFUSE_LINEAGE = "its lineage does not resolve"
@@ -71,8 +72,6 @@ REFUSALS: dict[str, str] = {
 }
 
 ERR_REQUIRED = "{what} is required (a non-empty string)"
-ERR_NO_MODEL = "no registered model named {name!r}"
-ERR_NO_VERSION = "model {name!r} has no version {version!r}"
 ERR_REFUSED = "refusing to {action} {name} version {version} to {alias}: {failures}"
 ERR_REFUSED_ROLLBACK = "refusing to roll back {alias} of {name}: {failures}"
 ERR_ALIAS = "cannot set alias {alias!r}: {problem}"
@@ -81,6 +80,10 @@ ERR_AT = "--at: {value!r} is not an ISO 8601 time"
 
 class PromotionError(ValueError):
     """The request is malformed (no approver, unknown version ...); nothing was recorded."""
+
+
+class UnknownVersion(PromotionError):
+    """The registry has no such model or version (the HTTP layer's 404)."""
 
 
 class PromotionRefused(PromotionError):
@@ -119,24 +122,16 @@ def _check(passed: bool | None, detail: str) -> dict[str, Any]:
 
 
 def _version_info(client: Any, model: str, version: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
     try:
-        return client.get_model_version(model, version)
-    except MlflowException:
-        try:
-            client.get_registered_model(model)
-        except MlflowException:
-            raise PromotionError(ERR_NO_MODEL.format(name=model)) from None
-        raise PromotionError(ERR_NO_VERSION.format(name=model, version=version)) from None
+        return registry.version_info(client, model, version)
+    except registry.RegistryLookupError as exc:
+        raise UnknownVersion(str(exc)) from exc
 
 
 def _alias_target(client: Any, model: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
     try:
-        return str(client.get_model_version_by_alias(model, alias).version)
-    except MlflowException:
+        return registry.alias_version(client, model, alias)
+    except registry.RegistryLookupError:
         return None
 
 
@@ -199,7 +194,6 @@ def check_version(settings: Settings, model: str, version: str) -> dict[str, Any
     PromotionError
         If the model or version is not registered.
     """
-    from governance import registry
 
     with registry.tracking(settings) as client:
         info = _version_info(client, model, version)
@@ -265,13 +259,7 @@ def _model_lock(settings: Settings, model: str) -> Iterator[None]:
 
 
 def _records(ledger: Ledger, model: str, type_: str) -> Iterator[Record]:
-    offset = 0
-    while True:
-        page = ledger.find(model=model, type=type_, limit=_PAGE, offset=offset)
-        yield from page
-        if len(page) < _PAGE:
-            return
-        offset += len(page)
+    return iter_find(ledger, model=model, type=type_)
 
 
 def _as_event(record: Record) -> dict[str, Any] | None:
@@ -507,8 +495,6 @@ def _move(
     """Point the alias at the version, then record it; put the alias back if recording fails."""
     from mlflow.exceptions import MlflowException
 
-    from governance import registry
-
     with registry.tracking(settings) as client:
         try:
             client.set_registered_model_alias(model, alias, version)
@@ -550,7 +536,7 @@ def _move(
 
 
 def _lineage_id(checked: Mapping[str, Any]) -> str | None:
-    from governance.decisions import lineage_id
+    from governance.core.lineage import lineage_id
 
     lineage = checked.get("lineage")
     return lineage_id(lineage) if lineage else None
@@ -605,7 +591,6 @@ def promote(
     PromotionError
         If approver or reason is empty or the version is not registered (nothing recorded).
     """
-    from governance import registry
 
     approver = _required(approver, "approver")
     reason = _required(reason, "reason")
@@ -693,7 +678,6 @@ def rollback(
     PromotionError
         If approver or reason is empty (nothing recorded).
     """
-    from governance import registry
 
     approver = _required(approver, "approver")
     reason = _required(reason, "reason")

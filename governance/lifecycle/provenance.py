@@ -15,10 +15,10 @@ from typing import Any
 
 from prov.model import ProvDocument
 
-from governance import registry
 from governance.core.provenance import stage_records, version_provenance
 from governance.ledger import Ledger
 from governance.lifecycle.promotion import MOVES, events
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 ERR_LOG_LINE = "{path} line {line} is not a JSON object: {problem}"

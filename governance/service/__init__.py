@@ -3,7 +3,7 @@ audit reads, API keys with roles, Prometheus metrics.
 
 ::
 
-    from governance.decisions import DecisionService
+    from governance.decisions.service import DecisionService
     from governance.service import KeyStore, create_app
 
     service = DecisionService.open(settings)

@@ -40,8 +40,8 @@ is written, and a batch is one transaction.
 Request bodies are read and parsed here, not by FastAPI, so that the size limit holds while
 reading, ``NaN`` / ``Infinity`` (which Python's ``json`` accepts) are refused naming the
 feature, and every error has the same shape. A decision is durably in the ledger before its
-answer is sent (the endpoint returns only after :class:`~governance.decisions.DecisionService`
-committed).
+answer is sent (the endpoint returns only after
+:class:`~governance.decisions.service.DecisionService` committed).
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from governance.decisions import Decision, DecisionError, DecisionService
+from governance.decisions.reviews import with_effective_outcomes
+from governance.decisions.service import Decision, DecisionError, DecisionService, UnknownModel
 from governance.ledger import IntegrityError, LedgerError, PiiError
-from governance.reviews import with_effective_outcomes
 from governance.service import schemas as s
 from governance.service.auth import KeyStore, KeyStoreError, Principal
 from governance.service.metrics import CONTENT_TYPE, Metrics
@@ -82,7 +82,6 @@ CSV_MEDIA = "text/csv"
 INVOCATION_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 INVOCATION_PARAMS = ("subject_ids", "purpose")
 
-_NOT_FOUND = re.compile(r"(no registered model named |model .* has no (alias|version) )")
 _APPLICATION_PREFIX = re.compile(r"^application (\d+): ")
 _SCALARS = (str, int, float, bool, type(None))
 _MAX_INT = 2**1023  # larger integers do not convert to a finite float
@@ -433,32 +432,11 @@ def create_app(
 
     # -- errors ----------------------------------------------------------------------------
 
-    def model_exists(name: str) -> bool:
-        """Whether the registry knows ``name`` (asked only to word a 404; True if unsure)."""
-        try:
-            import mlflow
-            from mlflow.exceptions import MlflowException
-
-            client = mlflow.MlflowClient(mlflow_uri, mlflow_uri)
-            try:
-                client.get_registered_model(name)
-            except MlflowException:
-                return False
-        except Exception:
-            return True
-        return True
-
-    def decision_error(
-        exc: DecisionError, *, model: str | None = None, rows: bool = False
-    ) -> ApiError:
+    def decision_error(exc: DecisionError, *, rows: bool = False) -> ApiError:
         message = str(exc).replace(f" in {mlflow_uri}", "")
         if rows:
             message = _APPLICATION_PREFIX.sub(r"row \1: ", message)
-        if not _NOT_FOUND.match(message):
-            return ApiError(422, message)
-        if model is not None and " has no alias " in message and not model_exists(model):
-            message = f"no registered model named {model!r}"
-        return ApiError(404, message)
+        return ApiError(404 if isinstance(exc, UnknownModel) else 422, message)
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -630,7 +608,7 @@ def create_app(
                 pii=pii,
             )
         except DecisionError as exc:
-            raise decision_error(exc, model=model) from None
+            raise decision_error(exc) from None
         observe("decisions", started, [decision])
         return json_response(
             decision.to_dict(), 201, {"Location": f"/v1/decisions/{decision.decision_id}"}
@@ -676,7 +654,7 @@ def create_app(
                 pii=pii if any(p is not None for p in pii) else None,
             )
         except DecisionError as exc:
-            raise decision_error(exc, model=model) from None
+            raise decision_error(exc) from None
         observe("batch", started, decisions)
         return json_response(
             {"count": len(decisions), "decisions": [d.to_dict() for d in decisions]}, 201
@@ -723,7 +701,7 @@ def create_app(
             try:
                 loaded, _ = service.model(default_model, alias=default_alias)
             except DecisionError as exc:
-                raise decision_error(exc, model=default_model) from None
+                raise decision_error(exc) from None
             rows, subject_ids, purpose = _csv_rows(raw, loaded.scorecard.numeric), None, None
         else:
             rows, subject_ids, purpose = _invocation_rows(raw)
@@ -738,7 +716,7 @@ def create_app(
                 purpose=purpose,
             )
         except DecisionError as exc:
-            raise decision_error(exc, model=default_model, rows=True) from None
+            raise decision_error(exc, rows=True) from None
         observe("invocations", started, decisions)
         return json_response(
             {
@@ -906,7 +884,12 @@ def create_app(
         principal: Principal = Depends(require("approver")),
         raw: bytes = Depends(json_body),
     ) -> Response:
-        from governance.lifecycle.promotion import PromotionError, PromotionRefused, promote
+        from governance.lifecycle.promotion import (
+            PromotionError,
+            PromotionRefused,
+            UnknownVersion,
+            promote,
+        )
 
         req = parse(raw, s.PromotionRequest)
         try:
@@ -923,8 +906,7 @@ def create_app(
         except PromotionRefused as exc:
             return json_response({"error": str(exc), "failures": list(exc.failures)}, 409)
         except PromotionError as exc:
-            status = 404 if "no registered model" in str(exc) or "no version" in str(exc) else 422
-            raise ApiError(status, str(exc)) from None
+            raise ApiError(404 if isinstance(exc, UnknownVersion) else 422, str(exc)) from None
         return json_response(result, 201)
 
     @app.get(
@@ -1228,7 +1210,7 @@ def serve(
     """Run the service with uvicorn until interrupted (``governance serve``).
 
     The model (if given) is loaded before the server starts, so a wrong name or alias fails at
-    once (:class:`~governance.decisions.DecisionError`) rather than on the first request.
+    once (:class:`~governance.decisions.service.DecisionError`) rather than on the first request.
 
     Parameters
     ----------

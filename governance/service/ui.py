@@ -62,9 +62,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from governance.decisions import DecisionError, DecisionService
+from governance.decisions.reviews import effective_outcome
+from governance.decisions.service import DecisionError, DecisionService
 from governance.ledger import Checkpoint, IntegrityError, LedgerError, Record, verify_checkpoint
-from governance.reviews import effective_outcome
 from governance.service.auth import KeyStore, Principal
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ MLFLOW_UI_ENV = "GOVERNANCE_MLFLOW_UI_URL"
 DAGSTER_UI_ENV = "GOVERNANCE_DAGSTER_UI_URL"
 DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 DEFAULT_DAGSTER_UI = "http://127.0.0.1:3000"
-DAGSTER_ASSET = "registered_model"
+DAGSTER_ASSET = "register"
 CARD_CACHE = 32
 PROOF_WAIT = 0.5  # seconds a decision page waits for the Merkle tree before showing it pending
 
@@ -114,7 +114,7 @@ class UiConfig:
     mlflow_url
         Base URL of the MLflow UI (runs and model versions are linked under it).
     dagster_url
-        Base URL of the Dagster UI (the ``registered_model`` asset is linked under it).
+        Base URL of the Dagster UI (the ``register`` asset is linked under it).
     session_seconds
         Lifetime of a signed-in session.
     secure_cookie
@@ -912,7 +912,7 @@ def card_html(card: Mapping[str, Any]) -> Markup:
 
 def monitoring_report(project_dir: Path, model: str, version: str) -> dict[str, Any] | None:
     """The latest production monitoring report of a version, if one was written."""
-    from governance.monitoring import report_dir
+    from governance.lifecycle.monitoring import report_dir
 
     path = report_dir(project_dir, model, version) / "report.json"
     try:
@@ -1090,7 +1090,7 @@ def router(
 
     def experiment_of(run_id: str) -> str | None:
         def lookup() -> str | None:
-            from governance.registry import tracking
+            from governance.registry.mlflow import tracking
 
             try:
                 with tracking(settings) as client:
@@ -1268,8 +1268,8 @@ def router(
     @r.get("/models/{name}/versions/{version}")
     def model_page(request: Request, name: str, version: str) -> Response:
         def build(who: Principal) -> Response:
-            from governance import registry
             from governance.lifecycle.promotion import events as promotion_events
+            from governance.registry import mlflow as registry
 
             try:
                 lineage = registry.resolve(settings, name, version)
@@ -1315,7 +1315,7 @@ def router(
     @r.get("/models/{name}/versions/{version}/monitoring")
     def monitoring_page(request: Request, name: str, version: str) -> Response:
         def build(who: Principal) -> Response:
-            from governance.monitoring import report_dir
+            from governance.lifecycle.monitoring import report_dir
 
             path = report_dir(settings.project_dir, name, version) / "report.html"
             try:

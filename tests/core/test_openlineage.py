@@ -38,7 +38,7 @@ def _run(stage: str, **changes: Any) -> ol.StageRun:
         "git_commit": COMMIT,
         "git_dirty": False,
         "code_url": "file:///project",
-        "code_path": "governance/stages.py",
+        "code_path": "governance/pipeline/stages.py",
     }
     return ol.StageRun(**(base | changes))
 

@@ -15,14 +15,14 @@ from governance.defs.automation.sensors import raw_data_sensor
 from governance.defs.resources import GovernanceProject
 
 GRAPH = [
-    ("raw_applications", "ingestion"),
-    ("validation_report", "validation"),
-    ("train_test_split", "training"),
-    ("trained_model", "training"),
-    ("evaluation", "evaluation"),
-    ("fairness_report", "fairness"),
+    ("ingest", "ingestion"),
+    ("validate", "validation"),
+    ("split", "training"),
+    ("train", "training"),
+    ("evaluate", "evaluation"),
+    ("fairness", "fairness"),
     ("model_card", "documentation"),
-    ("registered_model", "registry"),
+    ("register", "registry"),
 ]
 
 
@@ -49,8 +49,8 @@ def test_validation_and_fairness_are_blocking_checks(defs: dg.Definitions) -> No
     graph = defs.resolve_asset_graph()
     checks = {key.name: graph.get(key) for key in graph.asset_check_keys}
     assert {"expectations_pass", "fairness_gate"} <= set(checks)
-    assert checks["expectations_pass"].key.asset_key == dg.AssetKey("validation_report")
-    assert checks["fairness_gate"].key.asset_key == dg.AssetKey("fairness_report")
+    assert checks["expectations_pass"].key.asset_key == dg.AssetKey("validate")
+    assert checks["fairness_gate"].key.asset_key == dg.AssetKey("fairness")
     assert checks["expectations_pass"].blocking and checks["fairness_gate"].blocking
 
 

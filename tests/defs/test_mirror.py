@@ -8,13 +8,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from governance import mirror
 from governance.core.dataset import read_csv
-from governance.decisions import DecisionService
+from governance.decisions.service import DecisionService
 from governance.definitions import defs as load_defs
 from governance.defs.mirror.assets import mlflow_decision_mirror
 from governance.defs.resources import GovernanceProject, MlflowResource
 from governance.ledger import Ledger
+from governance.lifecycle import mirror
 from governance.settings import Settings
 
 MODEL = "mortgage-denial"
@@ -109,7 +109,7 @@ def test_mirror_asset_and_its_schedule_in_the_code_location() -> None:
     graph = defs.resolve_asset_graph()
     node = graph.get(dg.AssetKey("mlflow_decision_mirror"))
     assert node.group_name == "monitoring"
-    assert node.parent_keys == {dg.AssetKey("registered_model")}
+    assert node.parent_keys == {dg.AssetKey("register")}
 
     schedule = defs.resolve_schedule_def("mlflow_decision_mirror_every_10_minutes")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED

@@ -27,17 +27,17 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from governance import monitoring
 from governance.core.dataset import file_md5, load_spec, read_csv
 from governance.core.scorecard import Scorecard
 from governance.core.training import model_inputs
-from governance.decisions import Decision, DecisionService
+from governance.decisions.service import Decision, DecisionService
 from governance.definitions import defs as load_defs
 from governance.defs.monitoring.assets import production_monitoring
 from governance.defs.resources import GovernanceProject
 from governance.ledger import Ledger
+from governance.lifecycle import monitoring
+from governance.pipeline.stages import Workspace
 from governance.settings import Settings
-from governance.stages import Workspace
 
 MODEL = "mortgage-denial"
 DECILES = np.arange(1, 10) / 10
@@ -299,7 +299,7 @@ def test_monitoring_asset_checks_and_daily_schedule_in_the_code_location() -> No
     graph = defs.resolve_asset_graph()
     node = graph.get(dg.AssetKey("production_monitoring"))
     assert node.group_name == "monitoring"
-    assert node.parent_keys == {dg.AssetKey("registered_model")}
+    assert node.parent_keys == {dg.AssetKey("register")}
     checks = {k.name: graph.get(k) for k in graph.asset_check_keys}
     names = {
         "drift_within_thresholds",

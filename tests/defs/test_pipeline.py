@@ -11,22 +11,22 @@ import mlflow
 import pytest
 from support import ASSETS, CORRUPTIONS, set_params, write_corrupted_source
 
-from governance import registry
 from governance.core.dataset import file_md5
 from governance.core.lineage import DataStore
 from governance.core.model_card import SECTIONS
 from governance.defs.resources import GovernanceProject
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 pytestmark = pytest.mark.slow
 
 DOWNSTREAM_OF_VALIDATION = [
-    "train_test_split",
-    "trained_model",
-    "evaluation",
-    "fairness_report",
+    "split",
+    "train",
+    "evaluate",
+    "fairness",
     "model_card",
-    "registered_model",
+    "register",
 ]
 
 
@@ -64,14 +64,14 @@ def test_whole_graph_registers_a_version_with_resolvable_lineage(
     result = materialize(project)
     assert result.success
     assert materialized(result) == {
-        "raw_applications",
-        "validation_report",
+        "ingest",
+        "validate",
         *DOWNSTREAM_OF_VALIDATION,
     }
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"expectations_pass": True, "fairness_gate": True}
 
-    meta = result.asset_materializations_for_node("registered_model")[0].metadata
+    meta = result.asset_materializations_for_node("register")[0].metadata
     assert meta["version"].value == "1"
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
@@ -131,7 +131,7 @@ def test_corrupt_raw_data_blocks_everything_downstream(project: Path, case: str)
     write_corrupted_source(project, corrupt)
     result = materialize(project)
     assert not result.success
-    assert materialized(result) == {"raw_applications", "validation_report"}
+    assert materialized(result) == {"ingest", "validate"}
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "expectations_pass" and not check.passed
     assert expected in check.description
@@ -145,7 +145,7 @@ def test_a_fairness_threshold_tighter_than_the_model_blocks_registration(project
     set_params(project, **{"fairness.min_approval_ratio": 0.99})
     result = materialize(project)
     assert not result.success
-    assert "registered_model" not in materialized(result)
+    assert "register" not in materialized(result)
     assert "model_card" not in materialized(result)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     gate = checks["fairness_gate"]

@@ -15,9 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from governance import registry
 from governance.cli import app
-from governance.decisions import DecisionService
+from governance.decisions.service import DecisionService
 from governance.ledger import Ledger, leaf_hash
 from governance.lifecycle import PromotionRefused, rollback
 from governance.lifecycle.evidence import (
@@ -31,6 +30,7 @@ from governance.lifecycle.evidence import (
     build_evidence,
     verify_evidence,
 )
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 MODEL = "mortgage-denial"

@@ -17,7 +17,6 @@ import pytest
 from support import set_params
 from typer.testing import CliRunner
 
-from governance import registry, stages
 from governance.cli import app
 from governance.ledger import Ledger
 from governance.lifecycle import promotion
@@ -37,6 +36,8 @@ from governance.lifecycle.promotion import (
     promote,
     rollback,
 )
+from governance.pipeline import stages
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 MODEL = "mortgage-denial"

@@ -9,11 +9,11 @@ from prov.constants import PROV, PROV_TYPE
 from prov.model import ProvActivity, ProvAgent, ProvAssociation, ProvDocument, ProvEntity
 from typer.testing import CliRunner
 
-from governance import registry
 from governance.cli import app
 from governance.ledger import Ledger
 from governance.lifecycle import promotion
 from governance.lifecycle.provenance import read_event_log
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 MODEL = "mortgage-denial"

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from governance.decisions import DecisionService
+from governance.decisions.service import DecisionService
 from governance.service import KeyStore, create_app
 from governance.settings import Settings
 

@@ -27,7 +27,7 @@ import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from governance.decisions import DecisionService
+from governance.decisions.service import DecisionService
 from governance.service import KeyStore, create_app
 from governance.settings import Settings
 
@@ -86,7 +86,7 @@ def _rows(root: Path, service: DecisionService) -> list[dict[str, Any]]:
 
 def _monitoring_report(root: Path, settings: Settings, service: DecisionService) -> None:
     """Score the test split under a purpose of our own, record outcomes, write the report."""
-    from governance import monitoring
+    from governance.lifecycle import monitoring
 
     purpose = f"ui-monitoring-{uuid.uuid4().hex[:8]}"
     frame = pd.read_csv(root / "data" / "split" / "test.csv")

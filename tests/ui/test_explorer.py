@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from governance import registry
+from governance.registry import mlflow as registry
 from governance.service.ui import (
     COOKIE,
     Sessions,
@@ -192,7 +192,7 @@ def test_auditor_finds_a_decision_and_follows_its_lineage_to_the_model_card(
     assert "decisions" in page.inner_text("#monitoring-summary")
     assert page.locator("#monitoring-checks tbody tr").count() == 3
     assert page.locator("a", has_text="Dagster asset").get_attribute("href") == (
-        "http://127.0.0.1:3000/assets/registered_model"
+        "http://127.0.0.1:3000/assets/register"
     )
     page.screenshot(path=str(artifacts / "model.png"), full_page=True)
     assert (artifacts / "decision.png").stat().st_size > 10_000
@@ -550,4 +550,4 @@ def test_link_out_urls_are_configurable() -> None:
     )
     assert config.mlflow_run("3", "abc") == "https://mlflow.example/#/experiments/3/runs/abc"
     assert config.mlflow_version("m", "2") == "https://mlflow.example/#/models/m/versions/2"
-    assert config.dagster_asset() == "https://dagster.example/assets/registered_model"
+    assert config.dagster_asset() == "https://dagster.example/assets/register"

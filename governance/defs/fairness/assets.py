@@ -2,22 +2,20 @@ from typing import Any
 
 import dagster as dg
 
-from governance import stages
-from governance.defs.evidence import group_table, run_context
+from governance.defs.metadata import group_table, run_context
 from governance.defs.resources import GovernanceProject
+from governance.pipeline import stages
 
 
 @dg.asset(
     group_name="fairness",
-    deps=["evaluation"],
+    deps=["evaluate"],
     kinds={"fairlearn"},
     description="fairlearn MetricFrame by each sensitive attribute and their intersection: "
     "approval rate, TPR, FPR, demographic-parity and equalized-odds differences with intervals. "
     "Its blocking check applies the thresholds in params.yaml `fairness`.",
 )
-def fairness_report(
-    context: dg.AssetExecutionContext, project: GovernanceProject
-) -> dg.MaterializeResult:
+def fairness(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
     result = stages.fairness(project.workspace(), run_context(context))
     report = result.evidence["report"]
     meta: dict[str, Any] = {"gate": result.message}

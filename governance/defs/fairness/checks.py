@@ -6,7 +6,7 @@ from governance.defs.resources import GovernanceProject
 
 
 @dg.asset_check(
-    asset="fairness_report",
+    asset="fairness",
     blocking=True,
     description="Four-fifths rule on approval rates and the equalized-odds bound (params.yaml).",
 )

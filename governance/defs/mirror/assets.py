@@ -1,9 +1,9 @@
 """The ``mlflow_decision_mirror`` asset: every registered version's decisions, copied to MLflow.
 
 The ledger stays the source of truth; this asset copies what it holds to MLflow (see
-:mod:`governance.mirror`), so it runs beside decisions, never in their way. If MLflow cannot be
-reached the run fails with one clear line and nothing is recorded as mirrored; the next run
-catches up.
+:mod:`governance.lifecycle.mirror`), so it runs beside decisions, never in their way. If MLflow
+cannot be reached the run fails with one clear line and nothing is recorded as mirrored; the
+next run catches up.
 
 No ``from __future__ import annotations`` here: Dagster reads the config class from the
 asset function's annotations at definition time.
@@ -14,10 +14,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from governance import mirror
-from governance.defs.evidence import table
-from governance.defs.registry.assets import MLFLOW_UI
+from governance.defs.metadata import table
+from governance.defs.register.assets import MLFLOW_UI
 from governance.defs.resources import GovernanceProject
+from governance.lifecycle import mirror
 
 
 class MirrorConfig(dg.Config):
@@ -74,7 +74,7 @@ def versions_table(results: list[dict[str, Any]]) -> dg.TableMetadataValue:
 
 @dg.asset(
     group_name="monitoring",
-    deps=["registered_model"],
+    deps=["register"],
     kinds={"mlflow"},
     description="The decision ledger mirrored to MLflow: for every registered version with "
     "decisions, a decisions table (decisions/decisions-NNNNN.json, log_table format, no PII) "

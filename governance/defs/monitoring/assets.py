@@ -9,10 +9,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from governance import monitoring
-from governance.defs.evidence import table
+from governance.defs.metadata import table
 from governance.defs.monitoring.checks import CHECK_SPECS, check_results
 from governance.defs.resources import GovernanceProject
+from governance.lifecycle import monitoring
 
 
 class MonitoringConfig(dg.Config):
@@ -136,7 +136,7 @@ def report_metadata(result: monitoring.MonitoringRun) -> dict[str, Any]:
 
 @dg.asset(
     group_name="monitoring",
-    deps=["registered_model"],
+    deps=["register"],
     kinds={"pandas", "fairlearn"},
     check_specs=list(CHECK_SPECS),
     description="Production monitoring of one registered model version from the decision "

@@ -1,7 +1,8 @@
 """The governed pipeline's stages: one implementation, called by the DVC stages (through the CLI)
 and by the Dagster assets.
 
-Stages talk through files in the workspace (the paths DVC tracks). Each returns a
+Stages talk through files in the workspace (:mod:`governance.pipeline.workspace`: the paths
+DVC tracks). Each returns a
 :class:`StageResult` whose ``evidence`` becomes Dagster metadata and whose ``passed`` /
 ``message`` carry a gate's verdict. A failed gate writes its report (so it can be read), leaves
 an MLflow run that says which gate failed and why, and stops everything downstream.
@@ -10,117 +11,16 @@ an MLflow run that says which gate failed and why, and stops everything downstre
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import yaml
-
 from governance.core import dataset as ds
-from governance.core.lineage import DataStore, environment, git_state, package_version, params_hash
-from governance.settings import Settings
+from governance.core.lineage import environment, git_state, package_version, params_hash
+from governance.pipeline.workspace import PATHS, StageResult, Workspace, read_json, write_json
 
 ERR_NOT_VALIDATED = "refusing to {stage}: {path} has not passed validation ({why})"
 ERR_GATE_FAILED = "refusing to register: the {gate} gate did not pass ({why})"
-ERR_PARAMS = "cannot read parameters from {path}: {problem}"
 ERR_AGREEMENT = "compiled scorecard disagrees with scikit-learn by {diff:.3g} (> 1e-9)"
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Every file the pipeline reads or writes, relative to the workspace root."""
-
-    raw: str = "data/raw/applications.csv"
-    train: str = "data/split/train.csv"
-    test: str = "data/split/test.csv"
-    validation: str = "reports/validation.json"
-    model: str = "models/model.joblib"
-    scorecard: str = "models/scorecard.json"
-    evaluation: str = "metrics/evaluation.json"
-    fairness_metrics: str = "metrics/fairness.json"
-    fairness: str = "reports/fairness.json"
-    roc: str = "plots/roc.csv"
-    calibration: str = "plots/calibration.csv"
-    selection_rate: str = "plots/selection_rate.csv"
-    card_json: str = "reports/model_card.json"
-    card_md: str = "reports/model_card.md"
-    card_html: str = "reports/model_card.html"
-    registration: str = "reports/registration.json"
-
-
-PATHS = Paths()
-
-
-@dataclass
-class StageResult:
-    stage: str
-    passed: bool = True
-    message: str = ""
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A project directory (params.yaml, expectations/, outputs) and where state lives."""
-
-    root: Path
-    settings: Settings
-    params: dict[str, Any]
-
-    @classmethod
-    def open(
-        cls,
-        root: Path | str | None = None,
-        *,
-        settings: Settings | None = None,
-        overrides: dict[str, Any] | None = None,
-    ) -> Workspace:
-        settings = settings or Settings.resolve(root)
-        base = Path(root).resolve() if root else settings.project_dir
-        path = base / "params.yaml"
-        try:
-            params = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(ERR_PARAMS.format(path=path, problem=exc)) from exc
-        for dotted, value in (overrides or {}).items():
-            node = params
-            *parents, leaf = dotted.split(".")
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = value
-        return cls(base, settings, params)
-
-    def path(self, name: str) -> Path:
-        return self.root / getattr(PATHS, name)
-
-    @property
-    def spec(self) -> ds.DatasetSpec:
-        return ds.load_spec(self.params["ingest"]["dataset"])
-
-    @property
-    def source(self) -> str:
-        override = self.params["ingest"].get("source") or ""
-        if override and not Path(override).is_absolute():
-            return str(self.root / override)
-        return override or self.spec.source
-
-    def suite_path(self) -> Path:
-        return self.root / self.spec.suite
-
-    def store(self) -> DataStore:
-        return DataStore(self.root / ".dvc" / "cache", self.settings.dvc_remote)
-
-
-def _write_json(path: Path, doc: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    tmp.replace(path)
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 def _dataset_evidence(ws: Workspace, name: str) -> dict[str, Any]:
@@ -139,7 +39,7 @@ def _require_validated(ws: Workspace, stage: str) -> None:
     raw = ws.path("raw")
     if not report_path.is_file():
         raise RuntimeError(ERR_NOT_VALIDATED.format(stage=stage, path=raw, why="no report"))
-    report = _read_json(report_path)
+    report = read_json(report_path)
     if not report.get("success"):
         why = report.get("message", "validation failed")
         raise RuntimeError(ERR_NOT_VALIDATED.format(stage=stage, path=raw, why=why))
@@ -197,7 +97,7 @@ def validate(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         "suite_path": spec.suite,
         "full_result": result.result,
     }
-    _write_json(ws.path("validation"), report)
+    write_json(ws.path("validation"), report)
     outcome = StageResult(
         "validate",
         passed=result.success,
@@ -278,7 +178,7 @@ def train(ws: Workspace) -> StageResult:
         raise RuntimeError(ERR_AGREEMENT.format(diff=diff))
     ws.path("model").parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, ws.path("model"))
-    _write_json(ws.path("scorecard"), scorecard.to_dict())
+    write_json(ws.path("scorecard"), scorecard.to_dict())
     event = _ledger_event(
         ws,
         "training",
@@ -313,7 +213,7 @@ def _test_scores(ws: Workspace) -> tuple[Any, Any, Any]:
 
     spec = ws.spec
     test = ds.read_csv(ws.path("test"))
-    scorecard = Scorecard.from_dict(_read_json(ws.path("scorecard")))
+    scorecard = Scorecard.from_dict(read_json(ws.path("scorecard")))
     scores, _ = scorecard.score_frame(model_inputs(test, spec))
     return test, spec.labels(test).to_numpy(), scores
 
@@ -335,7 +235,7 @@ def evaluate(ws: Workspace) -> StageResult:
         bins=int(p["calibration_bins"]),
         seed=int(p["seed"]),
     )
-    _write_json(ws.path("evaluation"), result.flat())
+    write_json(ws.path("evaluation"), result.flat())
     for name, rows in (("roc", result.roc), ("calibration", result.calibration)):
         ws.path(name).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(ws.path(name), index=False, lineterminator="\n")
@@ -390,8 +290,8 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         },
         "thresholds": dict(p),
     }
-    _write_json(ws.path("fairness"), doc)
-    _write_json(ws.path("fairness_metrics"), {**report.metrics(), "gate_passed": int(gate.passed)})
+    write_json(ws.path("fairness"), doc)
+    write_json(ws.path("fairness_metrics"), {**report.metrics(), "gate_passed": int(gate.passed)})
     rows = [
         {
             "grouping": g.name,
@@ -427,7 +327,7 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
 def _record_failure(
     ws: Workspace, gate: str, outcome: StageResult, context: dict[str, str] | None
 ) -> str:
-    from governance.registry import record_gate_failure
+    from governance.registry.mlflow import record_gate_failure
 
     return record_gate_failure(
         ws.settings,
@@ -446,8 +346,8 @@ def _record_failure(
 def lineage(ws: Workspace) -> dict[str, Any]:
     """The lineage the pipeline knows before registration (DESIGN §3)."""
     git = git_state(ws.root)
-    validation = _read_json(ws.path("validation"))
-    fairness_doc = _read_json(ws.path("fairness"))
+    validation = read_json(ws.path("validation"))
+    fairness_doc = read_json(ws.path("fairness"))
     return {
         "schema": "governance.lineage/1",
         "dataset": ws.spec.name,
@@ -470,9 +370,9 @@ def lineage(ws: Workspace) -> dict[str, Any]:
         "fairness": {
             "passed": fairness_doc["gate"]["passed"],
             "message": fairness_doc["gate"]["message"],
-            "metrics": {k: v for k, v in _read_json(ws.path("fairness_metrics")).items()},
+            "metrics": {k: v for k, v in read_json(ws.path("fairness_metrics")).items()},
         },
-        "metrics": _read_json(ws.path("evaluation")),
+        "metrics": read_json(ws.path("evaluation")),
         "model_card": PATHS.card_md,
     }
 
@@ -483,10 +383,10 @@ def model_card(ws: Workspace) -> StageResult:
 
     spec = ws.spec
     params = _train_params(ws)
-    evaluation = _read_json(ws.path("evaluation"))
+    evaluation = read_json(ws.path("evaluation"))
     metrics = {k: v for k, v in evaluation.items() if not k.endswith(("_ci_low", "_ci_high"))}
     metrics.pop("n")
-    fairness_doc = _read_json(ws.path("fairness"))
+    fairness_doc = read_json(ws.path("fairness"))
     info = lineage(ws)
     by_name = {d["name"]: d for d in info["datasets"]}
     card = build_card(
@@ -525,7 +425,7 @@ def model_card(ws: Workspace) -> StageResult:
         reasons=[{"feature": f.name, "reason": f.reason} for f in spec.features],
         reason_count=params.reason_count,
     )
-    _write_json(ws.path("card_json"), card)
+    write_json(ws.path("card_json"), card)
     markdown = render_markdown(card)
     ws.path("card_md").write_text(markdown)
     ws.path("card_html").write_text(render_html(card))
@@ -536,14 +436,14 @@ def _compare_with_champion(ws: Workspace) -> dict[str, Any] | None:
     """The candidate against the current champion on the candidate's held-out split."""
     from governance.core.comparison import compare
     from governance.core.training import model_inputs
-    from governance.decisions import DecisionError, ModelCache
+    from governance.registry.mlflow import ModelCache, RegistryLookupError
 
     spec = ws.spec
     cache = ModelCache(ws.settings)
     try:
         version, _ = cache.resolve(spec.model_name, version=None, alias="champion")
         champion = cache.get(spec.model_name, version)
-    except DecisionError:
+    except RegistryLookupError:
         return None  # no champion yet: nothing to compare with
     test, y, scores = _test_scores(ws)
     champion_scores, _ = champion.scorecard.score_frame(model_inputs(test, spec))
@@ -567,12 +467,12 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     Refuses unless validation and fairness passed. Every training input is first put in the
     DVC cache and the remote, so the lineage can always be restored from md5s alone.
     """
-    from governance import registry
     from governance.core.training import model_inputs
+    from governance.registry import mlflow as registry
 
     spec = ws.spec
     _require_validated(ws, "register")
-    fairness_doc = _read_json(ws.path("fairness"))
+    fairness_doc = read_json(ws.path("fairness"))
     if not fairness_doc["gate"]["passed"]:
         raise RuntimeError(
             ERR_GATE_FAILED.format(gate="fairness", why=fairness_doc["gate"]["message"])
@@ -584,9 +484,9 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     for d in info["datasets"]:
         store.store(ws.root / d["path"])
     info["storage"] = {"cache": str(store.cache), "remote": str(store.remote)}
-    card = _read_json(ws.path("card_json"))
-    evaluation = _read_json(ws.path("evaluation"))
-    fairness_metrics = _read_json(ws.path("fairness_metrics"))
+    card = read_json(ws.path("card_json"))
+    evaluation = read_json(ws.path("evaluation"))
+    fairness_metrics = read_json(ws.path("fairness_metrics"))
     metrics = {
         **{f"eval.{k}": v for k, v in evaluation.items()},
         **{f"fairness.{k}": v for k, v in fairness_metrics.items()},
@@ -634,8 +534,8 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         card=card,
         comparison=comparison,
     )
-    _write_json(ws.path("registration"), result)
-    from governance.decisions import lineage_id
+    write_json(ws.path("registration"), result)
+    from governance.core.lineage import lineage_id
 
     result["ledger_event"] = _ledger_event(
         ws,
@@ -653,3 +553,19 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         },
     )
     return StageResult("register", evidence={**result, "lineage": final_card["lineage"]})
+
+
+Stage = Callable[[Workspace, dict[str, str] | None], StageResult]
+
+# Every stage by its one name: DVC stage = Dagster asset = defs/<name>/ = `governance stage
+# <name>`. Each gets the run context (who runs it); the gated ones record it in lineage.
+STAGES: dict[str, Stage] = {
+    "ingest": lambda ws, context: ingest(ws),
+    "validate": validate,
+    "split": lambda ws, context: split(ws),
+    "train": lambda ws, context: train(ws),
+    "evaluate": lambda ws, context: evaluate(ws),
+    "fairness": fairness,
+    "model_card": lambda ws, context: model_card(ws),
+    "register": register,
+}

@@ -1,19 +1,17 @@
 import dagster as dg
 
-from governance import stages
-from governance.defs.evidence import metadata, run_context
+from governance.defs.metadata import metadata, run_context
 from governance.defs.resources import GovernanceProject
+from governance.pipeline import stages
 
 
 @dg.asset(
     group_name="validation",
-    deps=["raw_applications"],
+    deps=["ingest"],
     kinds={"great_expectations"},
     description="The dataset's Great Expectations suite (expectations/) run on the raw data. "
     "Its blocking check stops everything downstream when any expectation fails.",
 )
-def validation_report(
-    context: dg.AssetExecutionContext, project: GovernanceProject
-) -> dg.MaterializeResult:
+def validate(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
     result = stages.validate(project.workspace(), run_context(context))
     return dg.MaterializeResult(metadata=metadata(result))

@@ -70,19 +70,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from governance.decisions.reviews import effective_outcome
 from governance.ledger import Ledger, Record, utc_now
-from governance.reviews import effective_outcome
-from governance.settings import Settings
+from governance.ledger.paging import PAGE, iter_find
+from governance.registry import mlflow as registry
+from governance.settings import Settings, explorer_base, explorer_model_url, explorer_version_url
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "governance.decision_mirror/1"
-EXPLORER_ENV = "GOVERNANCE_EXPLORER_URL"
-DEFAULT_EXPLORER = "http://127.0.0.1:8080"
 TABLE_DIR = "decisions"
 INDEX_FILE = f"{TABLE_DIR}/index.json"
 PART_ROWS = 10_000  # decisions per table file
-PAGE = 10_000  # records per ledger query (the ledger's maximum)
 TABLE_TAG_LIMIT = 50  # newest parts registered as tables (MLflow tag values hold 8,000 chars)
 SUBJECT_PREFIX = 12  # hex digits of the subject's HMAC key shown in the table
 PROBE_TIMEOUT = 5.0  # seconds to wait for an MLflow server's /health
@@ -122,8 +121,6 @@ ERR_FAILED = (
     "still ends at ledger seq {seq}. The ledger keeps every decision and the next mirror run "
     "catches up."
 )
-ERR_NO_MODEL = "no registered model named {model!r} in {uri}"
-ERR_NO_VERSION = "model {model!r} has no version {version!r} in {uri}"
 
 
 class MirrorError(RuntimeError):
@@ -131,22 +128,6 @@ class MirrorError(RuntimeError):
 
 
 # -- links ---------------------------------------------------------------------------------
-
-
-def explorer_base(env: Mapping[str, str] | None = None) -> str:
-    """The decision explorer's base URL (``GOVERNANCE_EXPLORER_URL``), without a trailing /."""
-    env = os.environ if env is None else env
-    return (env.get(EXPLORER_ENV) or DEFAULT_EXPLORER).rstrip("/")
-
-
-def explorer_model_url(model: str, *, base: str | None = None) -> str:
-    """The explorer's page of a registered model."""
-    return f"{base or explorer_base()}/ui/models/{quote(model, safe='')}"
-
-
-def explorer_version_url(model: str, version: str | int, *, base: str | None = None) -> str:
-    """The explorer's page of one registered version."""
-    return f"{explorer_model_url(model, base=base)}/versions/{quote(str(version), safe='')}"
 
 
 def safe_uri(uri: str) -> str:
@@ -275,29 +256,15 @@ def scan(
 ) -> Iterator[Record]:
     """Records matching ``filters`` (as :meth:`Ledger.find`) with ``after_seq < seq <= until_seq``.
 
-    Pages by time (``since`` becomes a seq range by binary search in the store), so each page
-    starts near where the last one ended instead of re-reading an ever larger ``offset``; records
-    sharing one timestamp (a batch) are paged by offset. ``after_ts`` must be the timestamp of
-    the record at ``after_seq`` (or earlier).
+    Pages by time (:func:`governance.ledger.paging.iter_find`). ``after_ts`` must be the
+    timestamp of the record at ``after_seq`` (or earlier).
     """
-    size = page_size or PAGE
-    since = after_ts
-    offset = 0
-    while True:
-        page = ledger.find(since=since, limit=size, offset=offset, **filters)
-        for record in page:
-            if until_seq is not None and record.seq > until_seq:
-                return
-            if record.seq > after_seq:
-                yield record
-        if len(page) < size:
+    records = iter_find(ledger, page_size=page_size or PAGE, since=after_ts, **filters)
+    for record in records:
+        if until_seq is not None and record.seq > until_seq:
             return
-        last_ts = page[-1].ts
-        if since == last_ts:
-            offset += len(page)
-        else:
-            since = last_ts
-            offset = sum(1 for r in page if r.ts == last_ts)
+        if record.seq > after_seq:
+            yield record
 
 
 @dataclass(frozen=True)
@@ -509,7 +476,13 @@ def _mlflow_errors() -> tuple[type[BaseException], ...]:
     import sqlalchemy.exc
     from mlflow.exceptions import MlflowException
 
-    return (MlflowException, OSError, requests.RequestException, sqlalchemy.exc.SQLAlchemyError)
+    return (
+        MlflowException,
+        OSError,
+        requests.RequestException,
+        sqlalchemy.exc.SQLAlchemyError,
+        registry.RegistryUnavailable,
+    )
 
 
 def _parts_from(index: Mapping[str, Any] | None) -> tuple[list[Part], Cursor | None]:
@@ -803,14 +776,12 @@ def mirror_version(
 def _mirror(
     settings: Settings, ledger: Ledger, model: str, version: str, part_rows: int, base: str
 ) -> dict[str, Any]:
-    from governance.registry import tracking
-
     errors = _mlflow_errors()
     uri = settings.mlflow_uri
     seq: int | str = "(none)"
     try:
-        with tracking(settings) as client:
-            run_id = _version_run(client, model, version, uri)
+        with registry.tracking(settings) as client:
+            run_id = _version_run(client, model, version)
             raw, names = _read_index(client, run_id)
             stored, note = _usable(raw, ledger, model, version, part_rows)
             parts, cursor = _parts_from(stored)
@@ -886,22 +857,8 @@ def _mirror(
     return doc
 
 
-def _version_run(client: Any, model: str, version: str, uri: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = client.get_model_version(model, version)
-    except MlflowException as exc:
-        if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        try:
-            client.get_registered_model(model)
-        except MlflowException:
-            raise LookupError(ERR_NO_MODEL.format(model=model, uri=safe_uri(uri))) from exc
-        raise LookupError(
-            ERR_NO_VERSION.format(model=model, version=version, uri=safe_uri(uri))
-        ) from exc
-    return str(found.run_id)
+def _version_run(client: Any, model: str, version: str) -> str:
+    return str(registry.version_info(client, model, version).run_id)
 
 
 def mirror_model(
@@ -927,13 +884,11 @@ def mirror_model(
     MirrorError, LookupError
         As :func:`mirror_version`; the first failing version stops the run.
     """
-    from governance.registry import tracking
-
     base = (explorer or explorer_base()).rstrip("/")
     check_available(settings)
     uri = settings.mlflow_uri
     try:
-        with tracking(settings) as client:
+        with registry.tracking(settings) as client:
             escaped = model.replace("'", "\\'")
             registered = sorted(
                 {str(v.version) for v in client.search_model_versions(f"name = '{escaped}'")},
@@ -944,7 +899,7 @@ def mirror_model(
             ERR_UNAVAILABLE.format(uri=safe_uri(uri), reason=str(exc).splitlines()[0][:300])
         ) from exc
     if not registered:
-        raise LookupError(ERR_NO_MODEL.format(model=model, uri=safe_uri(uri)))
+        raise registry.ModelNotFound(model)
     results = []
     without = []
     with Ledger.open(settings.ledger_url, home=settings.home) as ledger:
@@ -960,7 +915,7 @@ def mirror_model(
             )
     if without:
         try:
-            with tracking(settings) as client:
+            with registry.tracking(settings) as client:
                 for v in without:
                     _sync_version(client, model, v, None, explorer_version_url(model, v, base=base))
         except _mlflow_errors() as exc:
@@ -983,11 +938,9 @@ def read_mirror(settings: Settings, model: str, version: str | int) -> tuple[dic
     """
     import pandas as pd
 
-    from governance.registry import tracking
-
     version = str(version)
-    with tracking(settings) as client:
-        run_id = _version_run(client, model, version, settings.mlflow_uri)
+    with registry.tracking(settings) as client:
+        run_id = _version_run(client, model, version)
         index, _ = _read_index(client, run_id)
         if index is None:
             return {}, pd.DataFrame(columns=list(COLUMNS))

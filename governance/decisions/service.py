@@ -10,12 +10,10 @@ model name, version and alias used, the version's lineage id, the caller and the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,22 +21,25 @@ import numpy as np
 import pandas as pd
 
 from governance.core.scorecard import Scorecard
+from governance.decisions.reviews import effective_outcome
 from governance.ledger import Entry, Ledger, Receipt, Record
-from governance.ledger.canonical import canonical_json_v1
-from governance.reviews import effective_outcome
+from governance.registry.mlflow import (
+    LoadedModel,
+    ModelCache,
+    ModelLoadError,
+    RegistryLookupError,
+    RegistryUnavailable,
+    load_version,
+)
 from governance.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALIAS = "champion"
-NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
-ALIAS_TTL_SECONDS = 5.0  # how long an alias -> version answer is reused before asking again
 BATCH_CHUNK = 10_000  # decisions per ledger transaction in batch scoring
 REVIEW_KINDS = ("review", "override", "contest")
 
 ERR_NO_DECISION = "no decision with id {id}"
 ERR_NOT_DECISION = "record {id} is a {type} event, not a decision"
-ERR_VERSION_AND_ALIAS = "give a version or an alias, not both"
 ERR_REVIEW_KIND = "review kind must be one of {kinds}, got {kind!r}"
 ERR_OVERRIDE_OUTCOME = "an override must give the new outcome: one of {allowed}"
 ERR_OUTCOME_LABEL = "outcome must be one of {allowed}, got {value!r}"
@@ -49,149 +50,19 @@ class DecisionError(ValueError):
     """The request cannot be decided (unknown model, bad features ...); nothing was recorded."""
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    """A registered model version, ready to score."""
-
-    name: str
-    version: str
-    scorecard: Scorecard
-    lineage: dict[str, Any]
-    lineage_id: str
-    mlflow_run_id: str
+class UnknownModel(DecisionError):
+    """The registry has no such model, version or alias (the HTTP layer's 404)."""
 
 
-def lineage_id(lineage: Mapping[str, Any]) -> str:
-    """Content address of a version's lineage: sha256 of its canonical JSON (sans live tags).
-
-    Defined over canonical JSON format 1, for good: the ids are already written into decision
-    records, and replay and trace recompute them to compare.
-    """
-    stable = {k: v for k, v in lineage.items() if k not in {"aliases", "tags"}}
-    return "sha256:" + hashlib.sha256(canonical_json_v1(stable)).hexdigest()
-
-
-class ModelCache:
-    """Loads registered versions once; resolves aliases with a short time-to-live.
-
-    The scorecard comes from the registered MLflow pyfunc itself (``models:/NAME/VERSION``), so
-    what decides is exactly what was registered, and replay loads the same artifact.
-    """
-
-    def __init__(self, settings: Settings, alias_ttl: float = ALIAS_TTL_SECONDS) -> None:
-        self.settings = settings
-        self.alias_ttl = alias_ttl
-        self._versions: dict[tuple[str, str], LoadedModel] = {}
-        self._aliases: dict[tuple[str, str], tuple[float, str]] = {}
-        self._refreshing: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
-
-    def resolve(
-        self, name: str, *, version: str | None, alias: str | None
-    ) -> tuple[str, str | None]:
-        """The version to use, and the alias it was reached through (if any).
-
-        An alias answer is reused for ``alias_ttl`` seconds; after that the cached answer is
-        still served while a background thread asks the registry again, so the registry's
-        latency (or an outage) never sits on the decision path. Only the very first lookup of
-        an alias waits for the registry.
-        """
-        if version is not None and alias is not None:
-            raise DecisionError(ERR_VERSION_AND_ALIAS)
-        if version is not None:
-            return str(version), None
-        alias = alias or DEFAULT_ALIAS
-        key = (name, alias)
-        with self._lock:
-            hit = self._aliases.get(key)
-            if hit is not None:
-                if time.monotonic() - hit[0] >= self.alias_ttl and key not in self._refreshing:
-                    self._refreshing.add(key)
-                    threading.Thread(target=self._refresh, args=(key,), daemon=True).start()
-                return hit[1], alias
-        return self._lookup(key), alias
-
-    def _lookup(self, key: tuple[str, str]) -> str:
-        """Ask the registry which version an alias points at, and cache the answer."""
-        from mlflow.exceptions import MlflowException
-
-        from governance.registry import tracking
-
-        name, alias = key
-        asked = time.monotonic()
-        with tracking(self.settings) as client:
-            try:
-                found = str(client.get_model_version_by_alias(name, alias).version)
-            except MlflowException as exc:
-                if exc.error_code not in NOT_FOUND_CODES:
-                    raise DecisionError(f"the model registry does not answer: {exc}") from exc
-                try:
-                    client.get_registered_model(name)
-                except MlflowException:
-                    raise DecisionError(f"no registered model named {name!r}") from exc
-                raise DecisionError(f"model {name!r} has no alias {alias!r}") from exc
-            except Exception as exc:  # connection errors surface as many types
-                raise DecisionError(f"the model registry does not answer: {exc}") from exc
-        with self._lock:
-            self._aliases[key] = (asked, found)
-        return found
-
-    def _refresh(self, key: tuple[str, str]) -> None:
-        try:
-            self._lookup(key)
-        except DecisionError as exc:
-            # Keep serving the last known answer; say so. A removed alias is noticed here too,
-            # but decisions keep the version they were told until the registry says otherwise.
-            log.warning("alias %s@%s not refreshed, serving the cached version: %s", *key, exc)
-            with self._lock:
-                if key in self._aliases:
-                    self._aliases[key] = (time.monotonic(), self._aliases[key][1])
-        finally:
-            with self._lock:
-                self._refreshing.discard(key)
-
-    def invalidate(self, name: str, alias: str | None = None) -> None:
-        """Forget cached alias answers (all of a model's, or one alias) after a promotion."""
-        with self._lock:
-            for key in [k for k in self._aliases if k[0] == name and alias in (None, k[1])]:
-                del self._aliases[key]
-
-    def get(self, name: str, version: str) -> LoadedModel:
-        key = (name, str(version))
-        with self._lock:
-            if key in self._versions:
-                return self._versions[key]
-        loaded = load_version(self.settings, name, str(version))
-        with self._lock:
-            self._versions[key] = loaded
-        return loaded
-
-
-def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
-    """Load a registered version's pyfunc and lineage (raises :class:`DecisionError`)."""
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-
-    from governance import registry
-
+@contextmanager
+def _registry_errors() -> Iterator[None]:
+    """The registry adapter's typed errors as decision errors, keeping "not found" apart."""
     try:
-        info = registry.resolve(settings, name, version)
-    except LookupError as exc:
+        yield
+    except RegistryLookupError as exc:
+        raise UnknownModel(str(exc)) from exc
+    except (RegistryUnavailable, ModelLoadError, ValueError) as exc:
         raise DecisionError(str(exc)) from exc
-    with registry.tracking(settings):
-        try:
-            model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-        except MlflowException as exc:
-            raise DecisionError(f"cannot load model {name!r} version {version}: {exc}") from exc
-    scorecard = model.unwrap_python_model().scorecard
-    return LoadedModel(
-        name=name,
-        version=str(version),
-        scorecard=scorecard,
-        lineage=info,
-        lineage_id=lineage_id(info),
-        mlflow_run_id=str(info["mlflow_run_id"]),
-    )
 
 
 def _clean_features(features: Mapping[str, Any]) -> dict[str, Any]:
@@ -311,8 +182,14 @@ class DecisionService:
     def model(
         self, name: str, *, version: str | None = None, alias: str | None = None
     ) -> tuple[LoadedModel, str | None]:
-        resolved, via = self.models.resolve(name, version=version, alias=alias)
-        return self.models.get(name, resolved), via
+        with _registry_errors():
+            resolved, via = self.models.resolve(name, version=version, alias=alias)
+            return self.models.get(name, resolved), via
+
+    def _loaded(self, name: str, version: str) -> LoadedModel:
+        """The version that made a recorded decision (loaded once, then cached)."""
+        with _registry_errors():
+            return self.models.get(name, version)
 
     def decide(
         self,
@@ -463,7 +340,7 @@ class DecisionService:
     def _decision_and_outcomes(self, decision_id: str) -> tuple[Record, list[str]]:
         """A decision and the outcome labels of the model version that made it."""
         record = self._decision_record(decision_id)
-        loaded = self.models.get(record.body["model"]["name"], record.body["model"]["version"])
+        loaded = self._loaded(record.body["model"]["name"], record.body["model"]["version"])
         return record, sorted(loaded.scorecard.outcomes.values())
 
     def record_outcome(
@@ -528,7 +405,7 @@ class DecisionService:
         """The decision joined to its model version's lineage, in one answer."""
         shown = self.show(decision_id)
         m = shown["body"]["model"]
-        loaded = self.models.get(m["name"], m["version"])
+        loaded = self._loaded(m["name"], m["version"])
         lin = loaded.lineage
         return {
             "decision": shown,
@@ -570,7 +447,8 @@ class DecisionService:
             record = self._decision_record(decision_id)
             key = (record.body["model"]["name"], record.body["model"]["version"])
             if key not in fresh:
-                fresh[key] = load_version(self.settings, *key)  # not the serving cache
+                with _registry_errors():  # not the serving cache
+                    fresh[key] = load_version(self.settings, *key)
             out.append(_replay(record, fresh[key]))
         return out
 

@@ -16,8 +16,8 @@ from support import (
     set_params,
 )
 
-from governance import registry
 from governance.core.dataset import load_spec, read_source
+from governance.registry import mlflow as registry
 
 pytestmark = pytest.mark.slow
 MODEL = "mortgage-denial"

@@ -1,9 +1,9 @@
 import dagster as dg
 
-from governance import stages
-from governance.defs.evidence import run_context
+from governance.defs.metadata import run_context
 from governance.defs.resources import GovernanceProject
-from governance.mirror import explorer_version_url
+from governance.pipeline import stages
+from governance.settings import explorer_version_url
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
 
@@ -15,9 +15,7 @@ MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
     description="The model registered in the MLflow Model Registry with its complete lineage "
     "(tags, lineage.json, logged inputs with DVC md5s) and the alias `candidate`.",
 )
-def registered_model(
-    context: dg.AssetExecutionContext, project: GovernanceProject
-) -> dg.MaterializeResult:
+def register(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
     result = stages.register(project.workspace(), run_context(context))
     ev = result.evidence
     run_url = f"{MLFLOW_UI}/#/experiments/{ev['experiment_id']}/runs/{ev['mlflow_run_id']}"

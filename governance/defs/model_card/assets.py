@@ -1,12 +1,12 @@
 import dagster as dg
 
-from governance import stages
 from governance.defs.resources import GovernanceProject
+from governance.pipeline import stages
 
 
 @dg.asset(
     group_name="documentation",
-    deps=["fairness_report"],
+    deps=["fairness"],
     kinds={"markdown", "html"},
     description="Model card (Mitchell et al.) as JSON, Markdown and HTML, with lineage, "
     "validation and the reason-code catalogue.",

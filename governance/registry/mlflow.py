@@ -1,4 +1,14 @@
-"""MLflow: the tracking store, gate-failure runs, registration and lineage resolution."""
+"""The one MLflow adapter: tracking store, registry lookups, registration, lineage resolution.
+
+Every other module reaches MLflow through here. Lookups raise typed errors --
+:class:`ModelNotFound`, :class:`VersionNotFound`, :class:`AliasNotFound` (all
+:class:`RegistryLookupError`, a :class:`LookupError`) and :class:`RegistryUnavailable` -- so
+callers (the HTTP layer above all) decide by type, never by message text.
+
+``mlflow`` is imported inside the functions that use it: importing it costs about a second,
+which the CLI's ledger commands (``audit verify`` ...) and the HTTP service's start should not
+pay when they never touch the registry.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +16,74 @@ import json
 import logging
 import os
 import tempfile
+import threading
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from governance.settings import Settings
+from governance.core.lineage import lineage_id
+from governance.core.scorecard import Scorecard
+from governance.settings import Settings, explorer_version_url
 
 log = logging.getLogger(__name__)
 
 TAG_PREFIX = "governance."
-ERR_NO_MODEL = "no registered model named {name!r} in {uri}"
+ERR_NO_MODEL = "no registered model named {name!r}"
 ERR_NO_VERSION = "model {name!r} has no version {version!r}"
+ERR_NO_ALIAS = "model {name!r} has no alias {alias!r}"
+ERR_UNAVAILABLE = "the model registry does not answer: {problem}"
+ERR_VERSION_AND_ALIAS = "give a version or an alias, not both"
+DEFAULT_ALIAS = "champion"
+ALIAS_TTL_SECONDS = 5.0  # how long an alias -> version answer is reused before asking again
+# MlflowException error codes that mean "no such thing" (anything else: the registry failed)
+NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+class RegistryLookupError(LookupError):
+    """A registered model, version or alias that does not exist."""
+
+
+class ModelNotFound(RegistryLookupError):
+    """No registered model of that name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(ERR_NO_MODEL.format(name=name))
+        self.name = name
+
+
+class VersionNotFound(RegistryLookupError):
+    """The model exists but has no such version."""
+
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(ERR_NO_VERSION.format(name=name, version=str(version)))
+        self.name = name
+        self.version = str(version)
+
+
+class AliasNotFound(RegistryLookupError):
+    """The model exists but has no such alias."""
+
+    def __init__(self, name: str, alias: str) -> None:
+        super().__init__(ERR_NO_ALIAS.format(name=name, alias=alias))
+        self.name = name
+        self.alias = alias
+
+
+class ModelLoadError(RuntimeError):
+    """A registered version that cannot be loaded (no lineage, a broken artifact)."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be asked (connection refused, server error ...)."""
+
+    def __init__(self, problem: object) -> None:
+        super().__init__(ERR_UNAVAILABLE.format(problem=problem))
+
+
 ERR_NO_LINEAGE = "model {name!r} version {version} has no lineage.json in run {run_id}: {problem}"
 
 
@@ -44,6 +109,70 @@ def tracking(settings: Settings) -> Iterator[Any]:
     finally:
         if previous is not None:
             mlflow.set_tracking_uri(previous)
+
+
+def _is_not_found(exc: Exception) -> bool:
+    return getattr(exc, "error_code", None) in NOT_FOUND_CODES
+
+
+def require_model(client: Any, name: str) -> None:
+    """Raise :class:`ModelNotFound` unless ``name`` is registered."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if not _is_not_found(exc):
+            raise RegistryUnavailable(exc) from exc
+        raise ModelNotFound(name) from None
+
+
+def version_info(client: Any, name: str, version: str) -> Any:
+    """A registered version (MLflow's ``ModelVersion``: run id, aliases, tags ...).
+
+    Raises :class:`ModelNotFound` or :class:`VersionNotFound`.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        if not _is_not_found(exc):
+            raise RegistryUnavailable(exc) from exc
+        require_model(client, name)
+        raise VersionNotFound(name, str(version)) from None
+
+
+def alias_version(client: Any, name: str, alias: str) -> str:
+    """The version an alias points at.
+
+    Raises :class:`ModelNotFound`, :class:`AliasNotFound` or :class:`RegistryUnavailable`.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if not _is_not_found(exc):
+            raise RegistryUnavailable(exc) from exc
+        require_model(client, name)
+        raise AliasNotFound(name, alias) from None
+    except Exception as exc:  # connection errors surface as many types
+        raise RegistryUnavailable(exc) from exc
+
+
+def first_alias(client: Any, name: str, aliases: Sequence[str]) -> tuple[str, str] | None:
+    """``(version, alias)`` for the first of ``aliases`` the model has, else ``None``.
+
+    Raises :class:`ModelNotFound` if the model is not registered.
+    """
+    require_model(client, name)
+    for alias in aliases:
+        try:
+            return alias_version(client, name, alias), alias
+        except AliasNotFound:
+            continue
+    return None
 
 
 def experiment_id(settings: Settings, dataset: str) -> str:
@@ -115,10 +244,9 @@ def register(
     import pandas as pd
     from mlflow.models import infer_signature
 
-    import governance
-    from governance import mlflow_model
     from governance.core.model_card import render_html, render_markdown
-    from governance.mlflow_model import GovernedModel
+    from governance.registry import pyfunc
+    from governance.registry.pyfunc import GovernedModel
 
     with tracking(settings) as client, warnings.catch_warnings():
         # A local file URI matches two equivalent MLflow dataset-source classes; harmless.
@@ -146,11 +274,11 @@ def register(
             signature = infer_signature(example, scorer.predict(None, example))
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=mlflow_model.__file__,  # models from code: no pickle
+                python_model=pyfunc.__file__,  # models from code: no pickle
                 artifacts={k: str(v) for k, v in model_artifacts.items()},
                 signature=signature,
                 input_example=example,
-                code_paths=[str(Path(governance.__file__).parent)],
+                code_paths=[str(Path(__file__).resolve().parents[1])],  # the package
                 pip_requirements=_pip_requirements(),
             )
             version = mlflow.register_model(info.model_uri, model_name, tags=None)
@@ -190,8 +318,6 @@ def register(
 
 def version_tags(lineage: dict[str, Any]) -> dict[str, str]:
     """The lineage contract as model-version tags (DESIGN §3), and the explorer's page."""
-    from governance.mirror import explorer_version_url
-
     tags = {
         "git.commit": str(lineage["git_commit"]),
         "git.dirty": str(lineage["git_dirty"]).lower(),
@@ -221,15 +347,15 @@ def resolve(settings: Settings, model: str, version: str | None = None) -> dict[
         try:
             versions = client.search_model_versions(f"name = '{model}'")
         except MlflowException as exc:
-            raise LookupError(ERR_NO_MODEL.format(name=model, uri=settings.mlflow_uri)) from exc
+            raise ModelNotFound(model) from exc
         if not versions:
-            raise LookupError(ERR_NO_MODEL.format(name=model, uri=settings.mlflow_uri))
+            raise ModelNotFound(model)
         if version is None:
             chosen = max(versions, key=lambda v: int(v.version))
         else:
             matches = [v for v in versions if str(v.version) == str(version)]
             if not matches:
-                raise LookupError(ERR_NO_VERSION.format(name=model, version=version))
+                raise VersionNotFound(model, str(version))
             chosen = matches[0]
         with tempfile.TemporaryDirectory() as tmp:
             try:
@@ -281,3 +407,130 @@ def model_card(settings: Settings, model: str, version: str) -> dict[str, Any]:
             ) from exc
         card: dict[str, Any] = json.loads(Path(path).read_text())
     return card
+
+
+# -- loaded versions, for deciding ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model version, ready to score."""
+
+    name: str
+    version: str
+    scorecard: Scorecard
+    lineage: dict[str, Any]
+    lineage_id: str
+    mlflow_run_id: str
+
+
+class ModelCache:
+    """Loads registered versions once; resolves aliases with a short time-to-live.
+
+    The scorecard comes from the registered MLflow pyfunc itself (``models:/NAME/VERSION``), so
+    what decides is exactly what was registered, and replay loads the same artifact.
+    """
+
+    def __init__(self, settings: Settings, alias_ttl: float = ALIAS_TTL_SECONDS) -> None:
+        self.settings = settings
+        self.alias_ttl = alias_ttl
+        self._versions: dict[tuple[str, str], LoadedModel] = {}
+        self._aliases: dict[tuple[str, str], tuple[float, str]] = {}
+        self._refreshing: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def resolve(
+        self, name: str, *, version: str | None, alias: str | None
+    ) -> tuple[str, str | None]:
+        """The version to use, and the alias it was reached through (if any).
+
+        An alias answer is reused for ``alias_ttl`` seconds; after that the cached answer is
+        still served while a background thread asks the registry again, so the registry's
+        latency (or an outage) never sits on the decision path. Only the very first lookup of
+        an alias waits for the registry.
+        """
+        if version is not None and alias is not None:
+            raise ValueError(ERR_VERSION_AND_ALIAS)
+        if version is not None:
+            return str(version), None
+        alias = alias or DEFAULT_ALIAS
+        key = (name, alias)
+        with self._lock:
+            hit = self._aliases.get(key)
+            if hit is not None:
+                if time.monotonic() - hit[0] >= self.alias_ttl and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    threading.Thread(target=self._refresh, args=(key,), daemon=True).start()
+                return hit[1], alias
+        return self._lookup(key), alias
+
+    def _lookup(self, key: tuple[str, str]) -> str:
+        """Ask the registry which version an alias points at, and cache the answer."""
+        name, alias = key
+        asked = time.monotonic()
+        with tracking(self.settings) as client:
+            found = alias_version(client, name, alias)
+        with self._lock:
+            self._aliases[key] = (asked, found)
+        return found
+
+    def _refresh(self, key: tuple[str, str]) -> None:
+        try:
+            self._lookup(key)
+        except (RegistryLookupError, RegistryUnavailable) as exc:
+            # Keep serving the last known answer; say so. A removed alias is noticed here too,
+            # but decisions keep the version they were told until the registry says otherwise.
+            log.warning("alias %s@%s not refreshed, serving the cached version: %s", *key, exc)
+            with self._lock:
+                if key in self._aliases:
+                    self._aliases[key] = (time.monotonic(), self._aliases[key][1])
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def invalidate(self, name: str, alias: str | None = None) -> None:
+        """Forget cached alias answers (all of a model's, or one alias) after a promotion."""
+        with self._lock:
+            for key in [k for k in self._aliases if k[0] == name and alias in (None, k[1])]:
+                del self._aliases[key]
+
+    def get(self, name: str, version: str) -> LoadedModel:
+        key = (name, str(version))
+        with self._lock:
+            if key in self._versions:
+                return self._versions[key]
+        loaded = load_version(self.settings, name, str(version))
+        with self._lock:
+            self._versions[key] = loaded
+        return loaded
+
+
+def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
+    """Load a registered version's pyfunc and lineage.
+
+    Raises :class:`RegistryLookupError` for an unknown model or version, :class:`ModelLoadError`
+    when the version exists but cannot be loaded (no lineage, a broken artifact).
+    """
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    try:
+        info = resolve(settings, name, version)
+    except RegistryLookupError:
+        raise
+    except LookupError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    with tracking(settings):
+        try:
+            model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        except MlflowException as exc:
+            raise ModelLoadError(f"cannot load model {name!r} version {version}: {exc}") from exc
+    scorecard = model.unwrap_python_model().scorecard
+    return LoadedModel(
+        name=name,
+        version=str(version),
+        scorecard=scorecard,
+        lineage=info,
+        lineage_id=lineage_id(info),
+        mlflow_run_id=str(info["mlflow_run_id"]),
+    )

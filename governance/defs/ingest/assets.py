@@ -1,8 +1,8 @@
 import dagster as dg
 
-from governance import stages
-from governance.defs.evidence import metadata
+from governance.defs.metadata import metadata
 from governance.defs.resources import GovernanceProject
+from governance.pipeline import stages
 
 
 @dg.asset(
@@ -11,7 +11,7 @@ from governance.defs.resources import GovernanceProject
     description="Raw applications read from the configured source (shipped data or a file under "
     "sources/) into data/raw/applications.csv, unchanged but for column renames.",
 )
-def raw_applications(project: GovernanceProject) -> dg.MaterializeResult:
+def ingest(project: GovernanceProject) -> dg.MaterializeResult:
     result = stages.ingest(project.workspace())
     return dg.MaterializeResult(
         metadata=metadata(result, **{"dagster/row_count": result.evidence["rows"]})

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from support import REPO, cli_env
 
-from governance import registry
-from governance.decisions import DecisionError, DecisionService, lineage_id
+from governance.decisions.reviews import with_effective_outcomes
+from governance.decisions.service import DecisionError, DecisionService, lineage_id
 from governance.ledger import ERASED
-from governance.reviews import with_effective_outcomes
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 MODEL = "mortgage-denial"

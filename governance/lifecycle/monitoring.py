@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,16 +37,17 @@ import pandas as pd
 from governance.core import monitoring as core
 from governance.core.dataset import DatasetSpec, load_spec, read_csv
 from governance.core.lineage import DataStore
-from governance.ledger import ERASED, Ledger, Record
+from governance.ledger import ERASED, Ledger
+from governance.ledger.paging import iter_find
+from governance.registry import mlflow as registry
 from governance.settings import Settings
 
 DEFAULT_ALIASES = ("champion", "candidate")  # tried in this order when no alias is given
 REPORT_DIR = "reports/monitoring"
-PAGE = 10_000  # the ledger's largest page
 
-ERR_NO_ALIAS = "model {model!r} has none of the aliases {aliases}; give a version or an alias"
-ERR_ALIAS = "model {model!r} has no alias {alias!r}"
-ERR_NO_MODEL = "no registered model named {model!r}"
+ERR_NO_DEFAULT_ALIAS = (
+    "model {model!r} has none of the aliases {aliases}; give a version or an alias"
+)
 ERR_VERSION_AND_ALIAS = "give a version or an alias, not both"
 ERR_NO_TRAIN = "the lineage of {model!r} version {version} lists no training split"
 ERR_SPEC = "cannot load the dataset spec of {model!r} version {version}: {problem}"
@@ -81,33 +82,13 @@ def resolve_version(
         raise ValueError(ERR_VERSION_AND_ALIAS)
     if version:
         return str(version), None
-    from mlflow.exceptions import MlflowException
-
-    from governance.registry import tracking
-
-    with tracking(settings) as client:
-        try:
-            client.get_registered_model(model)
-        except MlflowException as exc:
-            raise LookupError(ERR_NO_MODEL.format(model=model)) from exc
-        for name in [alias] if alias else list(DEFAULT_ALIASES):
-            try:
-                return str(client.get_model_version_by_alias(model, name).version), name
-            except MlflowException:
-                continue
-    if alias:
-        raise LookupError(ERR_ALIAS.format(model=model, alias=alias))
-    raise LookupError(ERR_NO_ALIAS.format(model=model, aliases=list(DEFAULT_ALIASES)))
-
-
-def _pages(ledger: Ledger, **query: Any) -> Iterator[Record]:
-    offset = 0
-    while True:
-        page = ledger.find(limit=PAGE, offset=offset, **query)
-        yield from page
-        if len(page) < PAGE:
-            return
-        offset += len(page)
+    with registry.tracking(settings) as client:
+        if alias:
+            return registry.alias_version(client, model, alias), alias
+        found = registry.first_alias(client, model, DEFAULT_ALIASES)
+    if found is None:
+        raise LookupError(ERR_NO_DEFAULT_ALIAS.format(model=model, aliases=list(DEFAULT_ALIASES)))
+    return found
 
 
 def _sensitive_values(
@@ -173,7 +154,7 @@ def load_production(
     inputs: list[dict[str, Any]] = []
     sensitive: list[dict[str, str]] = []
     erased = 0
-    for record in _pages(ledger, model=model, version=version, type="decision", **window):
+    for record in iter_find(ledger, model=model, version=version, type="decision", **window):
         body = record.body
         if purpose and body.get("purpose") != purpose:
             continue
@@ -197,11 +178,11 @@ def load_production(
 
     outcome_rows = [
         {"decision_id": r.body["decision_id"], "seq": r.seq, "observed": r.body["observed"]}
-        for r in _pages(ledger, model=model, version=version, type="outcome")
+        for r in iter_find(ledger, model=model, version=version, type="outcome")
     ]
     override_rows = [
         {"decision_id": r.body["decision_id"], "seq": r.seq, "outcome": r.body["outcome"]}
-        for r in _pages(ledger, model=model, version=version, type="review")
+        for r in iter_find(ledger, model=model, version=version, type="review")
         if r.body.get("kind") == "override" and r.body.get("outcome") is not None
     ]
     outcomes = pd.DataFrame(outcome_rows, columns=["decision_id", "seq", "observed"])
@@ -270,9 +251,8 @@ def reference_profile(
     same number of bins; otherwise the training split is restored by md5, scored with the
     registered version's own scorecard, binned, and written to ``cache``.
     """
-    from governance import registry
+    from governance.core.lineage import lineage_id
     from governance.core.training import model_inputs
-    from governance.decisions import lineage_id, load_version
 
     lineage = registry.resolve(settings, model, version)
     lid = lineage_id(lineage)
@@ -291,7 +271,7 @@ def reference_profile(
         ):
             return stored, spec, lineage
     frame, train_info = _training_frame(settings, lineage, model, version)
-    sc = load_version(settings, model, version).scorecard  # the registered artifact itself
+    sc = registry.load_version(settings, model, version).scorecard  # the registered artifact itself
     inputs = model_inputs(frame, spec)[list(sc.order)]
     scores, _ = sc.score_frame(inputs)
     categorical = {

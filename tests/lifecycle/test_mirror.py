@@ -29,13 +29,13 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 
-from governance import mirror
 from governance.core.dataset import load_spec, read_csv
 from governance.core.training import model_inputs
-from governance.decisions import DecisionService, ModelCache
+from governance.decisions.reviews import effective_outcome
+from governance.decisions.service import DecisionService, ModelCache
 from governance.ledger import Ledger, Record
-from governance.registry import tracking
-from governance.reviews import effective_outcome
+from governance.lifecycle import mirror
+from governance.registry.mlflow import tracking
 from governance.settings import Settings
 
 MODEL = "mortgage-denial"

@@ -3,11 +3,11 @@ import json
 import dagster as dg
 
 from governance.defs.resources import GovernanceProject
-from governance.stages import PATHS
+from governance.pipeline.workspace import PATHS
 
 
 @dg.asset_check(
-    asset="validation_report",
+    asset="validate",
     blocking=True,
     description="Every expectation of the suite passed on exactly the bytes that were ingested.",
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from governance.stages import StageResult
+from governance.pipeline.workspace import StageResult
 
 
 def metadata(result: StageResult, **extra: Any) -> dict[str, Any]:

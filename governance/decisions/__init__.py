@@ -1,0 +1,2 @@
+"""Model decisions: the decision service (:mod:`governance.decisions.service`) and human
+review of them (:mod:`governance.decisions.reviews`)."""

@@ -1,0 +1,118 @@
+"""Where a project keeps the pipeline's inputs and outputs: the paths DVC tracks, params.yaml.
+
+Stages talk only through these files, so the Dagster assets and the DVC stages see the same
+state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from governance.core import dataset as ds
+from governance.core.lineage import DataStore
+from governance.settings import Settings
+
+ERR_PARAMS = "cannot read parameters from {path}: {problem}"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file the pipeline reads or writes, relative to the workspace root."""
+
+    raw: str = "data/raw/applications.csv"
+    train: str = "data/split/train.csv"
+    test: str = "data/split/test.csv"
+    validation: str = "reports/validation.json"
+    model: str = "models/model.joblib"
+    scorecard: str = "models/scorecard.json"
+    evaluation: str = "metrics/evaluation.json"
+    fairness_metrics: str = "metrics/fairness.json"
+    fairness: str = "reports/fairness.json"
+    roc: str = "plots/roc.csv"
+    calibration: str = "plots/calibration.csv"
+    selection_rate: str = "plots/selection_rate.csv"
+    card_json: str = "reports/model_card.json"
+    card_md: str = "reports/model_card.md"
+    card_html: str = "reports/model_card.html"
+    registration: str = "reports/registration.json"
+
+
+PATHS = Paths()
+
+
+@dataclass
+class StageResult:
+    stage: str
+    passed: bool = True
+    message: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A project directory (params.yaml, expectations/, outputs) and where state lives."""
+
+    root: Path
+    settings: Settings
+    params: dict[str, Any]
+
+    @classmethod
+    def open(
+        cls,
+        root: Path | str | None = None,
+        *,
+        settings: Settings | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> Workspace:
+        settings = settings or Settings.resolve(root)
+        base = Path(root).resolve() if root else settings.project_dir
+        path = base / "params.yaml"
+        try:
+            params = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(ERR_PARAMS.format(path=path, problem=exc)) from exc
+        for dotted, value in (overrides or {}).items():
+            node = params
+            *parents, leaf = dotted.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = value
+        return cls(base, settings, params)
+
+    def path(self, name: str) -> Path:
+        return self.root / getattr(PATHS, name)
+
+    @property
+    def spec(self) -> ds.DatasetSpec:
+        return ds.load_spec(self.params["ingest"]["dataset"])
+
+    @property
+    def source(self) -> str:
+        override = self.params["ingest"].get("source") or ""
+        if override and not Path(override).is_absolute():
+            return str(self.root / override)
+        return override or self.spec.source
+
+    def suite_path(self) -> Path:
+        return self.root / self.spec.suite
+
+    def store(self) -> DataStore:
+        return DataStore(self.root / ".dvc" / "cache", self.settings.dvc_remote)
+
+
+def write_json(path: Path, doc: Any) -> None:
+    """Write ``doc`` as sorted, indented JSON, atomically (a temporary file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document in ``path``."""
+    return json.loads(path.read_text())
