@@ -148,13 +148,20 @@ def load_production(
     -------
     ProductionFrames
     """
-    window = {"since": since or None, "until": until or None}
     ids: list[str] = []
     rows: list[dict[str, Any]] = []
     inputs: list[dict[str, Any]] = []
     sensitive: list[dict[str, str]] = []
     erased = 0
-    for record in iter_find(ledger, model=model, version=version, type="decision", **window):
+    records = iter_find(
+        ledger,
+        model=model,
+        version=version,
+        type="decision",
+        since=since or None,
+        until=until or None,
+    )
+    for record in records:
         body = record.body
         if purpose and body.get("purpose") != purpose:
             continue
