@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from support import REPO, cli_env
 
+from governance.core.lineage import lineage_id
 from governance.decisions.reviews import with_effective_outcomes
-from governance.decisions.service import DecisionError, DecisionService, lineage_id
+from governance.decisions.service import DecisionError, DecisionService
 from governance.ledger import ERASED
 from governance.registry import mlflow as registry
 from governance.settings import Settings
