@@ -14,6 +14,7 @@ GOVERNANCE_MLFLOW_URI          sqlite:///<home>/mlflow.db
 GOVERNANCE_ARTIFACTS           <home>/mlartifacts (artifact root of new MLflow experiments)
 GOVERNANCE_DVC_REMOTE          <home>/dvc-remote
 GOVERNANCE_LEDGER_URL          sqlite:///<home>/ledger.db (or postgresql://...)
+GOVERNANCE_TILES               <home>/tiles (C2SP tiles published with each checkpoint)
 GOVERNANCE_SIGNING_KEY         <home>/keys/model-signing.pem (ECDSA private key in PEM that
                                signs registered models; created on first registration)
 GOVERNANCE_SIGNING_PUBLIC_KEY  the signing key's path with ``.pub`` (the key that loading a
@@ -51,10 +52,16 @@ class Settings:
     signing_key: Path
     signing_public_key: Path
     openlineage_log: Path
+    tiles: Path | None = None
 
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def tiles_root(self) -> Path:
+        """Where checkpoint tiles are published, one folder per ledger id."""
+        return self.tiles or self.home / "tiles"
 
     @classmethod
     def resolve(
@@ -80,6 +87,7 @@ class Settings:
             openlineage_log=Path(
                 env.get("GOVERNANCE_OPENLINEAGE_LOG") or home / "openlineage" / "events.jsonl"
             ).resolve(),
+            tiles=Path(env.get("GOVERNANCE_TILES") or home / "tiles").resolve(),
         )
 
 

@@ -4,7 +4,14 @@
 ``keys``, ``audit ...`` and ``witness ...``.
 """
 
-from governance.cli import audit, decisions, lifecycle, pipeline, witness  # noqa: F401  (commands)
+from governance.cli import (  # noqa: F401  (commands)
+    audit,
+    decisions,
+    integrity,
+    lifecycle,
+    pipeline,
+    witness,
+)
 from governance.cli.common import app
 
 __all__ = ["app"]

@@ -1,4 +1,7 @@
-"""``governance audit ...``: verify, show, trace, find, replay, prove, export, forget."""
+"""``governance audit ...``: show, trace, find, replay, prove, export, forget.
+
+``verify``, ``checkpoint``, ``bundle`` and ``vkey`` are in :mod:`governance.cli.integrity`.
+"""
 
 from __future__ import annotations
 
@@ -8,41 +11,23 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from governance.cli.common import JsonOpt, ProjectOpt, app, emit, fail, guard, ledger, service
+from governance.cli.common import (
+    EXIT_CANNOT_CHECK,
+    EXPECTED_ERRORS,
+    JsonOpt,
+    ProjectOpt,
+    app,
+    emit,
+    fail,
+    guard,
+    ledger,
+    service,
+)
 
 audit_app = typer.Typer(help="Audit the decision ledger.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
 IdArg = Annotated[str, typer.Argument(help="Decision id.")]
-
-
-@audit_app.command()
-def verify(
-    as_json: JsonOpt = False,
-    checkpoints: Annotated[
-        Path | None,
-        typer.Option(help="Also check checkpoints exported to this directory (a copy)."),
-    ] = None,
-    project: ProjectOpt = None,
-) -> None:
-    """Re-hash the whole chain and check every checkpoint; exit 1 naming the first bad record."""
-    from governance.ledger import CheckpointDirectory
-
-    with ledger(project) as book:
-        directory = CheckpointDirectory(checkpoints) if checkpoints else None
-        result = guard(lambda: book.verify(checkpoints=directory))
-    doc = {k: v for k, v in result.to_dict().items()}
-    if as_json:
-        emit(doc)
-    elif result.ok:
-        typer.echo(f"ok: {result.records} records verified, {result.checkpoints} checkpoints")
-    if not result.ok:
-        if not as_json:
-            typer.echo(
-                f"error: ledger does not verify at record {result.first_bad}: {result.reason}",
-                err=True,
-            )
-        raise typer.Exit(1)
 
 
 @audit_app.command()
@@ -120,7 +105,7 @@ def find(
 
     if not any([subject, model, since, until]):
         fail("give --subject, --model (with --version) or --since/--until")
-    with ledger(project) as book:
+    with ledger(project, create=False) as book:
         records = guard(
             lambda: book.find(
                 subject_id=subject,
@@ -186,10 +171,30 @@ def replay(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = N
 
 
 @audit_app.command()
-def prove(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
-    """RFC 9162 inclusion proof of a decision under the latest signed checkpoint."""
-    with ledger(project) as book:
-        doc = guard(lambda: book.inclusion_proof(decision_id))
+def prove(
+    decision_id: IdArg,
+    as_json: JsonOpt = False,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            "--checkpoint", help="Sign a checkpoint if none covers the record yet (a write)."
+        ),
+    ] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """RFC 9162 inclusion proof of a decision under the latest signed checkpoint covering it.
+
+    Never writes unless --checkpoint: a record no checkpoint covers yet exits 2.
+    """
+    from governance.ledger import NotCovered
+
+    with ledger(project, create=False) as book:
+        try:
+            doc = book.inclusion_proof(decision_id, checkpoint=sign)
+        except NotCovered as exc:
+            fail(str(exc), EXIT_CANNOT_CHECK)
+        except EXPECTED_ERRORS as exc:
+            fail(str(exc))
     if as_json:
         emit(doc)
     else:
@@ -204,18 +209,6 @@ def prove(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = No
 
 
 @audit_app.command()
-def checkpoint(as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
-    """Sign the current tree head, store it and export it to the checkpoint directory."""
-    with ledger(project) as book:
-        cp = guard(book.checkpoint)
-    doc = cp.to_json()
-    if as_json:
-        emit(doc)
-    else:
-        typer.echo(f"checkpoint: {cp.size} records, root {cp.root.hex()}, {cp.timestamp}")
-
-
-@audit_app.command()
 def export(
     out: Annotated[Path, typer.Argument(help="File to write.")],
     fmt: Annotated[
@@ -224,7 +217,7 @@ def export(
     project: ProjectOpt = None,
 ) -> None:
     """Export every record (as stored, PII still encrypted) with its hash."""
-    with ledger(project) as book:
+    with ledger(project, create=False) as book:
         tmp = out.with_name(out.name + ".tmp")
         count = 0
         if fmt == "jsonl":

@@ -25,6 +25,7 @@ stage_app = typer.Typer(help="Pipeline stages (dvc.yaml calls these).", no_args_
 app.add_typer(stage_app, name="stage")
 
 EXIT_FAILED = 1  # a gate failed or the request could not be carried out
+EXIT_CANNOT_CHECK = 2  # verification inputs missing, empty, foreign or unreadable
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
     RuntimeError,
@@ -66,11 +67,16 @@ def service(project: Path | None) -> Any:
     return guard(lambda: DecisionService.open(Settings.resolve(project)))
 
 
-def ledger(project: Path | None) -> Any:
-    """Just the ledger (no registry, no model code): for verify, prove, find, export, forget."""
+def ledger(project: Path | None, *, create: bool = True) -> Any:
+    """Just the ledger (no registry, no model code): for prove, find, export, forget.
+
+    ``create=False`` for commands that only read: a missing ledger is an error and nothing is
+    created.
+    """
     from governance.ledger import Ledger
     from governance.settings import Settings
 
     settings = Settings.resolve(project)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return guard(lambda: Ledger.open(settings.ledger_url, home=settings.home))
+    if create:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    return guard(lambda: Ledger.open(settings.ledger_url, home=settings.home, create=create))

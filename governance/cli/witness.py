@@ -1,4 +1,6 @@
-"""``governance witness ...``: run an independent witness (init, trust, serve, status, evidence)."""
+"""``governance witness ...``: run an independent witness (init, trust, serve, status, evidence),
+and choose the witnesses of this ledger's checkpoints (add, remove, list).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +10,11 @@ from typing import Annotated
 
 import typer
 
-from governance.cli.common import JsonOpt, app, emit, guard
+from governance.cli.common import JsonOpt, ProjectOpt, app, emit, guard
 from governance.ledger.note import parse_checkpoint, parse_note
+from governance.settings import Settings
+from governance.transparency import WitnessConfig
+from governance.transparency.config import WITNESSES_FILE
 from governance.witness import Witness, WitnessHome, WitnessServer
 
 witness_app = typer.Typer(
@@ -112,3 +117,60 @@ def evidence(home: HomeOpt, as_json: JsonOpt = False) -> None:
         typer.echo(f"{e.origin}: {e.reason}\n  kept in {e.directory}")
     if not items:
         typer.echo("no refused checkpoints", err=True)
+
+
+# -- the ledger's side: which witnesses its checkpoints go to ------------------------------
+
+
+def _ledger_config(project: Path | None) -> tuple[Path, WitnessConfig]:
+    path = Settings.resolve(project).home / WITNESSES_FILE
+    config: WitnessConfig = guard(lambda: WitnessConfig.load(path))
+    return path, config
+
+
+QuorumOpt = Annotated[
+    int | None,
+    typer.Option(help="Cosignatures that publish a checkpoint (default: unchanged, at least 1)."),
+]
+
+
+@witness_app.command("add")
+def add_witness(
+    url: Annotated[str, typer.Argument(help="The witness's URL, e.g. http://127.0.0.1:8099.")],
+    vkey: Annotated[str, typer.Argument(help="Its verifier key (`governance witness init`).")],
+    quorum: QuorumOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Send this ledger's checkpoints to a witness (stored in <home>/witnesses.json)."""
+    path, config = _ledger_config(project)
+    entry = guard(lambda: config.add(url, vkey, quorum))
+    guard(lambda: config.save(path))
+    typer.echo(
+        f"witness {entry.name} at {entry.url} added; quorum {config.quorum} of"
+        f" {len(config.witnesses)}"
+    )
+
+
+@witness_app.command("remove")
+def remove_witness(
+    witness: Annotated[str, typer.Argument(help="The witness's name or URL.")],
+    quorum: QuorumOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Stop sending checkpoints to a witness."""
+    path, config = _ledger_config(project)
+    entry = guard(lambda: config.remove(witness, quorum))
+    guard(lambda: config.save(path))
+    typer.echo(f"witness {entry.name} removed; quorum {config.quorum} of {len(config.witnesses)}")
+
+
+@witness_app.command("list")
+def list_witnesses(as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
+    """The witnesses this ledger's checkpoints go to, and the quorum."""
+    _, config = _ledger_config(project)
+    if as_json:
+        emit(config.to_json())
+        return
+    typer.echo(f"quorum {config.quorum} of {len(config.witnesses)}")
+    for w in config.witnesses:
+        typer.echo(f"{w.name}  {w.url}  {w.vkey}")

@@ -191,6 +191,10 @@ def test_audit_cli(trained: tuple[Path, Settings], batch: list[str]) -> None:
         root, "audit", "find", "--model", MODEL, "--version", "1", "--limit", "3", "--json"
     )
     assert [r["model"]["version"] for r in json.loads(found.stdout)] == ["1", "1", "1"]
+    uncovered = governance_cli(root, "audit", "prove", batch[5], "--json")
+    if uncovered.returncode == 2:  # reading never signs: no checkpoint covers it yet
+        assert "audit checkpoint" in uncovered.stderr and not uncovered.stdout
+        assert governance_cli(root, "audit", "checkpoint").returncode == 0
     prove = governance_cli(root, "audit", "prove", batch[5], "--json")
     assert json.loads(prove.stdout)["verified"] is True
     missing = governance_cli(root, "audit", "show", "00000000-0000-0000-0000-000000000000")
