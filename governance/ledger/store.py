@@ -67,6 +67,9 @@ class Query:
         Half-open time range ``[since, until)`` in the ledger's timestamp format.
     limit, offset
         Paging, in seq order.
+    after
+        Keyset paging: only records after this seq (the last seq of the previous page), so a
+        page deep into the results costs what the first one does.
     """
 
     subject_key: str | None = None
@@ -78,6 +81,7 @@ class Query:
     until: str | None = None
     limit: int = 100
     offset: int = 0
+    after: int | None = None
 
 
 def select_sql(
@@ -105,10 +109,19 @@ def select_sql(
             where.append(f"{clause} {mark}")
             params.append(bound)
     sql = f"SELECT data FROM {table}"
+    if query.offset > 0:
+        # The page starts at the seq found by walking the index alone (no record is read for the
+        # skipped ones: PostgreSQL fetched each from the heap), then reads `limit` records.
+        start = f"SELECT seq FROM {table}"
+        if where:
+            start += " WHERE " + " AND ".join(where)
+        start += f" ORDER BY seq LIMIT 1 OFFSET {mark}"
+        where = [*where, f"seq >= ({start})"]
+        params = [*params, *params, query.offset]
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY seq LIMIT {mark} OFFSET {mark}"
-    return sql, [*params, query.limit, query.offset]
+    sql += f" ORDER BY seq LIMIT {mark}"
+    return sql, [*params, query.limit]
 
 
 class ChainSource(abc.ABC):
@@ -182,15 +195,18 @@ class LedgerStore(abc.ABC):
         """Return the data of the records matching ``query``, in seq order.
 
         A time range becomes a seq range by binary search on ``ts`` (timestamps never decrease
-        along the chain), so every query runs on the primary key or one index.
+        along the chain), and ``after`` a lower bound on seq, so every query runs on the primary
+        key or one index.
         """
         seq_from = seq_to = None
         if query.since is not None or query.until is not None:
             size = self.head().size
             seq_from = 0 if query.since is None else self._first_seq_at(query.since, size)
             seq_to = size if query.until is None else self._first_seq_at(query.until, size)
-            if seq_from >= seq_to:
-                return []
+        if query.after is not None:
+            seq_from = max(seq_from or 0, query.after + 1)
+        if seq_from is not None and seq_to is not None and seq_from >= seq_to:
+            return []
         return self.select(query, seq_from, seq_to)
 
     def _first_seq_at(self, ts: str, size: int) -> int:
