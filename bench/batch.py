@@ -25,7 +25,7 @@ from bench.project import SYNTHETIC_LABEL, Context
 NAME = "batch"
 TITLE = "Batch scoring with the ledger (synthetic applications), decisions/s"
 CHUNK = 10_000
-GOAL = 100_000.0
+GOAL = 0.6  # times the raw batched INSERT / COPY, same run (issue 12)
 
 
 def sizes(ctx: Context) -> dict[str, Any]:
@@ -157,7 +157,7 @@ def run(ctx: Context) -> list[Row]:
             "/s",
             our_runs,
             baseline="sqlite-raw",
-            goal=(f"≥ {GOAL:,.0f}/s", "value", GOAL),
+            goal=(f"≥ {GOAL}× the raw batched INSERT", "ratio", GOAL),
             extra={"rows": n, "synthetic": True, "chunk": CHUNK},
         ),
     ]
@@ -198,7 +198,7 @@ def run(ctx: Context) -> list[Row]:
                 "/s",
                 ours_pg,
                 baseline="postgres-raw",
-                goal=(f"≥ {GOAL:,.0f}/s", "value", GOAL),
+                goal=(f"≥ {GOAL}× the raw COPY", "ratio", GOAL),
                 extra={"rows": m, "synthetic": True, "chunk": CHUNK},
             ),
         ]

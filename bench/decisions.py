@@ -31,7 +31,10 @@ from bench.project import REPO, Context, subprocess_env
 
 NAME = "decisions"
 TITLE = "Durable audited decisions/s, Python API, one decision per call"
-GOAL_RATIO = 250.0
+GOAL_RATIO = 250.0  # vs the seed tutorials' one MLflow run per decision (shown after)
+# Against the raw durable 1-row commit, same store, same run (issue 12): one thread near the
+# storage's speed, many threads above it (group commit amortises the fsync).
+GOAL_RAW = {"sqlite": (0.8, 3.0), "postgres": (0.8, 2.0)}
 
 
 def sizes(ctx: Context) -> dict[str, Any]:
@@ -261,7 +264,8 @@ def _backend(ctx: Context, backend: str, url: str, raw: Any, s: dict[str, Any]) 
         if backend == "sqlite"
         else ("PostgreSQL (synchronous_commit=on)")
     )
-    goal = (f"≥ {GOAL_RATIO:.0f}× mlflow-run", "ratio", GOAL_RATIO)
+    one, many = GOAL_RAW[backend]
+    raw_key = f"{backend}-raw"
     return [
         Row(
             NAME,
@@ -277,9 +281,9 @@ def _backend(ctx: Context, backend: str, url: str, raw: Any, s: dict[str, Any]) 
             f"ours, 1 thread, {store}",
             "/s",
             runs["one"],
-            baseline="mlflow-run",
-            also=[f"{backend}-raw"],
-            goal=goal,
+            baseline=raw_key,
+            also=["mlflow-run"],
+            goal=(f"≥ {one}× the raw 1-row durable commit", "ratio", one),
             extra={"ledger_records_written": written},
         ),
         Row(
@@ -288,9 +292,9 @@ def _backend(ctx: Context, backend: str, url: str, raw: Any, s: dict[str, Any]) 
             f"ours, {s['threads']} threads (group commit), {store}",
             "/s",
             runs["many"],
-            baseline="mlflow-run",
-            also=[f"{backend}-raw"],
-            goal=goal,
+            baseline=raw_key,
+            also=["mlflow-run"],
+            goal=(f"≥ {many:.0f}× the raw 1-row durable commit", "ratio", many),
         ),
     ]
 
