@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 
 from governance.core.scorecard import Scorecard
+from governance.decisions.batch import body_template, decision_bodies
 from governance.decisions.reviews import effective_outcome
-from governance.ledger import Entry, Ledger, Receipt, Record
+from governance.ledger import EncodedBody, Entry, Ledger, Receipt, Record
+from governance.ledger.canonical import encoder_for
 from governance.registry.mlflow import (
     LoadedModel,
     ModelCache,
@@ -284,49 +286,59 @@ class DecisionService:
         """Batch scoring: vectorised scores, one ledger transaction per chunk.
 
         Yields ``(rows_done, receipts, scores, outcomes)`` per chunk, so callers can show
-        progress. Each chunk is checked completely before it is written.
+        progress. Each chunk is checked completely before it is written. The records are built
+        column-wise (:mod:`governance.decisions.batch`), byte for byte the records
+        :meth:`decide` writes for the same applications, so every one replays exactly.
         """
         loaded, via = self.model(model, version=version, alias=alias)
         sc = loaded.scorecard
         missing = [c for c in sc.order if c not in frame.columns]
         if missing:
             raise DecisionError(f"missing feature column(s): {missing}")
+        encode = encoder_for(self.ledger.canonical_format)
+
+        def make_body(**slot: Any) -> dict[str, Any]:
+            return decision_body(
+                loaded,
+                via,
+                slot["inputs"],
+                slot["score"],
+                slot["outcome"],
+                sc.base_value,
+                slot["contributions"],
+                slot["logit"],
+                slot["reasons"],
+                caller,
+                purpose,
+            )
+
+        template = body_template(make_body, encode, subject_key=subject_column is not None)
+        index = {"model": {"name": loaded.name, "version": loaded.version}}
         for start in range(0, len(frame), chunk):
             part = frame.iloc[start : start + chunk]
             inputs = part[list(sc.order)]
             _check_frame(sc, inputs)
             try:
-                scores, contrib = sc.score_frame(inputs)
+                _, contrib = sc.score_frame(inputs)
             except ValueError as exc:
                 raise DecisionError(str(exc)) from None
-            records = inputs.astype(object).where(inputs.notna(), None).to_dict(orient="records")
-            subjects = (
-                part[subject_column].astype(str).tolist() if subject_column else [None] * len(part)
+            scored = sc.conclude_frame(contrib)
+            keys = (
+                [self.ledger.subject_key(s) for s in part[subject_column].astype(str).tolist()]
+                if subject_column
+                else None
             )
-            names = list(sc.order)
-            entries = []
-            outcomes = []
-            for i, features in enumerate(records):
-                scored = sc.conclude(dict(zip(names, contrib[i].tolist(), strict=True)))
-                scores[i] = scored.score
-                outcomes.append(scored.outcome)
-                e = scored.explanation
-                body = decision_body(
-                    loaded,
-                    via,
-                    _clean_features(features),
-                    scored.score,
-                    scored.outcome,
-                    e.base_value,
-                    e.contributions,
-                    e.logit,
-                    scored.reasons,
-                    caller,
-                    purpose,
+            bodies = decision_bodies(template, sc, inputs, contrib, scored, encode, keys)
+            entries = [
+                Entry(
+                    "decision",
+                    EncodedBody(data, index if keys is None else {**index, "subject_key": keys[i]}),
                 )
-                entries.append(Entry("decision", body, subject_id=subjects[i]))
+                for i, data in enumerate(bodies)
+            ]
             receipts = self.ledger.append_many(entries)
-            yield start + len(part), receipts, scores, outcomes
+            outcomes = [sc.outcomes["adverse" if a else "favorable"] for a in scored.adverse]
+            yield start + len(part), receipts, scored.scores, outcomes
 
     # -- later events ----------------------------------------------------------------------
     def _decision_record(self, decision_id: str) -> Record:

@@ -31,6 +31,7 @@ from governance.ledger.checkpoint import (
     verify_checkpoint,
 )
 from governance.ledger.ledger import (
+    EncodedBody,
     Entry,
     IntegrityError,
     Ledger,
@@ -57,6 +58,7 @@ __all__ = [
     "CanonicalJSONError",
     "Checkpoint",
     "CheckpointDirectory",
+    "EncodedBody",
     "Entry",
     "Head",
     "IntegrityError",

@@ -24,7 +24,30 @@ from governance.ledger.records import (
 )
 from governance.ledger.store import LedgerStore
 
-__all__ = ["Entry", "GroupCommit", "prepare_entry"]
+__all__ = ["EncodedBody", "Entry", "GroupCommit", "prepare_entry"]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedBody:
+    """A body already written in the ledger's canonical JSON (batch records built column-wise).
+
+    The ledger stores ``data`` as the body without encoding it again. ``data`` must be exactly
+    what the ledger's encoder (:attr:`Ledger.canonical_format`) writes for the body, subject key
+    included, and ``index`` must hold the body's members the index columns come from
+    (``subject_key``, ``model`` with ``name`` and ``version``, ``decision_id``). Deep
+    verification re-checks both: bytes that are not canonical, or index columns that
+    contradict the body, are named as the first bad record.
+
+    Attributes
+    ----------
+    data
+        The body's canonical JSON bytes (an object).
+    index
+        The members of the body that index columns are derived from.
+    """
+
+    data: bytes
+    index: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +59,8 @@ class Entry:
     type
         A registered event type (``decision``, ``outcome``, ...).
     body
-        The event body (a JSON object).
+        The event body (a JSON object), or an :class:`EncodedBody` (then without
+        ``subject_id`` and ``pii``: its bytes hold the subject key already).
     subject_id
         The subject's identifier; stored only as its HMAC subject key.
     pii
@@ -46,7 +70,7 @@ class Entry:
     """
 
     type: str
-    body: Mapping[str, Any]
+    body: Mapping[str, Any] | EncodedBody
     subject_id: str | None = None
     pii: Mapping[str, Any] | None = None
     id: str | None = None
@@ -68,6 +92,8 @@ def prepare_entry(
     """
     type_ = check_event_type(entry.type)
     body = entry.body
+    if isinstance(body, EncodedBody):
+        return _prepare_encoded(type_, entry, body, fresh, seen_ids, encode, with_idx)
     if not isinstance(body, Mapping):
         raise TypeError(f"body must be a JSON object (a dict), got {type(body).__name__}")
     if "pii" in body:
@@ -106,6 +132,35 @@ def prepare_entry(
         model_version,
         ref,
         idx_bytes(subject_key, model_name, model_version, ref, encode) if with_idx else None,
+    )
+
+
+def _prepare_encoded(
+    type_: str,
+    entry: Entry,
+    body: EncodedBody,
+    fresh: Iterator[str],
+    seen_ids: set[str],
+    encode: Callable[[object], bytes],
+    with_idx: bool,
+) -> PendingRecord:
+    """:func:`prepare_entry` for a body already encoded: checks, id and index columns only."""
+    if entry.subject_id is not None or entry.pii is not None:
+        raise ValueError("an encoded body holds its subject key: pass no subject_id or pii")
+    if type(body.data) is not bytes or not body.data.startswith(b"{"):
+        raise TypeError("EncodedBody.data must be the canonical JSON bytes of an object")
+    rid = next(fresh) if entry.id is None else entry.id
+    if entry.id is not None and not is_record_id(entry.id):
+        raise ValueError(f"record id {entry.id!r} is not a lowercase UUID")
+    if rid in seen_ids:
+        raise ValueError(f"record id {rid} appears twice in one batch")
+    seen_ids.add(rid)
+    if "pii" in body.index:
+        raise ValueError("body.pii is reserved for encrypted PII: pass PII as pii=")
+    sk, model_name, model_version, ref = index_columns(type_, body.index)
+    idx = idx_bytes(sk, model_name, model_version, ref, encode) if with_idx else None
+    return PendingRecord(
+        rid, type_, body.data, sk, subject_tag(sk), model_name, model_version, ref, idx
     )
 
 

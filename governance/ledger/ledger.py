@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from governance.ledger._commit import Entry, GroupCommit, prepare_entry
+from governance.ledger._commit import EncodedBody, Entry, GroupCommit, prepare_entry
 from governance.ledger._tree import TreeHeads
 from governance.ledger._verify import VerifyResult, verify_store
 from governance.ledger.canonical import (
@@ -72,6 +72,7 @@ from governance.ledger.records import (
 from governance.ledger.store import SCHEMA_VERSION, LedgerStore, Query, StoreError
 
 __all__ = [
+    "EncodedBody",
     "Entry",
     "IntegrityError",
     "Ledger",

@@ -15,6 +15,7 @@ from governance.core.lineage import lineage_id
 from governance.decisions.reviews import with_effective_outcomes
 from governance.decisions.service import DecisionError, DecisionService
 from governance.ledger import ERASED
+from governance.ledger.canonical import encoder_for
 from governance.registry import mlflow as registry
 from governance.settings import Settings
 
@@ -60,6 +61,31 @@ def test_every_batch_decision_adds_up_and_replays_exactly(
         assert body["outcome"] == ("deny" if body["score"] >= body["threshold"] else "approve")
     replays = service.replay_many(batch)
     assert all(r["match"] for r in replays), [r for r in replays if not r["match"]][:1]
+
+
+def test_batch_records_are_the_single_decision_records(
+    trained: tuple[Path, Settings], service: DecisionService, batch: list[str]
+) -> None:
+    """score_frame builds records column-wise; decide writes them one at a time: same bytes."""
+    root, _ = trained
+    test = pd.read_csv(root / "data/split/test.csv").iloc[:60]
+    sc = service.model(MODEL, alias="candidate")[0].scorecard
+    inputs = test[list(sc.order)]
+    rows = inputs.astype(object).where(inputs.notna(), None).to_dict(orient="records")
+    singles = service.decide_many(
+        MODEL,
+        rows,
+        subject_ids=test["application_id"].astype(str).tolist(),
+        alias="candidate",
+        caller="test",
+        purpose="batch",
+    )
+    encode = encoder_for(service.ledger.canonical_format)
+    for batch_id, single in zip(batch, singles, strict=False):
+        ours, theirs = service.ledger.get(batch_id), service.ledger.get(single.decision_id)
+        assert ours is not None and theirs is not None
+        assert encode(ours.body) == encode(theirs.body)
+    assert service.ledger.verify(deep=True).ok  # canonical bytes, index columns from the body
 
 
 def test_a_decision_records_the_version_behind_the_alias_and_its_lineage(
