@@ -22,27 +22,35 @@ import pytest
 Backend = Any  # tests/ledger/conftest.py:Backend (conftest modules are not importable)
 
 WRITER = r"""
-import random, sys
+import random, sys, threading
 from pathlib import Path
 from governance.ledger import Entry, Ledger
 
-url, home, seed = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-rnd = random.Random(seed)
+url, home, seed, threads = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 ledger = Ledger.open(url, home=home)
-out = sys.stdout
+out, out_lock = sys.stdout, threading.Lock()
 print("ready", flush=True)
-n = 0
-while True:
-    size = rnd.choice([1, 1, 1, 2, 5, 20, 50])
-    entries = [
-        Entry("decision", {"writer": seed, "n": n + i, "pad": "x" * rnd.randrange(1000)},
-              subject_id=f"s{rnd.randrange(50)}", pii={"n": n + i} if rnd.random() < 0.3 else None)
-        for i in range(size)
-    ]
-    receipts = ledger.append_many(entries)
-    out.write("".join(f"{r.seq} {r.id}\n" for r in receipts))
-    out.flush()
-    n += size
+
+def write(k):
+    rnd = random.Random(seed * 100 + k)
+    n = 0
+    while True:
+        size = rnd.choice([1, 1, 1, 2, 5, 20, 50] if threads == 1 else [1, 1, 1, 1, 2, 5])
+        entries = [
+            Entry("decision", {"writer": seed, "t": k, "n": n + i, "pad": "x" * rnd.randrange(999)},
+                  subject_id=f"s{rnd.randrange(50)}",
+                  pii={"n": n + i} if rnd.random() < 0.3 else None)
+            for i in range(size)
+        ]
+        receipts = ledger.append_many(entries)  # concurrent callers share commits (group commit)
+        with out_lock:  # acknowledged: printed only after append_many returned
+            out.write("".join(f"{r.seq} {r.id}\n" for r in receipts))
+            out.flush()
+        n += size
+
+for k in range(1, threads):
+    threading.Thread(target=write, args=(k,), daemon=True).start()
+write(0)
 """
 
 
@@ -53,8 +61,12 @@ def _check_present(ledger: Any, acknowledged: dict[int, str]) -> None:
         assert record.seq == seq
 
 
-def _kill_loop(backend: Backend, kills: int, budget: float) -> int:
-    """Kill ``kills`` writers at random moments (within ``budget`` seconds); return the kills."""
+def _kill_loop(backend: Backend, kills: int, budget: float, threads: int = 1) -> int:
+    """Kill ``kills`` writers at random moments (within ``budget`` seconds); return the kills.
+
+    With ``threads`` > 1 each writer appends from that many threads at once, so the kills land
+    inside group commits: a leader committing other threads' records, followers waiting.
+    """
     rnd = random.Random(20260730)
     acknowledged: dict[int, str] = {}
     ledger = backend.open()
@@ -64,7 +76,7 @@ def _kill_loop(backend: Backend, kills: int, budget: float) -> int:
     done = 0
     while done < kills and time.monotonic() < deadline:
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, backend.url, str(backend.home), str(done)],
+            [sys.executable, "-c", WRITER, backend.url, str(backend.home), str(done), str(threads)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -120,3 +132,11 @@ def test_sigkill_loses_no_acknowledged_record_postgres(
     make_backend: Callable[[str], Backend],
 ) -> None:
     assert _kill_loop(make_backend("postgres"), kills=100, budget=55.0) >= 50
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sigkill_inside_group_commits_loses_no_acknowledged_record(
+    make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    assert _kill_loop(make_backend(kind), kills=40, budget=40.0, threads=8) >= 20

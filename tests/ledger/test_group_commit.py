@@ -1,0 +1,172 @@
+"""The leader/follower group commit, against a hand-written store that shows its transactions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from governance.ledger._commit import GroupCommit
+from governance.ledger.records import PendingRecord, Receipt
+
+POISON = "poison"
+
+
+class FakeStore:
+    """Commits instantly, one call = one transaction; the first call waits until released."""
+
+    def __init__(self) -> None:
+        self.transactions: list[list[str]] = []
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def append(self, records: list[PendingRecord]) -> list[Receipt]:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30)
+        with self._lock:  # the real stores serialise on the chain lock
+            if any(r.type == POISON for r in records):
+                raise ValueError("this batch cannot be stored")
+            self.transactions.append([r.id for r in records])
+            start, self._size = self._size, self._size + len(records)
+        return [Receipt(start + i, r.id, f"{start + i:064x}", "t") for i, r in enumerate(records)]
+
+
+def _records(name: str, n: int, type_: str = "decision") -> list[PendingRecord]:
+    return [PendingRecord(f"{name}-{i}", type_, b"{}") for i in range(n)]
+
+
+def _queued(gc: GroupCommit, n: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(gc._queue) < n:  # every follower is waiting behind the leader's commit
+        assert time.monotonic() < deadline, "followers did not queue up"
+        time.sleep(0.001)
+
+
+def _run(gc: GroupCommit, name: str, records: list[PendingRecord], out: dict[str, Any]) -> None:
+    try:
+        out[name] = gc.append(records)
+    except BaseException as exc:
+        out[name] = exc
+
+
+def test_waiting_callers_share_one_transaction() -> None:
+    store = FakeStore()
+    gc = GroupCommit(store)  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", 2), out))
+    leader.start()
+    assert store.entered.wait(30)
+    followers = [
+        threading.Thread(target=_run, args=(gc, f"f{k}", _records(f"f{k}", 1 + k % 3), out))
+        for k in range(15)
+    ]
+    for t in followers:
+        t.start()
+    _queued(gc, 15)
+    order = [r.pending[0].id.split("-")[0] for r in gc._queue]
+    store.release.set()
+    for t in [leader, *followers]:
+        t.join(30)
+    # two transactions: the leader's, then every follower's records together, in queue order
+    assert len(store.transactions) == 2
+    assert store.transactions[0] == ["lead-0", "lead-1"]
+    assert store.transactions[1] == [
+        r.id for name in order for r in _records(name, 1 + int(name[1:]) % 3)
+    ]
+    for name, receipts in out.items():
+        assert [r.id for r in receipts] == [r.id for r in _records(name, len(receipts))]
+        seqs = [r.seq for r in receipts]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # contiguous
+    total = 2 + sum(1 + k % 3 for k in range(15))
+    assert sorted(r.seq for rs in out.values() for r in rs) == list(range(total))
+
+
+def test_one_bad_caller_fails_alone() -> None:
+    store = FakeStore()
+    gc = GroupCommit(store)  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", 1), out))
+    leader.start()
+    assert store.entered.wait(30)
+    names = ["a", "bad", "c"]
+    threads = [
+        threading.Thread(
+            target=_run,
+            args=(gc, n, _records(n, 2, POISON if n == "bad" else "decision"), out),
+        )
+        for n in names
+    ]
+    for t in threads:
+        t.start()
+    _queued(gc, 3)
+    store.release.set()
+    for t in [leader, *threads]:
+        t.join(30)
+    assert isinstance(out["bad"], ValueError)
+    for n in ("lead", "a", "c"):
+        assert [r.id for r in out[n]] == [r.id for r in _records(n, len(out[n]))]
+    assert not gc._leading and not gc._queue
+
+
+def test_many_threads_many_commits_lose_nothing() -> None:
+    store = FakeStore()
+    store.entered.set()  # no gate
+    gc = GroupCommit(store)  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+
+    def work(k: int) -> None:
+        for i in range(40):
+            _run(gc, f"t{k}.{i}", _records(f"t{k}.{i}", 1 + (i % 2)), out)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(out) == 16 * 40
+    ids = [r.id for rs in out.values() for r in rs]
+    assert len(ids) == len(set(ids)) == sum(len(t) for t in store.transactions)
+    assert len(store.transactions) <= len(out)
+    assert not gc._leading and not gc._queue
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
+def test_an_interrupted_leader_fails_its_followers_and_hands_over(error: type) -> None:
+    class Interrupting(FakeStore):
+        calls = 0
+
+        def append(self, records: list[PendingRecord]) -> list[Receipt]:
+            self.calls += 1
+            if self.calls == 2:
+                raise error()
+            return super().append(records)
+
+    store = Interrupting()
+    gc = GroupCommit(store)  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", 1), out))
+    leader.start()
+    assert store.entered.wait(30)
+    followers = [
+        threading.Thread(target=_run, args=(gc, f"f{k}", _records(f"f{k}", 1), out))
+        for k in range(4)
+    ]
+    for t in followers:
+        t.start()
+    _queued(gc, 4)
+    store.release.set()
+    for t in followers:
+        t.join(30)
+    leader.join(30)
+    assert [r.id for r in out["lead"]] == ["lead-0"]
+    # the second leader was interrupted: it and every caller in its batch get the exception
+    # instead of waiting for ever, and the group commit is usable again
+    failed = [n for n in out if n != "lead"]
+    assert len(failed) == 4 and all(isinstance(out[n], error) for n in failed)
+    assert not gc._leading and not gc._queue
+    assert [r.id for r in gc.append(_records("later", 1))] == ["later-0"]
