@@ -162,7 +162,7 @@ CREATE TABLE {s}.records (
     hash          bytea NOT NULL CHECK (octet_length(hash) = 32)
 );
 CREATE INDEX records_subject ON {s}.records (subject_tag, seq) WHERE subject_tag IS NOT NULL;
-CREATE INDEX records_model ON {s}.records (model_name, model_version, seq)
+CREATE INDEX records_model ON {s}.records (model_name, model_version, type, seq)
     WHERE model_name IS NOT NULL;
 CREATE INDEX records_ref ON {s}.records (ref, seq) WHERE ref IS NOT NULL;
 CREATE INDEX records_type ON {s}.records (type, seq);

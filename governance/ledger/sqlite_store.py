@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS records (
     hash          BLOB NOT NULL CHECK (length(hash) = 32)
 );
 CREATE INDEX IF NOT EXISTS records_subject ON records (subject_tag) WHERE subject_tag IS NOT NULL;
-CREATE INDEX IF NOT EXISTS records_model ON records (model_name, model_version)
+CREATE INDEX IF NOT EXISTS records_model_type ON records (model_name, model_version, type)
     WHERE model_name IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_ref ON records (ref) WHERE ref IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_type ON records (type);

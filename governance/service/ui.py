@@ -444,7 +444,11 @@ def _parse_int(text: str | None, name: str, default: int, lo: int, hi: int) -> i
 
 @dataclass(frozen=True)
 class SearchFilters:
-    """The search form: every field optional; paging by ``limit`` / ``offset``."""
+    """The search form: every field optional; paging by ``limit`` / ``offset``, or by ``after``.
+
+    ``after`` (a seq) pages by key: the decisions after that one, as fast a million decisions
+    into the ledger as at its start; a page reached that way links to the next by ``after``.
+    """
 
     decision_id: str = ""
     subject_id: str = ""
@@ -456,6 +460,7 @@ class SearchFilters:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     trail: tuple[int, ...] = ()
+    after: int | None = None
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> SearchFilters:
@@ -479,9 +484,14 @@ class SearchFilters:
             limit=_parse_int(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
             offset=_parse_int(params.get("offset"), "offset", 0, 0, 2**62),
             trail=tuple(trail[-MAX_TRAIL:]),
+            after=(
+                _parse_int(params.get("after"), "after", 0, 0, 2**62) if text("after") else None
+            ),
         )
         if f.version and not f.model:
             raise BadRequest("a model version needs the model name")
+        if f.after is not None and (f.offset or f.outcome):
+            raise BadRequest("after pages by key: use it without offset and outcome")
         return f
 
     @property
@@ -511,6 +521,7 @@ class SearchFilters:
             "limit": self.limit if self.limit != DEFAULT_LIMIT else "",
             "offset": self.offset or "",
             "trail": ",".join(map(str, self.trail)),
+            "after": self.after,
         }
         values.update(changes)
         if isinstance(values["trail"], tuple | list):
@@ -601,13 +612,17 @@ def search(ledger: Any, f: SearchFilters) -> SearchResult:
     result = SearchResult()
     try:
         if not f.outcome:
-            records = ledger.find(**query, limit=f.limit + 1, offset=f.offset)
+            records = ledger.find(**query, limit=f.limit + 1, offset=f.offset, after=f.after)
             more = len(records) > f.limit
             for r in records[: f.limit]:
                 result.rows.append(SearchRow.of(r, effective_outcome(r, ledger.events_for(r.id))))
             result.scanned = len(result.rows)
-            if more:
+            if more and f.after is not None:
+                result.next_query = f.query(after=result.rows[-1].seq, trail="")
+            elif more:
                 result.next_query = f.query(offset=f.offset + f.limit, trail="")
+            if f.after is not None:
+                result.first_query = f.query(after=None, trail="")
             if f.offset > 0:
                 result.prev_query = f.query(offset=max(0, f.offset - f.limit), trail="")
                 result.first_query = f.query(offset=0, trail="")

@@ -364,6 +364,27 @@ def test_search_pages_through_a_subject(auditor: TestClient, explorer: Explorer)
     assert seen == explorer.paged
 
 
+def test_search_pages_by_key_through_a_model_version(
+    auditor: TestClient, explorer: Explorer
+) -> None:
+    """``after`` pages by seq: the same decisions as offset pages, each page linking to the next."""
+    query = f"subject_id={explorer.paged_subject}&model={MODEL}&version=1&limit=3"
+    html = auditor.get(f"/ui/decisions?{query}&after=0").text
+    seen: list[str] = []
+    while True:
+        seen += result_ids(html)
+        nxt = pager(html, "next")
+        if nxt is None:
+            break
+        assert "offset" not in nxt and nxt["after"] == [str(explorer.ledger.get(seen[-1]).seq)]
+        html = auditor.get(f"/ui/decisions?{query}&after={nxt['after'][0]}").text
+    first_seq = explorer.ledger.get(explorer.paged[0]).seq
+    expected = explorer.paged if first_seq > 0 else explorer.paged[1:]
+    assert seen == expected
+    bad = auditor.get(f"/ui/decisions?{query}&after=2&offset=3")
+    assert bad.status_code == 422 and "after pages by key" in bad.text
+
+
 def test_outcome_filter_is_the_effective_outcome(auditor: TestClient, explorer: Explorer) -> None:
     recorded = explorer.ledger.get(explorer.overridden).body["outcome"]
     effective = explorer.override_outcome
@@ -416,6 +437,7 @@ def test_search_by_time_range_model_and_version(auditor: TestClient, explorer: E
         ("limit=0", "limit must be between"),
         ("limit=abc", "whole number"),
         ("offset=-1", "offset must be between"),
+        ("after=x", "whole number"),
     ],
 )
 def test_bad_search_parameters_say_what_is_wrong(
