@@ -132,7 +132,8 @@ class AlternativesConfig:
     C : tuple of float
         Other regularisation strengths for the same scorecard.
     drop : tuple of tuple of str
-        Feature subsets to leave out (likely proxies), one alternative each.
+        Feature subsets to leave out, one alternative each, besides the dataset spec's
+        ``proxies`` (inputs that may stand in for a protected attribute).
     reductions : tuple of Reduction
         fairlearn reductions to train.
     measure : {"approval_ratio", "equalized_odds_difference", "demographic_parity_difference"}
@@ -356,7 +357,8 @@ def candidates(
                 inputs,
             )
         )
-    for dropped in config.drop:
+    subsets = list(dict.fromkeys([*spec.proxies, *config.drop]))
+    for dropped in subsets:
         unknown = sorted(set(dropped) - set(inputs))
         if unknown:
             raise ValueError(ERR_UNKNOWN_FEATURE.format(name="-".join(dropped), features=unknown))

@@ -88,6 +88,8 @@ class DatasetSpec:
     intended_use: str = ""
     out_of_scope: str = ""
     spec_path: str = ""
+    proxies: tuple[tuple[str, ...], ...] = ()  # input subsets that may stand in for a protected
+    # attribute: the less-discriminatory-alternatives search tries the model without each
 
     @property
     def numeric(self) -> list[str]:
@@ -202,7 +204,20 @@ def load_spec(name_or_path: str) -> DatasetSpec:
         intended_use=raw.get("intended_use", ""),
         out_of_scope=raw.get("out_of_scope", ""),
         spec_path=str(path),
+        proxies=_proxies(path, raw.get("proxies") or [], {f.name for f in features}),
     )
+
+
+def _proxies(path: Path, raw: list[Any], inputs: set[str]) -> tuple[tuple[str, ...], ...]:
+    out = []
+    for subset in raw:
+        names = tuple(str(n) for n in (subset if isinstance(subset, list) else [subset]))
+        unknown = sorted(set(names) - inputs)
+        if unknown:
+            problem = f"proxies {unknown} are not model inputs"
+            raise ValueError(ERR_BAD_SPEC.format(path=path, problem=problem))
+        out.append(names)
+    return tuple(out)
 
 
 def _feature(path: Path, name: str, f: dict[str, Any]) -> Feature:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markdown_it import MarkdownIt
 
 from governance.core.pages import markdown_page
 
@@ -28,7 +29,9 @@ SECTIONS = (
     "lineage",
     "validation",
     "reason_codes",
+    "alternatives",
 )
+FRONTIER_IMAGE = "alternatives.svg"
 
 
 _ENV = Environment(
@@ -54,9 +57,27 @@ def render_markdown(card: dict[str, Any]) -> str:
     return _ENV.get_template("model_card.md.j2").render(c=card).strip() + "\n"
 
 
+def _inline_figures(html_text: str, card: dict[str, Any]) -> str:
+    """Put the frontier plot (SVG our own code drew from numbers) where the Markdown links it."""
+    alternatives = card.get("alternatives") or {}
+    svg = alternatives.get("svg")
+    if not svg:
+        return html_text
+    tag = f'<img src="{FRONTIER_IMAGE}" alt="Accuracy–fairness frontier" />'
+    inline = svg.replace(' xmlns="http://www.w3.org/2000/svg"', "")  # HTML needs no namespace
+    return html_text.replace(tag, f'<figure id="frontier">{inline}</figure>')
+
+
+def render_fragment(card: dict[str, Any]) -> str:
+    """The card as an HTML fragment (raw HTML in the Markdown escaped; figures inlined)."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return _inline_figures(md.render(render_markdown(card)), card)
+
+
 def render_html(card: dict[str, Any]) -> str:
-    """The card as a self-contained HTML page (no external assets)."""
-    return markdown_page(f"Model card: {card['model_details']['name']}", render_markdown(card))
+    """The card as a self-contained HTML page (no external assets; figures inlined)."""
+    page = markdown_page(f"Model card: {card['model_details']['name']}", render_markdown(card))
+    return _inline_figures(page, card)
 
 
 def build_card(
@@ -73,6 +94,7 @@ def build_card(
     validation: dict[str, Any],
     reasons: list[dict[str, str]],
     reason_count: int,
+    alternatives: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the card document from the pipeline's evidence."""
     groupings = fairness["groupings"]
@@ -112,6 +134,7 @@ def build_card(
         "lineage": lineage,
         "validation": validation,
         "reason_codes": {"count": reason_count, "reasons": reasons},
+        "alternatives": alternatives,
         "registration": None,
         "comparison": None,  # champion/challenger, added at registration when there is one
     }

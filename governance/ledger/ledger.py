@@ -85,6 +85,11 @@ __all__ = [
 _MAX_LIMIT = 10_000
 _DEK_CACHE_MAX = 100_000
 
+ERR_HELD = (
+    "refusing to forget: the subject is under a legal hold since {since} ({reason}; event {id}); "
+    "release it first"
+)
+
 
 def _as_ts(value: str | datetime, name: str) -> str:
     """Normalise a time bound to the ledger's format (UTC, microseconds, ``Z``)."""
@@ -402,8 +407,29 @@ class Ledger:
             self._dek_cache[kid] = data_key
         return data_key
 
+    def legal_hold(
+        self, subject_id: str | None = None, *, subject_key: str | None = None
+    ) -> Record | None:
+        """The ``legal_hold`` event in force for a subject (not released since), or None."""
+        sk = subject_key or self._keys.subject_key(str(subject_id))
+        current: Record | None = None
+        for kind in ("legal_hold", "legal_hold_release"):
+            offset = 0
+            while True:
+                page = self.find(subject_key=sk, type=kind, limit=1000, offset=offset)
+                for record in page:
+                    if current is None or record.seq > current.seq:
+                        current = record
+                if len(page) < 1000:
+                    break
+                offset += 1000
+        return current if current is not None and current.type == "legal_hold" else None
+
     def forget(self, subject_id: str, *, reason: str | None = None) -> Receipt:
         """Erase a subject's PII (GDPR art. 17) by destroying their data keys.
+
+        Refused (:class:`LedgerError`) while the subject is under a legal hold
+        (:meth:`legal_hold`): records that a court or regulator asked to be kept are kept.
 
         The key rows are deleted, the deletion is pushed out of the database's logs where the
         backend allows (SQLite: ``secure_delete`` + WAL truncation; PostgreSQL: ``VACUUM`` of
@@ -425,6 +451,11 @@ class Ledger:
             Of the erasure event.
         """
         sk = self._keys.subject_key(subject_id)
+        hold = self.legal_hold(subject_key=sk)
+        if hold is not None:
+            raise LedgerError(
+                ERR_HELD.format(since=hold.ts, reason=hold.body.get("reason"), id=hold.id)
+            )
         destroyed = self.store.delete_data_keys(sk)
         self._dek_cache.clear()
         body: dict[str, Any] = {"subject_key": sk, "keys_destroyed": destroyed}

@@ -86,6 +86,10 @@ EVENT_TYPES: dict[str, str] = {
     "registration": "a model version was registered",
     "erasure": "a subject's PII keys were destroyed (body.subject_key)",
     "evidence": "an evidence pack was built (body: the sha256 of its manifest)",
+    "recourse": "the exact recourse of an adverse decision (body.decision_id, body.recourse)",
+    "notice": "an adverse-action notice was issued for a decision (body.decision_id, sha256)",
+    "legal_hold": "a subject's records are under a legal hold: forget is refused (subject_key)",
+    "legal_hold_release": "a legal hold on a subject was released (body.subject_key)",
 }
 """Known event types and what they mean; extend with :func:`register_event_type`."""
 
@@ -93,8 +97,12 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "outcome": ("decision_id",),
     "review": ("decision_id",),
     "erasure": ("subject_key",),
+    "recourse": ("decision_id", "recourse"),
+    "notice": ("decision_id", "sha256"),
+    "legal_hold": ("subject_key", "reason"),
+    "legal_hold_release": ("subject_key", "reason"),
 }
-_REF_TYPES = frozenset({"outcome", "review"})
+_REF_TYPES = frozenset({"outcome", "review", "recourse", "notice"})
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SUBJECT_KEY_RE = re.compile(r"[0-9a-f]{64}")
