@@ -55,245 +55,39 @@ both datasets with an exhaustive search over the same values, and
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from governance.core.contract import Contract
-from governance.core.dataset import ACTIONS, Action, DatasetSpec
+from governance.core.dataset import ACTIONS
+from governance.core.recourse_policy import (
+    FeatureAction,
+    RecoursePolicy,
+    build_policy,
+    tightest,
+)
+from governance.core.recourse_words import change_words, format_value, sentences
 from governance.core.scorecard import Scorecard
 
 FORMAT: Final = "governance.recourse/1"
-POLICY_FORMAT: Final = "governance.recourse-policy/1"
 MARGIN: Final = 1e-9
 """A counterfactual's log-odds must be at least this far below the threshold's."""
 _STRICT_GAP: Final = 1e-9  # a strict relation between two changed inputs: left >= right + this
 _SLACKS: Final = (0.0, 1e-7, 1e-6, 1e-5)  # extra tightening if the solver's answer re-scores badly
+_CUTOFF_SLACK: Final = 1e-7  # the objective cutoff: no dearer than the best single change + this
 
 ERR_NOT_ADVERSE = "the decision is not adverse ({outcome}): there is nothing to change"
 ERR_POLICY_FEATURES = "recourse policy covers {policy}, the model takes {model}"
-ERR_UNBOUNDED = (
-    "feature {name!r} is actionable but has no feasible bounds: give bounds in the dataset spec "
-    "or the data contract"
-)
 ERR_NOT_REFLIPPED = (
     "the solver's combined change does not re-score to the favourable outcome even with a "
     "tightened bound; refusing to report it"
 )
 ERR_SOLVER = "the recourse solver failed: {message}"
-ERR_INTEGER_STEP = (
-    "feature {name!r}: the contract requires whole numbers but the spec's step is {step}"
-)
-ERR_BAD_POLICY = "not a {format} document: {problem}"
-
-
-@dataclass(frozen=True)
-class FeatureAction:
-    """How one model input may change, and what a change costs.
-
-    Attributes
-    ----------
-    feature, kind, label
-        The input, ``numeric`` or ``categorical``, and its name in plain words.
-    action
-        ``none`` (immutable), ``increase``, ``decrease`` or ``any``.
-    cost
-        Numeric: cost of a change of one ``spread``; categorical: cost of one change.
-    spread
-        Numeric: the training standard deviation (the scorecard's scale); categorical: 1.
-    step, low, high, low_strict, high_strict
-        Numeric: feasible values are the multiples of ``step`` between ``low`` and ``high``
-        (an end excluded when strict).
-    values
-        Numeric with a finite set of permitted values (codes): only those, sorted.
-    categories
-        Categorical: the values a change may lead to, in the order ``increase`` follows.
-    """
-
-    feature: str
-    kind: Literal["numeric", "categorical"]
-    label: str
-    action: Action = "none"
-    cost: float = 1.0
-    spread: float = 1.0
-    step: float | None = None
-    low: float | None = None
-    high: float | None = None
-    low_strict: bool = False
-    high_strict: bool = False
-    values: tuple[float, ...] | None = None
-    categories: tuple[str, ...] = ()
-
-    @property
-    def actionable(self) -> bool:
-        return self.action != "none"
-
-    def inside(self, v: float) -> bool:
-        """Whether a numeric value lies within the feasible bounds."""
-        assert self.low is not None and self.high is not None
-        above_low = v > self.low if self.low_strict else v >= self.low
-        below_high = v < self.high if self.high_strict else v <= self.high
-        return above_low and below_high
-
-
-@dataclass(frozen=True)
-class RecoursePolicy:
-    """Per-feature actions for one model version.
-
-    ``relations`` are the contract's rules between two inputs (``(left, op, right)`` with op
-    ``>=`` or ``>``); ``max_changes`` limits how many features a combined change touches.
-    """
-
-    actions: tuple[FeatureAction, ...]
-    max_changes: int | None = None
-    relations: tuple[tuple[str, str, str], ...] = ()
-
-    def action(self, feature: str) -> FeatureAction:
-        for a in self.actions:
-            if a.feature == feature:
-                return a
-        raise KeyError(feature)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": POLICY_FORMAT,
-            "max_changes": self.max_changes,
-            "relations": [list(r) for r in self.relations],
-            "actions": [
-                {
-                    **asdict(a),
-                    "categories": list(a.categories),
-                    "values": None if a.values is None else list(a.values),
-                }
-                for a in self.actions
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> RecoursePolicy:
-        if doc.get("format") != POLICY_FORMAT:
-            problem = f"format is {doc.get('format')!r}"
-            raise ValueError(ERR_BAD_POLICY.format(format=POLICY_FORMAT, problem=problem))
-        actions = tuple(
-            FeatureAction(
-                **{
-                    **a,
-                    "categories": tuple(a.get("categories", ())),
-                    "values": None if a.get("values") is None else tuple(a["values"]),
-                }
-            )
-            for a in doc["actions"]
-        )
-        relations = tuple((str(a), str(op), str(b)) for a, op, b in doc.get("relations", []))
-        return cls(actions, doc.get("max_changes"), relations)
-
-    def sha256(self) -> str:
-        """Content address of the policy (sha256 of its sorted-key JSON)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
-def build_policy(
-    spec: DatasetSpec,
-    scorecard: Scorecard,
-    contract: Contract,
-    *,
-    max_changes: int | None = None,
-) -> RecoursePolicy:
-    """The recourse policy of a model version: the spec's actions under its data contract.
-
-    Parameters
-    ----------
-    spec
-        The dataset spec (``action``, ``step``, ``cost``, ``label`` and optional ``bounds`` per
-        feature).
-    scorecard
-        The compiled model; its training standard deviations are the spreads.
-    contract
-        The version's input contract: a numeric feature may move within its hard bounds and
-        the range training saw (and the spec's own bounds), onto permitted codes only where the
-        contract lists them, as a whole number where it requires one; a categorical feature
-        only to permitted categories; relations between inputs hold.
-    max_changes
-        At most this many features changed in the combined change (``None``: no limit).
-
-    Raises
-    ------
-    ValueError
-        If an actionable numeric feature ends up without finite bounds, or its step cannot
-        give the whole numbers the contract requires.
-    """
-    actions = []
-    for f in spec.features:
-        fc = contract.feature(f.name)
-        if f.kind == "numeric":
-            ends = [
-                (fc.bounds.low, fc.bounds.low_strict, fc.bounds.high, fc.bounds.high_strict),
-                (f.bounds[0], False, f.bounds[1], False),
-            ]
-            if fc.training_range is not None:
-                r = fc.training_range
-                ends.append((r.low, r.low_strict, r.high, r.high_strict))
-            low, low_strict = _tightest(((e[0], e[1]) for e in ends), lower=True)
-            high, high_strict = _tightest(((e[2], e[3]) for e in ends), lower=False)
-            if f.action != "none" and (low is None or high is None):
-                raise ValueError(ERR_UNBOUNDED.format(name=f.name))
-            if f.action != "none" and fc.type == "integer" and not float(f.step or 1).is_integer():
-                raise ValueError(ERR_INTEGER_STEP.format(name=f.name, step=f.step))
-            permitted = fc.feasible_values()
-            actions.append(
-                FeatureAction(
-                    feature=f.name,
-                    kind="numeric",
-                    label=f.words,
-                    action=f.action,
-                    cost=f.cost,
-                    spread=float(scorecard.numeric[f.name]["scale"]),
-                    step=f.step,
-                    low=low,
-                    high=high,
-                    low_strict=low_strict,
-                    high_strict=high_strict,
-                    values=None if permitted is None else tuple(sorted(map(float, permitted))),
-                )
-            )
-        else:
-            allowed = set(fc.feasible_values() or f.categories)
-            actions.append(
-                FeatureAction(
-                    feature=f.name,
-                    kind="categorical",
-                    label=f.words,
-                    action=f.action,
-                    cost=f.cost,
-                    categories=tuple(c for c in f.categories if c in allowed),
-                )
-            )
-    relations = tuple((r.left, r.op, r.right) for r in contract.relations)
-    return RecoursePolicy(tuple(actions), max_changes, relations)
-
-
-def _tightest(
-    ends: Iterable[tuple[float | None, bool]], *, lower: bool
-) -> tuple[float | None, bool]:
-    """The tightest of several interval ends (a strict end wins a tie)."""
-    best: tuple[float | None, bool] = (None, False)
-    for value, strict in ends:
-        if value is None:
-            continue
-        v = float(value)
-        if best[0] is None or (v > best[0] if lower else v < best[0]):
-            best = (v, strict)
-        elif v == best[0]:
-            best = (v, best[1] or strict)
-    return best
 
 
 # -- the answer ------------------------------------------------------------------------------
@@ -512,6 +306,7 @@ def compute(scorecard: Scorecard, policy: RecoursePolicy, inputs: Mapping[str, A
         policy.max_changes,
         counterfactual,
         _joint_rows(joint, together, inputs),
+        incumbent=min(singles.values(), key=lambda c: c.cost, default=None),
     )
     return Recourse(
         feasible=combined is not None,
@@ -564,11 +359,11 @@ def _bounded(
         if relation in joint:
             continue
         if left == action.feature and inputs.get(right) is not None:
-            low, low_strict = _tightest(
+            low, low_strict = tightest(
                 [(low, low_strict), (float(inputs[right]), op == ">")], lower=True
             )
         if right == action.feature and inputs.get(left) is not None:
-            high, high_strict = _tightest(
+            high, high_strict = tightest(
                 [(high, high_strict), (float(inputs[left]), op == ">")], lower=False
             )
     return replace(action, low=low, low_strict=low_strict, high=high, high_strict=high_strict)
@@ -700,6 +495,19 @@ def _single(move: _Move, need: float, counterfactual: Any) -> Counterfactual | N
     return None
 
 
+def _within(moves: Sequence[_Move], budget: float) -> list[_Move]:
+    """The moves, each cut to the steps that cost no more than ``budget`` on their own (every
+    other move costs >= 0, so no assignment beyond them can cost less)."""
+    out = []
+    for mv in moves:
+        if mv.cost0 > budget:
+            continue
+        if mv.count and mv.cost1 > 0:
+            mv = replace(mv, count=min(mv.count, math.floor((budget - mv.cost0) / mv.cost1)))
+        out.append(mv)
+    return out
+
+
 def _solve(
     moves: list[_Move],
     groups: int,
@@ -707,14 +515,22 @@ def _solve(
     max_changes: int | None,
     counterfactual: Any,
     joint: Sequence[tuple[dict[int, int], float]] = (),
+    *,
+    incumbent: Counterfactual | None = None,
 ) -> Counterfactual | None:
     """Minimal-cost combined change by mixed-integer programming (HiGHS via scipy).
 
     Variables, per move: ``y`` (binary: the move is made) and ``k`` (integer: further steps,
-    at most ``count * y``).
+    at most ``count * y``). ``incumbent`` (the cheapest single change, already re-scored) bounds
+    the objective: the program only looks for something no dearer (a cutoff that spares most
+    of the branch and bound), and when there is nothing, the incumbent is the optimum.
     """
     if not moves or max_changes == 0:
         return None
+    if incumbent is not None and (max_changes is None or max_changes >= 1):
+        moves = _within(moves, incumbent.cost + _CUTOFF_SLACK)
+        if not moves:
+            return incumbent
     m = len(moves)
     cost = np.array([v for mv in moves for v in (mv.cost0, mv.cost1)])
     gain = np.array([v for mv in moves for v in (mv.gain0, mv.gain1)])
@@ -748,6 +564,9 @@ def _solve(
                 row[2 * i + 1] = sign * mv.step
         rows.append(row)
         ub.append(rhs)
+    if incumbent is not None and (max_changes is None or max_changes >= 1):
+        rows.append(cost)
+        ub.append(incumbent.cost + _CUTOFF_SLACK)
     rows.append(gain)
     matrix = np.vstack(rows)
     for slack in _SLACKS:
@@ -759,8 +578,8 @@ def _solve(
             constraints=LinearConstraint(matrix, np.full(len(upper), -np.inf), upper),
             options={"mip_rel_gap": 0.0},
         )
-        if result.status == 2:  # infeasible: no combination flips the decision
-            return None
+        if result.status == 2:  # infeasible: nothing flips the decision (more cheaply)
+            return incumbent
         if result.x is None:
             raise RuntimeError(ERR_SOLVER.format(message=result.message))
         z = np.round(result.x).astype(int)
@@ -769,68 +588,6 @@ def _solve(
         if found is not None:
             return found
     raise RuntimeError(ERR_NOT_REFLIPPED)
-
-
-# -- in words ---------------------------------------------------------------------------------
-
-
-def format_value(value: Any) -> str:
-    """A value for a sentence: numbers without float noise, categories quoted."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"\u201c{value}\u201d"
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.6g}"
-
-
-def change_words(change: Mapping[str, Any]) -> str:
-    """``lowering the loan-to-value ratio from 0.920398 to 0.81``."""
-    before, after = change["before"], change["after"]
-    if isinstance(before, int | float) and not isinstance(before, bool):
-        verb = "lowering" if after < before else "raising"
-    else:
-        verb = "changing"
-    return f"{verb} the {change['label']} from {format_value(before)} to {format_value(after)}"
-
-
-def _join(parts: Sequence[str]) -> str:
-    if len(parts) <= 1:
-        return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def sentences(recourse: Recourse | Mapping[str, Any]) -> list[str]:
-    """The recourse in plain words, one sentence per line of a notice."""
-    doc = recourse._facts() if isinstance(recourse, Recourse) else recourse
-    favorable = doc["favorable"]
-    labels = doc.get("labels", {})
-    if not doc["feasible"]:
-        acted = [labels.get(f, f) for f in doc["actionable"]]
-        if not acted:
-            return [
-                "None of the factors in this decision is one you can change by acting now, so "
-                f"no change would have led to the outcome \u201c{favorable}\u201d."
-            ]
-        return [
-            f"No change to the factors you can act on ({_join(acted)}) within their feasible "
-            f"ranges would have led to the outcome \u201c{favorable}\u201d."
-        ]
-    out = []
-    for single in doc["singles"]:
-        (change,) = single["changes"]
-        words = change_words(change)
-        out.append(
-            f"{words[0].upper()}{words[1:]} alone would have led to the outcome "
-            f"\u201c{favorable}\u201d."
-        )
-    combined = doc["combined"]
-    parts = [change_words(c) for c in combined["changes"]]
-    if len(parts) > 1 or not doc["singles"]:
-        out.append(
-            f"The smallest combined change that would have led to the outcome "
-            f"\u201c{favorable}\u201d: {_join(parts)}."
-        )
-    return out
 
 
 __all__ = [

@@ -361,7 +361,7 @@ def test_recourse_in_plain_words(hmda: Fitted) -> None:
         for r in (compute(hmda.scorecard, hmda.policy, d) for d in hmda.denials)
         if r.feasible and r.singles
     )
-    words = sentences(rc)
+    words = sentences(rc.to_dict())
     single = rc.singles[0].changes[0]
     assert words[0].startswith(f"Lowering the {single.label} from ")
     assert words[0].endswith("alone would have led to the outcome \u201capprove\u201d.")
