@@ -10,6 +10,7 @@ from governance.cli import (  # noqa: F401  (commands)
     integrity,
     lifecycle,
     pipeline,
+    subjects,
     witness,
 )
 from governance.cli.common import app

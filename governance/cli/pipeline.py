@@ -41,6 +41,7 @@ _DOCS = {
     "train": "Fit the model and compile its scorecard (checked against scikit-learn).",
     "evaluate": "Held-out metrics with bootstrap intervals; ROC and calibration plots.",
     "fairness": "fairlearn metrics by group; exit 1 with the measured gap if a gate fails.",
+    "alternatives": "Less discriminatory alternatives: frontier; exit 1 if the LDA gate fails.",
     "model_card": "Write the model card as JSON, Markdown and HTML.",
     "register": "Register the model in MLflow with its lineage; alias it candidate.",
 }

@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from governance.core import recourse_record
 from governance.core.scorecard import Scorecard
 from governance.decisions.batch import body_template, decision_bodies
 from governance.decisions.reviews import effective_outcome
 from governance.ledger import EncodedBody, Entry, Ledger, Receipt, Record
 from governance.ledger.canonical import encoder_for
+from governance.ledger.records import new_record_ids
 from governance.registry.mlflow import (
     LoadedModel,
     ModelCache,
@@ -157,6 +159,55 @@ def _decision(body: Mapping[str, Any], receipt: Receipt) -> Decision:
     )
 
 
+def _recourse_entries(
+    memo: recourse_record.Memo,
+    model: Mapping[str, Any],
+    inputs: pd.DataFrame,
+    adverse: np.ndarray,
+    ids: Sequence[str],
+    keys: Sequence[str] | None,
+) -> list[Entry]:
+    """``recourse`` entries for the adverse rows of a batch chunk (linked by decision id)."""
+    rows = np.flatnonzero(adverse)
+    if not len(rows):
+        return []
+    picked = inputs.iloc[rows]
+    records = picked.astype(object).where(picked.notna(), None).to_dict(orient="records")
+    out = []
+    for i, features in zip(rows.tolist(), records, strict=True):
+        body = recourse_record.event_body(ids[i], model, memo.document(_clean_features(features)))
+        if keys is not None:
+            body["subject_key"] = keys[i]
+        out.append(Entry("recourse", body))
+    return out
+
+
+def with_recourse(
+    memo: recourse_record.Memo | None,
+    decisions: Sequence[Entry],
+    bodies: Sequence[Mapping[str, Any]],
+    adverse: Sequence[bool],
+) -> list[Entry]:
+    """The decision entries (given ids), then a linked ``recourse`` entry per adverse one.
+
+    Appended in one transaction: an adverse decision is never recorded without its recourse.
+    """
+    ids = iter(new_record_ids(len(decisions)))
+    entries = [Entry(e.type, e.body, e.subject_id, e.pii, e.id or next(ids)) for e in decisions]
+    if memo is None:
+        return entries
+    linked = [
+        Entry(
+            "recourse",
+            recourse_record.event_body(str(e.id), b["model"], memo.document(b["inputs"])),
+            subject_id=e.subject_id,
+        )
+        for e, b, bad in zip(entries, bodies, adverse, strict=True)
+        if bad
+    ]
+    return entries + linked
+
+
 class DecisionService:
     """Decide, record, look up, trace and replay decisions."""
 
@@ -240,6 +291,7 @@ class DecisionService:
             raise DecisionError(ERR_BATCH_LENGTHS.format(rows=len(rows), ids=len(subject_ids)))
         entries: list[Entry] = []
         bodies = []
+        adverse = []
         for n, raw in enumerate(rows):
             features = _clean_features(raw)
             try:
@@ -262,11 +314,13 @@ class DecisionService:
                 purpose,
             )
             bodies.append(body)
+            adverse.append(scored.adverse)
             entries.append(
                 Entry("decision", body, subject_id=subject_ids[n], pii=(pii[n] if pii else None))
             )
         try:
-            receipts = self.ledger.append_many(entries)
+            entries = with_recourse(loaded.recourse_memo(), entries, bodies, adverse)
+            receipts = self.ledger.append_many(entries)[: len(bodies)]
         except (ValueError, TypeError) as exc:
             raise DecisionError(str(exc)) from None
         return [_decision(b, r) for b, r in zip(bodies, receipts, strict=True)]
@@ -314,6 +368,8 @@ class DecisionService:
 
         template = body_template(make_body, encode, subject_key=subject_column is not None)
         index = {"model": {"name": loaded.name, "version": loaded.version}}
+        memo = loaded.recourse_memo()
+        model_ref = {"name": loaded.name, "version": loaded.version}
         for start in range(0, len(frame), chunk):
             part = frame.iloc[start : start + chunk]
             inputs = part[list(sc.order)]
@@ -329,14 +385,18 @@ class DecisionService:
                 else None
             )
             bodies = decision_bodies(template, sc, inputs, contrib, scored, encode, keys)
+            ids = new_record_ids(len(bodies))
             entries = [
                 Entry(
                     "decision",
                     EncodedBody(data, index if keys is None else {**index, "subject_key": keys[i]}),
+                    id=ids[i],
                 )
                 for i, data in enumerate(bodies)
             ]
-            receipts = self.ledger.append_many(entries)
+            if memo is not None:  # each denial's exact recourse, in the same transaction
+                entries += _recourse_entries(memo, model_ref, inputs, scored.adverse, ids, keys)
+            receipts = self.ledger.append_many(entries)[: len(part)]
             outcomes = [sc.outcomes["adverse" if a else "favorable"] for a in scored.adverse]
             yield start + len(part), receipts, scored.scores, outcomes
 

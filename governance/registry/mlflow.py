@@ -26,7 +26,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from governance.core import recourse_record
 from governance.core.lineage import lineage_id
+from governance.core.recourse import RecoursePolicy
 from governance.core.scorecard import Scorecard
 from governance.settings import Settings, explorer_version_url
 
@@ -464,6 +466,13 @@ class LoadedModel:
     lineage: dict[str, Any]
     lineage_id: str
     mlflow_run_id: str
+    recourse_policy: RecoursePolicy | None = None  # None: registered before recourse existed
+
+    def recourse_memo(self) -> recourse_record.Memo | None:
+        """Exact recourse for this version's adverse decisions (None: it has no policy)."""
+        if self.recourse_policy is None:
+            return None
+        return recourse_record.Memo(self.scorecard, self.recourse_policy)
 
 
 class ModelCache:
@@ -567,12 +576,13 @@ def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
             model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
         except MlflowException as exc:
             raise ModelLoadError(f"cannot load model {name!r} version {version}: {exc}") from exc
-    scorecard = model.unwrap_python_model().scorecard
+    scorer = model.unwrap_python_model()
     return LoadedModel(
         name=name,
         version=str(version),
-        scorecard=scorecard,
+        scorecard=scorer.scorecard,
         lineage=info,
         lineage_id=lineage_id(info),
         mlflow_run_id=str(info["mlflow_run_id"]),
+        recourse_policy=getattr(scorer, "recourse_policy", None),
     )

@@ -16,6 +16,7 @@ import mlflow.pyfunc
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from governance.core.recourse import RecoursePolicy
 from governance.core.scorecard import Scorecard
 
 
@@ -27,6 +28,7 @@ class GovernedModel(PythonModel):
     """Scores applications with the compiled scorecard stored as the ``scorecard`` artifact."""
 
     scorecard: Scorecard
+    recourse_policy: RecoursePolicy | None = None  # the ``recourse_policy`` artifact, if any
 
     @classmethod
     def from_scorecard_file(cls, path: str | Path) -> GovernedModel:
@@ -38,6 +40,9 @@ class GovernedModel(PythonModel):
         self.scorecard = Scorecard.from_dict(
             json.loads(Path(context.artifacts["scorecard"]).read_text())
         )
+        policy = context.artifacts.get("recourse_policy")
+        if policy:
+            self.recourse_policy = RecoursePolicy.from_dict(json.loads(Path(policy).read_text()))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         rows = []

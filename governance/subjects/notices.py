@@ -1,0 +1,148 @@
+"""Issue adverse-action notices from the ledger, and prove later which document was issued.
+
+:func:`issue` renders the notice of one adverse decision from what the ledger holds (the
+decision record, its reviews and its recorded recourse) and the creditor's details in
+``params.yaml`` → ``notice``, writes the file, and appends a ``notice`` event with the
+document's SHA-256 (the file appears under its name only once the event is committed).
+:func:`verify` finds the ``notice`` event holding a file's SHA-256, checks that the decision it
+names is still the record it was issued from, and renders the notice again from the ledger to
+show it is byte for byte the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from governance.core import notice as core
+from governance.core import recourse_record
+from governance.decisions.reviews import effective_outcome
+from governance.ledger import Ledger
+from governance.subjects.project import params, spec_for_model
+from governance.subjects.recourse import decision_record
+
+PAGE = 10_000
+ERR_NOT_ISSUED = "{path} (sha256 {digest}) is not a notice issued from this ledger"
+ERR_DECISION_CHANGED = (
+    "notice event {event} names decision {id} with hash {recorded}, but that record's hash is "
+    "now {actual}"
+)
+
+
+def render_for(
+    ledger: Ledger,
+    project_dir: Path,
+    decision_id: str,
+    *,
+    fmt: str,
+    issued: str,
+    config: core.NoticeConfig | None = None,
+) -> tuple[bytes, dict[str, Any]]:
+    """The notice's bytes and the body of its ``notice`` event (nothing is written)."""
+    core.check_format(fmt)
+    record = decision_record(ledger, decision_id)
+    decoded = ledger.decode(record)
+    events = [ledger.decode(r) for r in ledger.events_for(decision_id)]
+    spec = spec_for_model(project_dir, str(record.body["model"]["name"]))
+    config = config or core.NoticeConfig.from_params(params(project_dir).get("notice"))
+    found = recourse_record.recorded(events)
+    ctx = core.context(
+        decoded,
+        adverse_outcome=spec.outcomes["adverse"],
+        outcome=effective_outcome(record, events),
+        recourse=found["body"]["recourse"] if found else None,
+        config=config,
+        issued=issued,
+    )
+    data = core.render(ctx, dataset=spec.name, fmt=fmt)
+    body = core.notice_event(
+        decoded,
+        fmt=fmt,
+        data=data,
+        issued=issued,
+        dataset=spec.name,
+        config=config,
+        recourse_id=found["id"] if found else None,
+    )
+    return data, body
+
+
+def issue(
+    ledger: Ledger,
+    project_dir: Path,
+    decision_id: str,
+    out: Path,
+    *,
+    fmt: str = "html",
+    issued: str | None = None,
+) -> dict[str, Any]:
+    """Write the notice to ``out`` and record it; returns the event's body and receipt."""
+    issued = issued or dt.datetime.now(dt.UTC).date().isoformat()
+    data, body = render_for(ledger, project_dir, decision_id, fmt=fmt, issued=issued)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.write_bytes(data)
+        receipt = ledger.append("notice", body)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {**body, "path": str(out), "event": receipt._asdict()}
+
+
+def verify(ledger: Ledger, project_dir: Path, path: Path) -> dict[str, Any]:
+    """Prove that ``path`` is a notice issued from this ledger, and for which decision.
+
+    Raises
+    ------
+    LookupError
+        If no ``notice`` event records the file's SHA-256 (any changed byte), or the decision
+        record it names has changed since.
+    """
+    data = path.read_bytes()
+    digest = core.sha256(data)
+    event = _notice_event(ledger, digest)
+    if event is None:
+        raise LookupError(ERR_NOT_ISSUED.format(path=path, digest=digest))
+    body = event["body"]
+    record = decision_record(ledger, body["decision_id"])
+    if record.hash != body["decision_hash"]:
+        raise LookupError(
+            ERR_DECISION_CHANGED.format(
+                event=event["id"], id=record.id, recorded=body["decision_hash"], actual=record.hash
+            )
+        )
+    config = core.NoticeConfig(**body["config"])
+    again, _ = render_for(
+        ledger,
+        project_dir,
+        body["decision_id"],
+        fmt=body["format"],
+        issued=body["issued"],
+        config=config,
+    )
+    return {
+        "path": str(path),
+        "sha256": digest,
+        "issued": True,
+        "decision_id": body["decision_id"],
+        "decision_hash": record.hash,
+        "format": body["format"],
+        "issued_on": body["issued"],
+        "event": {k: event[k] for k in ("id", "seq", "ts", "hash")},
+        "rendered_again_matches": again == data,
+    }
+
+
+def _notice_event(ledger: Ledger, digest: str) -> dict[str, Any] | None:
+    offset = 0
+    while True:
+        page = ledger.find(type="notice", limit=PAGE, offset=offset)
+        for record in page:
+            if record.body.get("sha256") == digest:
+                return ledger.decode(record)
+        if len(page) < PAGE:
+            return None
+        offset += PAGE
