@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _pipeline_assets() -> list[object]:
+    from governance.defs.alternatives import assets as alternatives
+    from governance.defs.alternatives import checks as alternatives_checks
     from governance.defs.evaluate import assets as evaluate
     from governance.defs.fairness import assets as fairness
     from governance.defs.fairness import checks as fairness_checks
@@ -38,6 +40,8 @@ def _pipeline_assets() -> list[object]:
         evaluate.evaluate,
         fairness.fairness,
         fairness_checks.fairness_gate,
+        alternatives.alternatives,
+        alternatives_checks.lda_gate,
         model_card.model_card,
         register.register,
     ]

@@ -164,8 +164,11 @@ def train(ws: Workspace) -> StageResult:
     """Fit the pipeline and compile it to a scorecard that must agree with it."""
     import joblib
 
+    from governance.core.contract import derive_contract
+    from governance.core.recourse import build_policy
     from governance.core.scorecard import agreement, compile_pipeline
     from governance.core.training import train as fit
+    from governance.core.validation import load_suite
 
     spec = ws.spec
     params = _train_params(ws)
@@ -179,6 +182,9 @@ def train(ws: Workspace) -> StageResult:
     ws.path("model").parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, ws.path("model"))
     write_json(ws.path("scorecard"), scorecard.to_dict())
+    contract = derive_contract(spec, load_suite(ws.suite_path()), train_frame)
+    policy = build_policy(spec, scorecard, contract)  # recourse for the adverse decisions
+    write_json(ws.path("recourse_policy"), policy.to_dict())
     event = _ledger_event(
         ws,
         "training",
@@ -189,6 +195,7 @@ def train(ws: Workspace) -> StageResult:
             "train_md5": ds.file_md5(ws.path("train")),
             "scorecard_sha256": hashlib.sha256(ws.path("scorecard").read_bytes()).hexdigest(),
             "scorecard_max_abs_diff": diff,
+            "recourse_policy_sha256": policy.sha256(),
         },
     )
     return StageResult(
@@ -324,6 +331,69 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     return outcome
 
 
+def alternatives(ws: Workspace, context: dict[str, str] | None = None) -> StageResult:
+    """Search for less discriminatory alternatives on the same rows; the frontier; the LDA gate.
+
+    The gate fails (and registration is refused) when an alternative is less discriminatory
+    by more than ``alternatives.gate.fairness_tolerance`` at an AUC within
+    ``alternatives.gate.auc_tolerance`` of the model's; the message names it.
+    """
+    import pandas as pd
+
+    from governance.core import alternatives as lda
+
+    spec = ws.spec
+    config = lda.AlternativesConfig.from_params(ws.params.get("alternatives"))
+    e, f = ws.params["evaluate"], ws.params["fairness"]
+    settings = lda.EvaluationSettings(
+        n_bootstrap=int(e["n_bootstrap"]),
+        confidence=float(e["confidence"]),
+        bins=int(e["calibration_bins"]),
+        seed=int(e["seed"]),
+        fairness_n_bootstrap=int(f["n_bootstrap"]),
+        fairness_seed=int(f["seed"]),
+        min_group_size=int(f.get("min_group_size", 30)),
+        gate_on=str(f.get("gate_on", "each")),
+    )
+    test, _, scores = _test_scores(ws)
+    found = lda.search(
+        spec=spec,
+        train=ds.read_csv(ws.path("train")),
+        test=test,
+        baseline_scores=scores,
+        params=_train_params(ws),
+        config=config,
+        settings=settings,
+    )
+    doc = found.to_dict()
+    write_json(ws.path("alternatives"), doc)
+    write_json(ws.path("alternatives_metrics"), found.metrics())
+    ws.path("alternatives_plot").parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(found.plot_rows()).to_csv(
+        ws.path("alternatives_plot"), index=False, lineterminator="\n"
+    )
+    ws.path("alternatives_svg").write_text(lda.frontier_svg(doc))
+    outcome = StageResult(
+        "alternatives", passed=found.gate.passed, message=found.gate.message, evidence=doc
+    )
+    if not found.gate.passed:
+        outcome.evidence["mlflow_run_id"] = _record_failure(ws, "alternatives", outcome, context)
+    outcome.evidence["ledger_event"] = _ledger_event(
+        ws,
+        "validation",
+        {
+            "gate": "alternatives",
+            "dataset": spec.name,
+            "passed": found.gate.passed,
+            "message": found.gate.message,
+            "blocking": list(found.gate.blocking),
+            "frontier": doc["frontier"],
+            "run": _run_context(context),
+        },
+    )
+    return outcome
+
+
 def _record_failure(
     ws: Workspace, gate: str, outcome: StageResult, context: dict[str, str] | None
 ) -> str:
@@ -424,12 +494,19 @@ def model_card(ws: Workspace) -> StageResult:
         validation=info["validation"],
         reasons=[{"feature": f.name, "reason": f.reason} for f in spec.features],
         reason_count=params.reason_count,
+        alternatives=_alternatives_for_card(ws),
     )
     write_json(ws.path("card_json"), card)
     markdown = render_markdown(card)
     ws.path("card_md").write_text(markdown)
     ws.path("card_html").write_text(render_html(card))
     return StageResult("model_card", evidence={"markdown": markdown, "path": PATHS.card_md})
+
+
+def _alternatives_for_card(ws: Workspace) -> dict[str, Any]:
+    """The LDA search as the card shows it: the table's rows and the frontier plot."""
+    doc = read_json(ws.path("alternatives"))
+    return {**doc, "svg": ws.path("alternatives_svg").read_text()}
 
 
 def _compare_with_champion(ws: Workspace) -> dict[str, Any] | None:
@@ -477,6 +554,9 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         raise RuntimeError(
             ERR_GATE_FAILED.format(gate="fairness", why=fairness_doc["gate"]["message"])
         )
+    lda_gate = read_json(ws.path("alternatives"))["gate"]
+    if not lda_gate["passed"]:
+        raise RuntimeError(ERR_GATE_FAILED.format(gate="LDA", why=lda_gate["message"]))
     run = _run_context(context)
     info = lineage(ws)
     info["run"] = dict(run)
@@ -524,9 +604,17 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
             ("plots", ws.path("roc")),
             ("plots", ws.path("calibration")),
             ("plots", ws.path("selection_rate")),
+            ("reports", ws.path("alternatives")),
+            ("metrics", ws.path("alternatives_metrics")),
+            ("plots", ws.path("alternatives_plot")),
+            ("plots", ws.path("alternatives_svg")),
             ("scorecard", ws.path("scorecard")),
         ],
-        model_artifacts={"scorecard": ws.path("scorecard"), "pipeline": ws.path("model")},
+        model_artifacts={
+            "scorecard": ws.path("scorecard"),
+            "pipeline": ws.path("model"),
+            "recourse_policy": ws.path("recourse_policy"),
+        },
         signature_frame=model_inputs(train_frame, spec).astype(
             {c: "float64" for c in spec.numeric}
         ),
@@ -566,6 +654,7 @@ STAGES: dict[str, Stage] = {
     "train": lambda ws, context: train(ws),
     "evaluate": lambda ws, context: evaluate(ws),
     "fairness": fairness,
+    "alternatives": alternatives,
     "model_card": lambda ws, context: model_card(ws),
     "register": register,
 }

@@ -30,6 +30,7 @@ class Paths:
     validation: str = "reports/validation.json"
     model: str = "models/model.joblib"
     scorecard: str = "models/scorecard.json"
+    recourse_policy: str = "models/recourse_policy.json"
     evaluation: str = "metrics/evaluation.json"
     fairness_metrics: str = "metrics/fairness.json"
     fairness: str = "reports/fairness.json"
@@ -40,6 +41,10 @@ class Paths:
     card_md: str = "reports/model_card.md"
     card_html: str = "reports/model_card.html"
     registration: str = "reports/registration.json"
+    alternatives: str = "reports/alternatives.json"
+    alternatives_metrics: str = "metrics/alternatives.json"
+    alternatives_plot: str = "plots/alternatives.csv"
+    alternatives_svg: str = "reports/alternatives.svg"
 
 
 PATHS = Paths()

@@ -21,6 +21,7 @@ GRAPH = [
     ("train", "training"),
     ("evaluate", "evaluation"),
     ("fairness", "fairness"),
+    ("alternatives", "fairness"),
     ("model_card", "documentation"),
     ("register", "registry"),
 ]
@@ -51,6 +52,8 @@ def test_validation_and_fairness_are_blocking_checks(defs: dg.Definitions) -> No
     assert {"expectations_pass", "fairness_gate"} <= set(checks)
     assert checks["expectations_pass"].key.asset_key == dg.AssetKey("validate")
     assert checks["fairness_gate"].key.asset_key == dg.AssetKey("fairness")
+    assert "lda_gate" in checks and checks["lda_gate"].blocking
+    assert checks["lda_gate"].key.asset_key == dg.AssetKey("alternatives")
     assert checks["expectations_pass"].blocking and checks["fairness_gate"].blocking
 
 

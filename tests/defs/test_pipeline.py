@@ -26,6 +26,7 @@ DOWNSTREAM_OF_VALIDATION = [
     "train",
     "evaluate",
     "fairness",
+    "alternatives",
     "model_card",
     "register",
 ]
@@ -70,7 +71,7 @@ def test_whole_graph_registers_a_version_with_resolvable_lineage(
         *DOWNSTREAM_OF_VALIDATION,
     }
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"expectations_pass": True, "fairness_gate": True}
+    assert checks == {"expectations_pass": True, "fairness_gate": True, "lda_gate": True}
 
     meta = result.asset_materializations_for_node("register")[0].metadata
     assert meta["version"].value == "1"
@@ -130,6 +131,11 @@ def test_whole_graph_registers_a_version_with_resolvable_lineage(
     assert "<table>" in html and "http://" not in html and "https://" not in html
     for heading in ("Intended use", "Intersectional analyses", "Reason-code catalogue", "Lineage"):
         assert f"<h2>{heading}</h2>" in html
+    # ... the less-discriminatory-alternatives frontier: its table and its plot, inlined
+    assert "<h2>Less discriminatory alternatives</h2>" in html
+    assert '<figure id="frontier"><svg' in html and "LDA gate passed" in html
+    frontier = json.loads((project / "reports/alternatives.json").read_text())["frontier"]
+    assert frontier and all(f"<td>{name}</td>" in html for name in frontier)
 
     # The card shown in Dagster is the card on disk.
     card_meta = result.asset_materializations_for_node("model_card")[0].metadata
@@ -169,6 +175,30 @@ def test_a_fairness_threshold_tighter_than_the_model_blocks_registration(project
     assert registered_versions(project, "mortgage-denial") == []
     (run,) = failed_gate_runs(project, "fairness")
     assert run["status"] == "FAILED" and f"by {gap:.3f}" in run["governance.gate.message"]
+
+
+def test_a_tight_lda_gate_blocks_registration_naming_the_alternative(project: Path) -> None:
+    set_params(
+        project,
+        **{
+            "alternatives.gate.fairness_tolerance": 0.0,
+            "alternatives.gate.auc_tolerance": 1.0,
+        },
+    )
+    result = materialize(project)
+    assert not result.success
+    assert {"fairness", "alternatives"} <= materialized(result)
+    assert "model_card" not in materialized(result)
+    assert "register" not in materialized(result)
+    gate = {e.check_name: e for e in result.get_asset_check_evaluations()}["lda_gate"]
+    assert not gate.passed
+    doc = json.loads((project / "reports/alternatives.json").read_text())
+    (first, *_) = doc["gate"]["blocking"]
+    assert f"alternative {first!r}" in gate.description
+    assert f"alternative {first!r}" in doc["gate"]["message"]
+    assert registered_versions(project, "mortgage-denial") == []
+    (run,) = failed_gate_runs(project, "alternatives")
+    assert run["status"] == "FAILED" and first in run["governance.gate.message"]
 
 
 def test_second_dataset_runs_end_to_end_by_configuration_alone(project: Path) -> None:

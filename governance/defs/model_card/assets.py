@@ -6,10 +6,10 @@ from governance.pipeline import stages
 
 @dg.asset(
     group_name="documentation",
-    deps=["fairness"],
+    deps=["alternatives"],
     kinds={"markdown", "html"},
     description="Model card (Mitchell et al.) as JSON, Markdown and HTML, with lineage, "
-    "validation and the reason-code catalogue.",
+    "validation, the reason-code catalogue and the less-discriminatory-alternatives frontier.",
 )
 def model_card(project: GovernanceProject) -> dg.MaterializeResult:
     result = stages.model_card(project.workspace())
