@@ -27,6 +27,7 @@ LAYERS = {
     "decisions": 3,
     "pipeline": 4,
     "lifecycle": 4,
+    "subjects": 4,
     "defs": 5,
     "service": 5,
     "cli": 6,

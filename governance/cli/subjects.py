@@ -212,7 +212,7 @@ def subject_report_command(
         fail(f"--format must be html or json, got {kind!r}")
     settings = Settings.resolve(project)
     with ledger(project) as book:
-        doc = guard(lambda: report.build(book, subject, cards=_cards(settings)))
+        doc = guard(lambda: report.build(book, subject, cards=report.registry_cards(settings)))
     text = (
         json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
         if kind == "json"
@@ -229,19 +229,3 @@ def subject_report_command(
     )
     if not doc["all_proofs_verified"]:
         raise typer.Exit(1)
-
-
-def _cards(settings: Settings) -> report.CardLookup:
-    """Model cards from the registry; a registry that cannot answer leaves them out."""
-
-    def lookup(model: str, version: str) -> dict[str, Any]:
-        from mlflow.exceptions import MlflowException
-
-        from governance import registry
-
-        try:
-            return registry.model_card(settings, model, version)
-        except MlflowException as exc:
-            raise LookupError(f"the model registry cannot give the card: {exc}") from None
-
-    return lookup

@@ -54,7 +54,7 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
@@ -72,6 +72,9 @@ from governance.service import schemas as s
 from governance.service.auth import KeyStore, KeyStoreError, Principal
 from governance.service.metrics import CONTENT_TYPE, Metrics
 from governance.settings import Settings
+from governance.subjects import notices as subject_notices
+from governance.subjects import report as subject_report
+from governance.subjects.recourse import recourse_of
 
 log = logging.getLogger(__name__)
 
@@ -782,6 +785,79 @@ def create_app(
         if record is None or record.type != "decision":
             raise ApiError(404, f"no decision with id {decision_id}")
         return json_response(ledger.inclusion_proof(decision_id))
+
+    @app.get(
+        "/v1/decisions/{decision_id}/recourse",
+        tags=["audit"],
+        summary="The exact recourse recorded with an adverse decision",
+        description="Single-feature changes and the minimal-cost combined change that would have"
+        " turned the denial into an approval, each re-scored by the scorer that decided, or"
+        ' "no feasible recourse"; with the ledger position of the recourse event.',
+        responses=_responses(200, None, "The recorded recourse", 401, 403, 404),
+    )
+    def decision_recourse(
+        decision_id: str = decision_id_path, principal: Principal = Depends(case_reader)
+    ) -> Response:
+        try:
+            return json_response(recourse_of(ledger, decision_id))
+        except LookupError as exc:
+            raise not_found(exc) from None
+
+    @app.get(
+        "/v1/decisions/{decision_id}/notice",
+        tags=["audit"],
+        summary="Issue the adverse-action notice of a denial",
+        description="Rendered from the ledger alone (the decision, its reviews, its recorded"
+        " recourse; creditor details from params.yaml `notice`) and recorded as a `notice`"
+        " event holding the document's SHA-256 (headers `X-Notice-SHA256`, `X-Notice-Event`);"
+        " `governance notice verify FILE` proves it later.",
+        responses=_responses(200, None, "The notice document", 401, 403, 404, 422),
+    )
+    def decision_notice(
+        decision_id: str = decision_id_path,
+        fmt: str = Query("html", alias="format", pattern="^(html|md|pdf)$"),
+        date: str | None = Query(None, description="Issue date YYYY-MM-DD (default: today)."),
+        principal: Principal = Depends(case_reader),
+    ) -> Response:
+        issued = date or datetime.now(UTC).date().isoformat()
+        try:
+            data, body = subject_notices.render_for(
+                ledger, service.settings.project_dir, decision_id, fmt=fmt, issued=issued
+            )
+        except LookupError as exc:
+            raise not_found(exc) from None
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
+        receipt = ledger.append("notice", body)
+        return Response(
+            data,
+            media_type=subject_notices.MEDIA_TYPES[fmt],
+            headers={"X-Notice-SHA256": body["sha256"], "X-Notice-Event": receipt.id},
+        )
+
+    @app.get(
+        "/v1/subjects/{subject_id}/report",
+        tags=["audit"],
+        summary="Subject access report (auditors only)",
+        description="Every decision about a subject with inputs, outcome, logic, contributions,"
+        " recourse, reviews, contests, overrides, outcomes, notices, legal holds and erasures;"
+        " every record with its inclusion proof (GDPR art. 15, AI Act art. 86).",
+        responses=_responses(200, None, "The report (JSON or HTML)", 401, 403, 404),
+    )
+    def subject_access_report(
+        subject_id: str = Path(description="The subject, as the caller knows them."),
+        fmt: str = Query("json", alias="format", pattern="^(json|html)$"),
+        principal: Principal = Depends(auditor),
+    ) -> Response:
+        try:
+            doc = subject_report.build(
+                ledger, subject_id, cards=subject_report.registry_cards(service.settings)
+            )
+        except LookupError as exc:
+            raise not_found(exc) from None
+        if fmt == "html":
+            return Response(subject_report.render_html(doc), media_type="text/html")
+        return json_response(doc)
 
     @app.post(
         "/v1/decisions/{decision_id}/outcome",

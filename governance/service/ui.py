@@ -65,7 +65,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from governance.decisions.reviews import effective_outcome
 from governance.decisions.service import DecisionError, DecisionService
 from governance.ledger import Checkpoint, IntegrityError, LedgerError, Record, verify_checkpoint
+from governance.service import ui_subjects
 from governance.service.auth import KeyStore, Principal
+from governance.subjects import notices as subject_notices
 
 log = logging.getLogger(__name__)
 
@@ -892,6 +894,8 @@ def _headline_fairness(metrics: Mapping[str, Any]) -> list[str]:
 def _events(shown: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for event in shown.get("events", []):
+        if event["type"] in ("recourse", "notice"):  # their own sections of the page
+            continue
         body = event.get("body") or {}
         kind = body.get("kind") if event["type"] == "review" else event["type"]
         who = body.get("reviewer") or body.get("source") or body.get("approver")
@@ -916,13 +920,11 @@ def _events(shown: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def card_html(card: Mapping[str, Any]) -> Markup:
-    """The model card rendered as an HTML fragment (raw HTML in the Markdown is escaped)."""
-    from markdown_it import MarkdownIt
+    """The model card as an HTML fragment (raw HTML in the Markdown escaped; the frontier plot,
+    SVG drawn by our own code from numbers, inlined)."""
+    from governance.core.model_card import render_fragment
 
-    from governance.core.model_card import render_markdown
-
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    return Markup(md.render(render_markdown(dict(card))))
+    return Markup(render_fragment(dict(card)))
 
 
 def monitoring_report(project_dir: Path, model: str, version: str) -> dict[str, Any] | None:
@@ -1274,6 +1276,83 @@ def router(
                 lineage_problem=lineage_problem,
                 ledger_state=ledger_status(ledger, decision_id, warmer.ready(PROOF_WAIT)),
                 pii=body.get("pii"),
+                recourse=ui_subjects.recourse_view(body, shown.get("events", [])),
+                notices=ui_subjects.notice_views(shown.get("events", [])),
+            )
+
+        return guard(request, build)
+
+    # -- adverse-action notices ------------------------------------------------------------
+
+    @r.get("/decisions/{decision_id}/notice")
+    def notice_preview(request: Request, decision_id: str) -> Response:
+        def build(who: Principal) -> Response:
+            try:
+                preview = ui_subjects.notice_preview(ledger, settings.project_dir, decision_id)
+            except LookupError as exc:
+                return error(request, who, 404, "No such decision", str(exc))
+            except ValueError as exc:
+                return error(request, who, 422, "No notice for this decision", str(exc))
+            return render(
+                request, "notice.html", who, decision_id=decision_id, preview=preview, issued=None
+            )
+
+        return guard(request, build)
+
+    @r.post("/decisions/{decision_id}/notice")
+    def notice_issue(request: Request, decision_id: str) -> Response:
+        def build(who: Principal) -> Response:
+            if not same_origin(request):
+                return error(request, who, 403, "Refused", "Cross-site requests are refused.")
+            today = datetime.now(UTC).date().isoformat()
+            try:
+                _, body = subject_notices.render_for(
+                    ledger, settings.project_dir, decision_id, fmt="html", issued=today
+                )
+            except LookupError as exc:
+                return error(request, who, 404, "No such decision", str(exc))
+            except ValueError as exc:
+                return error(request, who, 422, "No notice for this decision", str(exc))
+            receipt = ledger.append("notice", body)
+            url = f"{base_of(request)}/notices/{quote(receipt.id)}"
+            return RedirectResponse(url, 303, headers=SECURITY_HEADERS)
+
+        return guard(request, build)
+
+    @r.get("/notices/{event_id}")
+    def notice_issued(request: Request, event_id: str) -> Response:
+        def build(who: Principal) -> Response:
+            try:
+                issued = ui_subjects.issued_notice(ledger, settings.project_dir, event_id)
+            except LookupError as exc:
+                return error(request, who, 404, "No such notice", str(exc))
+            return render(
+                request,
+                "notice.html",
+                who,
+                decision_id=issued["body"]["decision_id"],
+                preview=issued["html"],
+                issued=issued,
+            )
+
+        return guard(request, build)
+
+    @r.get("/notices/{event_id}/file")
+    def notice_file(request: Request, event_id: str) -> Response:
+        def build(who: Principal) -> Response:
+            try:
+                issued = ui_subjects.issued_notice(ledger, settings.project_dir, event_id)
+            except LookupError as exc:
+                return error(request, who, 404, "No such notice", str(exc))
+            body = issued["body"]
+            name = f"notice-{body['decision_id']}.{body['format']}"
+            return Response(
+                issued["data"],
+                media_type=subject_notices.MEDIA_TYPES[body["format"]],
+                headers={
+                    **SECURITY_HEADERS,
+                    "Content-Disposition": f'attachment; filename="{name}"',
+                },
             )
 
         return guard(request, build)

@@ -24,6 +24,11 @@ from governance.subjects.project import params, spec_for_model
 from governance.subjects.recourse import decision_record
 
 PAGE = 10_000
+MEDIA_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+    "pdf": "application/pdf",
+}
 ERR_NOT_ISSUED = "{path} (sha256 {digest}) is not a notice issued from this ledger"
 ERR_DECISION_CHANGED = (
     "notice event {event} names decision {id} with hash {recorded}, but that record's hash is "

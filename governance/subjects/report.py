@@ -21,6 +21,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from governance.core.pages import markdown_page
 from governance.decisions.reviews import effective_outcome
 from governance.ledger import Ledger
+from governance.registry.mlflow import RegistryUnavailable, model_card
+from governance.settings import Settings
 
 FORMAT: Final = "governance.subject-report/1"
 PAGE: Final = 10_000
@@ -141,6 +143,18 @@ def build(ledger: Ledger, subject_id: str, *, cards: CardLookup | None = None) -
         "proofs": proofs,
         "all_proofs_verified": all(p["verified"] for p in proofs.values()),
     }
+
+
+def registry_cards(settings: Settings) -> CardLookup:
+    """Model cards from the MLflow registry; one it cannot give is left out with the reason."""
+
+    def lookup(model: str, version: str) -> dict[str, Any]:
+        try:
+            return model_card(settings, model, version)
+        except RegistryUnavailable as exc:
+            raise LookupError(f"the model registry cannot give the card: {exc}") from None
+
+    return lookup
 
 
 def render_html(report: dict[str, Any]) -> str:
