@@ -116,20 +116,27 @@ def notice_verify(
 ) -> None:
     """Prove that a file is a notice issued from this ledger: its SHA-256 is in a `notice`
     event, the decision it names is unchanged, and rendering it again from the ledger gives the
-    same bytes. Exit 1 otherwise (one changed character is enough)."""
+    same bytes; the event's inclusion proof verifies. Exit 1 otherwise (one changed character
+    is enough)."""
     settings = Settings.resolve(project)
     with ledger(project) as book:
         doc = guard(lambda: notices.verify(book, settings.project_dir, file))
+    ok = doc["rendered_again_matches"] and doc["proof_verified"]
     if as_json:
         emit(doc)
-    elif doc["rendered_again_matches"]:
+    elif ok:
         typer.echo(
             f"ok: {file} is the {doc['format']} notice issued {doc['issued_on']} for decision "
             f"{doc['decision_id']} (notice event {doc['event']['id']}, seq {doc['event']['seq']})"
         )
     else:
-        typer.echo(f"error: {file} was issued but no longer renders the same", err=True)
-    if not doc["rendered_again_matches"]:
+        why = (
+            "no longer renders the same from the ledger"
+            if not doc["rendered_again_matches"]
+            else "its notice event's inclusion proof does not verify"
+        )
+        typer.echo(f"error: {file} was issued but {why}", err=True)
+    if not ok:
         raise typer.Exit(1)
 
 

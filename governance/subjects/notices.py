@@ -98,7 +98,10 @@ def issue(
 
 
 def verify(ledger: Ledger, project_dir: Path, path: Path) -> dict[str, Any]:
-    """Prove that ``path`` is a notice issued from this ledger, and for which decision.
+    """Prove that ``path`` is a notice issued from this ledger, and for which decision: its
+    SHA-256 is in a ``notice`` event, that event is in the ledger under a signed checkpoint
+    (RFC 9162 inclusion proof), the decision it names is unchanged, and rendering the notice
+    again from the ledger gives the same bytes (``rendered_again_matches``).
 
     Raises
     ------
@@ -128,10 +131,13 @@ def verify(ledger: Ledger, project_dir: Path, path: Path) -> dict[str, Any]:
         issued=body["issued"],
         config=config,
     )
+    proof = ledger.inclusion_proof(event["id"])
     return {
         "path": str(path),
         "sha256": digest,
         "issued": True,
+        "proof_verified": bool(proof["verified"]),
+        "checkpoint_size": proof["tree_size"],
         "decision_id": body["decision_id"],
         "decision_hash": record.hash,
         "format": body["format"],

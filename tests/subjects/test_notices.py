@@ -110,6 +110,9 @@ def test_notice_from_the_ledger_alone_and_verified(
     ok = run(root, "notice", "verify", str(out), env=env)
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.startswith(f"ok: {out} is the {fmt} notice issued 2026-11-30")
+    proved = json.loads(run(root, "notice", "verify", str(out), "--json", env=env).stdout)
+    assert proved["proof_verified"] and proved["rendered_again_matches"]
+    assert proved["event"]["id"] == doc["event"]["id"]
     # one changed character
     i = data.index(b"Equal") if fmt != "pdf" else len(data) // 2
     tampered = tmp_path / f"tampered.{fmt}"

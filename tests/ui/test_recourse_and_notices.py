@@ -91,6 +91,7 @@ def test_recourse_and_a_notice_issued_in_the_browser(
     assert hashlib.sha256(data).hexdigest() == event.body["sha256"]
     proof = notices.verify(explorer.ledger, explorer.root, path)
     assert proof["event"]["id"] == event_id and proof["rendered_again_matches"]
+    assert proof["proof_verified"]
 
     page.goto(f"/ui/decisions/{denial['id']}")
     rows = page.locator("#notice-table tbody tr")
