@@ -49,6 +49,7 @@ from governance.ledger.checkpoint import (
     public_key_bytes,
 )
 from governance.ledger.errors import IntegrityError, LedgerError, NotCovered
+from governance.ledger.holds import hold_in_force, refuse_if_held
 from governance.ledger.privacy import (
     ERASED,
     PII_ALG,
@@ -84,11 +85,6 @@ __all__ = [
 
 _MAX_LIMIT = 10_000
 _DEK_CACHE_MAX = 100_000
-
-ERR_HELD = (
-    "refusing to forget: the subject is under a legal hold since {since} ({reason}; event {id}); "
-    "release it first"
-)
 
 
 def _as_ts(value: str | datetime, name: str) -> str:
@@ -411,19 +407,7 @@ class Ledger:
         self, subject_id: str | None = None, *, subject_key: str | None = None
     ) -> Record | None:
         """The ``legal_hold`` event in force for a subject (not released since), or None."""
-        sk = subject_key or self._keys.subject_key(str(subject_id))
-        current: Record | None = None
-        for kind in ("legal_hold", "legal_hold_release"):
-            offset = 0
-            while True:
-                page = self.find(subject_key=sk, type=kind, limit=1000, offset=offset)
-                for record in page:
-                    if current is None or record.seq > current.seq:
-                        current = record
-                if len(page) < 1000:
-                    break
-                offset += 1000
-        return current if current is not None and current.type == "legal_hold" else None
+        return hold_in_force(self, subject_key or self._keys.subject_key(str(subject_id)))
 
     def forget(self, subject_id: str, *, reason: str | None = None) -> Receipt:
         """Erase a subject's PII (GDPR art. 17) by destroying their data keys.
@@ -451,11 +435,7 @@ class Ledger:
             Of the erasure event.
         """
         sk = self._keys.subject_key(subject_id)
-        hold = self.legal_hold(subject_key=sk)
-        if hold is not None:
-            raise LedgerError(
-                ERR_HELD.format(since=hold.ts, reason=hold.body.get("reason"), id=hold.id)
-            )
+        refuse_if_held(self, sk)
         destroyed = self.store.delete_data_keys(sk)
         self._dek_cache.clear()
         body: dict[str, Any] = {"subject_key": sk, "keys_destroyed": destroyed}
