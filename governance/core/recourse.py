@@ -77,6 +77,8 @@ from governance.core.scorecard import Scorecard
 FORMAT: Final = "governance.recourse/1"
 MARGIN: Final = 1e-9
 """A counterfactual's log-odds must be at least this far below the threshold's."""
+MAX_COST: Final = 1e9
+"""A change costing more than this (in spreads times the feature's cost) is not offered."""
 _STRICT_GAP: Final = 1e-9  # a strict relation between two changed inputs: left >= right + this
 _SLACKS: Final = (0.0, 1e-7, 1e-6, 1e-5)  # extra tightening if the solver's answer re-scores badly
 _CUTOFF_SLACK: Final = 1e-7  # the objective cutoff: no dearer than the best single change + this
@@ -454,18 +456,20 @@ def _moves(
                 if (float(v) - x) * sign > 0 and action.inside(float(v)):
                     out.append(move(v, 0.0, 0))
             continue
-        # k: the first grid value strictly beyond x in this direction
+        # k: the first grid value strictly beyond x in this direction (x far outside the
+        # bounds is taken from just outside them: the same first value, and no float overflow)
+        xc = min(max(x, action.low - 2 * step), action.high + 2 * step)
         if sign > 0:
-            k = math.floor(x / step)
-            while grid(k) <= x:
+            k = math.floor(xc / step)
+            while grid(k) <= xc:
                 k += 1
-            while grid(k - 1) > x:
+            while grid(k - 1) > xc:
                 k -= 1
         else:
-            k = math.ceil(x / step)
-            while grid(k) >= x:
+            k = math.ceil(xc / step)
+            while grid(k) >= xc:
                 k -= 1
-            while grid(k + 1) < x:
+            while grid(k + 1) < xc:
                 k += 1
         if not action.inside(grid(k)):
             continue  # the bound is already reached
@@ -475,7 +479,14 @@ def _moves(
             end -= sign
         first = grid(k)
         out.append(move(int(first) if decimals == 0 else first, sign * step, abs(end - k)))
-    return out
+    return [m for m in out if _sane(m)]
+
+
+def _sane(move: _Move) -> bool:
+    """A move whose cost and effect are finite and of a size a person could act on (a value
+    recorded absurdly far outside the feasible range would cost more than :data:`MAX_COST`)."""
+    numbers = (move.cost0, move.cost1, move.gain0, move.gain1, move.shift0)
+    return all(math.isfinite(v) for v in numbers) and move.cost0 <= MAX_COST
 
 
 def _single(move: _Move, need: float, counterfactual: Any) -> Counterfactual | None:
@@ -508,6 +519,16 @@ def _within(moves: Sequence[_Move], budget: float) -> list[_Move]:
     return out
 
 
+def _reach(moves: Sequence[_Move]) -> float:
+    """The most the log-odds can drop, one move per feature, ignoring other limits (so when
+    even this does not reach the target, nothing does)."""
+    best: dict[int, float] = {}
+    for mv in moves:
+        drop = min(mv.gain0, mv.gain0 + mv.gain1 * mv.count)
+        best[mv.group] = min(best.get(mv.group, 0.0), drop)
+    return math.fsum(best.values())
+
+
 def _solve(
     moves: list[_Move],
     groups: int,
@@ -527,6 +548,8 @@ def _solve(
     """
     if not moves or max_changes == 0:
         return None
+    if _reach(moves) > need:  # not even every feature at its best reaches the target
+        return incumbent
     if incumbent is not None and (max_changes is None or max_changes >= 1):
         moves = _within(moves, incumbent.cost + _CUTOFF_SLACK)
         if not moves:
