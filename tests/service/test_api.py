@@ -49,7 +49,7 @@ def test_create_decision_records_it_before_answering(served: Any) -> None:
     assert d["model"]["name"] == MODEL and d["model"]["version"] == "1"
     assert d["model"]["alias"] == ALIAS and d["model"]["lineage_id"].startswith("sha256:")
     assert r.headers["location"] == f"/v1/decisions/{d['decision_id']}"
-    assert served.size == before + 1
+    assert served.size == before + 1 + (d["outcome"] == "deny")  # a denial's recourse event
     record = served.service.ledger.get(d["decision_id"])
     assert record.seq == d["ledger"]["seq"] and record.hash == d["ledger"]["hash"]
     assert record.ts == d["timestamp"]
@@ -102,7 +102,8 @@ def test_batch_is_recorded_in_order(served: Any) -> None:
     assert r.status_code == 201, r.text
     out = r.json()
     assert out["count"] == 5 and len(out["decisions"]) == 5
-    assert served.size == before + 5
+    denials = sum(d["outcome"] == "deny" for d in out["decisions"])
+    assert served.size == before + 5 + denials  # each denial's recourse follows the decisions
     seqs = [d["ledger"]["seq"] for d in out["decisions"]]
     assert seqs == list(range(before, before + 5))
     ledger = served.service.ledger
@@ -381,7 +382,8 @@ def test_any_feature_value_is_decided_or_refused_cleanly(
         "/v1/decisions", _request(served, features=_features(served, **{name: value}))
     )
     assert r.status_code in (201, 422), r.text
-    assert served.size == before + (r.status_code == 201)
+    written = 0 if r.status_code == 422 else 1 + (r.json()["outcome"] == "deny")
+    assert served.size == before + written  # a denial comes with its recourse event
     if r.status_code == 422:
         assert name in r.json()["error"]
 

@@ -66,7 +66,8 @@ def test_each_mlflow_format(served: Any, fmt: str) -> None:
     before = served.size
     r = served.client.post("/invocations", json=FORMATS[fmt](rows), headers=served.auth("scorer"))
     assert r.status_code == 200, r.text
-    assert served.size == before + N
+    denials = sum(p["outcome"] == "deny" for p in r.json()["predictions"])
+    assert served.size == before + N + denials  # each denial's recourse event
     _check_recorded(served, r.json(), rows)
 
 
