@@ -98,6 +98,12 @@ def test_dvc_repro_registers_lineage_that_matches_dvc_lock(project: Path, tmp_pa
     fairness = data["metrics/fairness.json"]["data"]
     assert {"auc", "auc_ci_low", "accuracy", "calibration_error"} <= set(evaluation)
     assert {"afam.approval_ratio", "single.equalized_odds_difference"} <= set(fairness)
+    # ... and the less-discriminatory-alternatives search: its frontier is a metric and a plot
+    alternatives = data["metrics/alternatives.json"]["data"]
+    assert alternatives["gate_passed"] == 1 and alternatives["frontier_size"] >= 1
+    assert {"model.auc", "model.approval_ratio", "C=0.1.auc"} <= set(alternatives)
+    plots = dvc(project, "plots", "show", "--json").stdout
+    assert "plots/alternatives.csv" in plots and "Accuracy-fairness frontier" in plots
 
 
 def test_gates_stop_dvc_repro(project: Path) -> None:
