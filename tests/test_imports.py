@@ -24,6 +24,7 @@ LAYERS = {
     "witness": 1,
     "testkit": 1,
     "registry": 2,
+    "transparency": 2,
     "decisions": 3,
     "pipeline": 4,
     "lifecycle": 4,

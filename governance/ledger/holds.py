@@ -8,13 +8,13 @@ regulator asked to be kept are kept.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from governance.ledger.errors import LedgerError
 from governance.ledger.records import Record
 
-if TYPE_CHECKING:  # the facade imports this module
-    from governance.ledger.ledger import Ledger
+Find = Callable[..., list[Record]]
+"""The ledger's ``find`` (passed in: the facade imports this module, not the reverse)."""
 
 PAGE = 1000
 ERR_HELD = (
@@ -23,13 +23,13 @@ ERR_HELD = (
 )
 
 
-def hold_in_force(ledger: Ledger, subject_key: str) -> Record | None:
+def hold_in_force(find: Find, subject_key: str) -> Record | None:
     """The ``legal_hold`` event in force for a subject key (not released since), or None."""
     current: Record | None = None
     for kind in ("legal_hold", "legal_hold_release"):
         offset = 0
         while True:
-            page = ledger.find(subject_key=subject_key, type=kind, limit=PAGE, offset=offset)
+            page = find(subject_key=subject_key, type=kind, limit=PAGE, offset=offset)
             for record in page:
                 if current is None or record.seq > current.seq:
                     current = record
@@ -39,9 +39,9 @@ def hold_in_force(ledger: Ledger, subject_key: str) -> Record | None:
     return current if current is not None and current.type == "legal_hold" else None
 
 
-def refuse_if_held(ledger: Ledger, subject_key: str) -> None:
+def refuse_if_held(find: Find, subject_key: str) -> None:
     """Raise :class:`LedgerError` naming the hold when one is in force for the subject."""
-    hold = hold_in_force(ledger, subject_key)
+    hold = hold_in_force(find, subject_key)
     if hold is not None:
         raise LedgerError(
             ERR_HELD.format(since=hold.ts, reason=hold.body.get("reason"), id=hold.id)

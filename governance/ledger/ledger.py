@@ -407,7 +407,7 @@ class Ledger:
         self, subject_id: str | None = None, *, subject_key: str | None = None
     ) -> Record | None:
         """The ``legal_hold`` event in force for a subject (not released since), or None."""
-        return hold_in_force(self, subject_key or self._keys.subject_key(str(subject_id)))
+        return hold_in_force(self.find, subject_key or self._keys.subject_key(str(subject_id)))
 
     def forget(self, subject_id: str, *, reason: str | None = None) -> Receipt:
         """Erase a subject's PII (GDPR art. 17) by destroying their data keys.
@@ -435,7 +435,7 @@ class Ledger:
             Of the erasure event.
         """
         sk = self._keys.subject_key(subject_id)
-        refuse_if_held(self, sk)
+        refuse_if_held(self.find, sk)
         destroyed = self.store.delete_data_keys(sk)
         self._dek_cache.clear()
         body: dict[str, Any] = {"subject_key": sk, "keys_destroyed": destroyed}
