@@ -494,7 +494,10 @@ def _single(move: _Move, need: float, counterfactual: Any) -> Counterfactual | N
     if move.gain0 <= need:
         k = 0
     elif move.gain1 < 0:
-        k = max(0, math.ceil((need - move.gain0) / move.gain1 - 1e-9))
+        steps = (need - move.gain0) / move.gain1 - 1e-9
+        if not math.isfinite(steps) or steps > move.count:
+            return None  # not within this move's feasible steps
+        k = max(0, math.ceil(steps))
     else:
         return None
     # the closed form is checked by the scorer; a value within rounding of the bound may not

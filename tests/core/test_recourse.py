@@ -432,3 +432,15 @@ def suite_bounds(suite: dict[str, Any]) -> dict[str, tuple[float, float]]:
         if e["type"] == "expect_column_values_to_be_between" and "max_value" in kw:
             out[kw["column"]] = (float(kw["min_value"]), float(kw["max_value"]))
     return out
+
+
+@pytest.mark.parametrize(("name", "value"), [("lvrat", 1e300), ("chist", 1e308), ("pirat", 1e30)])
+def test_absurd_recorded_values_get_an_answer(hmda: Fitted, name: str, value: float) -> None:
+    """Values far outside every bound (decided before the contract refuses them) end in a
+    stated answer, never an endless search or an overflow."""
+    inputs = {**hmda.denials[0], name: value}
+    if not hmda.scorecard.score(inputs).adverse:
+        pytest.skip("not adverse with this value")
+    rc = compute(hmda.scorecard, hmda.policy, inputs)
+    assert rc.feasible is False and rc.combined is None
+    assert rc.to_dict()["summary"][0].startswith("No change to the factors you can act on")
