@@ -31,6 +31,7 @@ def test_the_stages_in_order() -> None:
         "train",
         "evaluate",
         "fairness",
+        "alternatives",
         "model_card",
         "register",
     ]
@@ -53,7 +54,7 @@ def test_dvc_stage_depends_on_its_own_code(name: str) -> None:
 def test_dagster_assets_of_the_pipeline_are_the_stages() -> None:
     d = load_defs()
     job = d.resolve_job_def("governed_pipeline")
-    checks = {"validate_expectations_pass", "fairness_fairness_gate"}  # blocking asset checks
+    checks = {"validate_expectations_pass", "fairness_fairness_gate", "alternatives_lda_gate"}
     assert {n.name for n in job.graph.node_defs} == set(NAMES) | checks
     graph = d.resolve_asset_graph()
     for upstream, downstream in itertools.pairwise(NAMES):
