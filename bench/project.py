@@ -35,7 +35,17 @@ from governance import testkit
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "mortgage-denial"
 ALIAS = "candidate"
-STAGES = ("ingest", "validate", "split", "train", "evaluate", "fairness", "model_card", "register")
+STAGES = (
+    "ingest",
+    "validate",
+    "split",
+    "train",
+    "evaluate",
+    "fairness",
+    "alternatives",
+    "model_card",
+    "register",
+)
 SYNTHETIC_LABEL = "synthetic (bootstrap of the 2,380 real HMDA rows + seeded jitter)"
 JITTER = 0.05  # noise sd as a fraction of each continuous feature's sd
 
@@ -196,7 +206,11 @@ def prepare(
 
 
 def _sample_records(ctx: Context, n: int = 2000) -> list[bytes]:
-    """Real decision records (canonical bytes) for the raw-storage baselines' record sizes."""
+    """Real decision records (canonical bytes) for the raw-storage baselines' record sizes.
+
+    Only the ``decision`` records: the linked ``recourse`` events of the adverse ones are not
+    decisions, and the audit and explorer benchmarks replay these bodies as decisions.
+    """
     from governance.decisions.service import DecisionService
 
     path = ctx.path("samples/ledger.db")
@@ -213,7 +227,23 @@ def _sample_records(ctx: Context, n: int = 2000) -> list[bytes]:
             purpose="benchmark sample",
         ):
             pass
-        return [bytes(r.data) for r in svc.ledger.iter_records()]
+        return [bytes(r.data) for r in svc.ledger.iter_records() if r.type == "decision"]
+
+
+def decision_seqs(path: str | Path) -> list[int]:
+    """The ledger positions of the ``decision`` records in a SQLite ledger file, in order.
+
+    The big ledgers hold subject ``str(k + 1)`` at the k-th decision; the batch one also holds
+    a linked ``recourse`` event after each adverse decision, so seq and k differ there.
+    """
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT seq FROM records WHERE type = 'decision' ORDER BY seq")
+        return [seq for (seq,) in rows]
+    finally:
+        conn.close()
 
 
 def cleanup(ctx: Context) -> None:

@@ -40,7 +40,7 @@ from urllib.parse import urlencode
 from bench.common import Budget, Row, log, percentile
 from bench.http import Server, free_port
 from bench.loadgen import HOST
-from bench.project import Context, subprocess_env
+from bench.project import Context, decision_seqs, subprocess_env
 
 NAME = "ui"
 TITLE = "Decision explorer at scale: page loads over HTTP, to the last byte"
@@ -131,12 +131,15 @@ class Browser:
         self.conn.close()
 
 
-def _targets(ledger: Any, n: int, count: int, rng: random.Random) -> dict[str, list[str]]:
-    """``count`` random request paths per page kind."""
+def _targets(
+    ledger: Any, decided: list[int], count: int, rng: random.Random
+) -> dict[str, list[str]]:
+    """``count`` random request paths per page kind (``decided``: the decisions' seqs)."""
     from datetime import datetime, timedelta
 
-    seqs = [rng.randrange(n) for _ in range(count)]
-    records = [ledger.get_seq(s) for s in seqs]
+    n = len(decided)
+    ks = [rng.randrange(n) for _ in range(count)]
+    records = [ledger.get_seq(decided[k]) for k in ks]
     ids = [r.id for r in records if r is not None]
     model = records[0].body["model"]
     offsets = [rng.randrange(max(1, n - LIMIT)) for _ in range(count)]
@@ -151,7 +154,7 @@ def _targets(ledger: Any, n: int, count: int, rng: random.Random) -> dict[str, l
     return {
         "search-first": ["/ui/decisions"] * count,
         "search-paged": [f"/ui/decisions?offset={o}" for o in offsets],
-        "search-subject": [f"/ui/decisions?subject_id={s + 1}" for s in seqs],
+        "search-subject": [f"/ui/decisions?subject_id={k + 1}" for k in ks],
         "search-model": [f"/ui/decisions?{by_model}&offset={o}" for o in offsets],
         "search-time": [f"/ui/decisions?{w}" for w in windows],
         "search-outcome": [f"/ui/decisions?outcome=deny&offset={o}" for o in offsets],
@@ -183,9 +186,10 @@ def run(ctx: Context) -> list[Row]:
     key = KeyStore.for_home(settings.home).create(f"bench-ui-{uuid.uuid4().hex[:10]}", "auditor")
     rng = random.Random(6)
     with DecisionService.open(settings) as svc:
-        if svc.ledger.size() != n:
-            raise AssertionError(f"the ledger holds {svc.ledger.size()} records, expected {n}")
-        plans = [_targets(svc.ledger, n, s["samples"], rng) for _ in range(s["repeats"])]
+        decided = decision_seqs(big["path"])  # the k-th decision has subject str(k + 1)
+        if len(decided) != n:
+            raise AssertionError(f"the ledger holds {len(decided)} decisions, expected {n}")
+        plans = [_targets(svc.ledger, decided, s["samples"], rng) for _ in range(s["repeats"])]
     port = free_port()
     env = subprocess_env(ctx.root, GOVERNANCE_LEDGER_URL=big["url"])
     cmd = [
