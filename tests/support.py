@@ -11,7 +11,7 @@ import yaml
 
 from governance import testkit
 from governance.core.dataset import load_spec, read_source
-from governance.pipeline import stages
+from governance.pipeline import runner, stages
 from governance.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,8 +68,8 @@ def build_trained_project(base: Path) -> tuple[Path, Settings]:
 def run_stages(root: Path, settings: Settings) -> None:
     """Run the whole pipeline in-process, as the CLI stages would."""
     ws = stages.Workspace.open(root, settings=settings)
-    for stage in stages.STAGES.values():
-        result = stage(ws, None)
+    for name in stages.STAGES:
+        result = runner.run(ws, name)
         assert result.passed, f"{result.stage}: {result.message}"
 
 

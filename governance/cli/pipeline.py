@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from governance.cli.common import ProjectOpt, app, fail, guard, ledger, stage_app
-from governance.pipeline import stages
+from governance.pipeline import runner, stages
 from governance.settings import Settings
 
 ViaOpt = Annotated[str, typer.Option("--via", help="What runs the stage, recorded in lineage.")]
@@ -17,7 +17,8 @@ ViaOpt = Annotated[str, typer.Option("--via", help="What runs the stage, recorde
 
 def _run_stage(name: str, project: Path | None, via: str) -> None:
     def go() -> stages.StageResult:
-        return stages.STAGES[name](stages.Workspace.open(project), {"source": via, "stage": name})
+        ws = stages.Workspace.open(project)
+        return runner.run(ws, name, {"source": via, "stage": name})
 
     result: stages.StageResult = guard(go)
     if not result.passed:
@@ -65,6 +66,15 @@ def lineage(
             " by commit, parameters, model, card; stage runs; pipeline and approvers).",
         ),
     ] = None,
+    verify_signature: Annotated[
+        bool,
+        typer.Option(
+            "--verify-signature",
+            help="Check the version's files in the artifact store against its signature, its"
+            " provenance statement against its lineage, and both against the registration"
+            " ledger event; exit 1 naming what differs.",
+        ),
+    ] = False,
     project: ProjectOpt = None,
 ) -> None:
     """Show a model version's lineage: code, data, params, validation, fairness, metrics."""
@@ -74,6 +84,9 @@ def lineage(
     settings = Settings.resolve(project)
     if fmt is not None:
         _print_prov(settings, project, model, version, fmt)
+        return
+    if verify_signature:
+        _verify_signature(settings, project, model, version, as_json)
         return
     info: dict[str, Any] = guard(lambda: registry.resolve(settings, model, version))
     restored = []
@@ -110,6 +123,26 @@ def _print_prov(
     with ledger(project) as book:
         doc = guard(lambda: version_prov(settings, book, model, version))
     typer.echo(serialize(doc, fmt))
+
+
+def _verify_signature(
+    settings: Settings, project: Path | None, model: str, version: str | None, as_json: bool
+) -> None:
+    from governance.lifecycle.provenance import verify_version
+
+    with ledger(project) as book:
+        doc = guard(lambda: verify_version(settings, book, model, version))
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    typer.echo(
+        f"{doc['model']} version {doc['version']}: signature and provenance verified\n"
+        f"signature  model.sig sha256 {doc['signature_sha256']} (key {doc['key_id'][:16]})\n"
+        f"provenance provenance.intoto.jsonl sha256 {doc['provenance_sha256']}: {doc['files']}"
+        " files, data md5s, commit, params and lock file match the lineage\n"
+        f"ledger     both digests as recorded by registration event"
+        f" {doc['registration_event']}"
+    )
 
 
 def _print_lineage(info: dict[str, Any]) -> None:

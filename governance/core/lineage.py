@@ -49,6 +49,21 @@ class GitState:
     changes: tuple[str, ...]
 
 
+def code_url(project_dir: Path) -> str:
+    """Where the code lives: the git remote ``origin`` if there is one, else the directory."""
+    try:
+        url = subprocess.run(
+            ["git", "config", "--get", "remote.origin.url"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except FileNotFoundError:
+        url = ""
+    return url or project_dir.resolve().as_uri()
+
+
 def git_state(project_dir: Path) -> GitState:
     """The commit checked out and whether model-shaping files differ from it."""
 

@@ -39,12 +39,16 @@ from governance.core.attestation import (
 
 SIGNATURE_FILE = "model.sig"
 PROVENANCE_FILE = "provenance.intoto.jsonl"
-IGNORED = (SIGNATURE_FILE,)  # the signature cannot sign itself; everything else is signed
+# The signature cannot sign itself; MLflow's client writes registered_model_meta (the registered
+# name and version, read by nothing that scores) into every download of models:/NAME/VERSION.
+# Everything else is signed.
+IGNORED = (SIGNATURE_FILE, "registered_model_meta")
 
 ERR_NO_KEY = "no model-signing key at {path}"
 ERR_BAD_KEY = "{path} is not an ECDSA P-256/P-384/P-521 {kind} key in PEM: {problem}"
 ERR_MISMATCH = "{what}: files differ from its signature: {files}"
 ERR_SIGNATURE = "{what}: the signature does not verify with the trusted key {key}: {problem}"
+ERR_NOT_SIGNED = "{what} is not signed: no {file}"
 ERR_NO_STATEMENT = "{what} has no provenance statement ({file})"
 ERR_STATEMENT = "{what}: {problem}"
 ERR_PROVENANCE = "{what}: the provenance does not match: {problems}"
@@ -168,10 +172,10 @@ def verify_directory(directory: Path, public_key: Path, *, what: str = "the mode
         If the signature is missing, is not by this key, or any file was changed, added or
         removed since signing (``files`` names them).
     """
-    key = load_public_key(public_key)
     signature = directory / SIGNATURE_FILE
     if not signature.is_file():
-        raise SignatureError(f"{what} is not signed: no {SIGNATURE_FILE}")
+        raise SignatureError(ERR_NOT_SIGNED.format(what=what, file=SIGNATURE_FILE))
+    key = load_public_key(public_key)
     config = model_signing.verifying.Config().use_elliptic_key_verifier(public_key=public_key)
     try:
         config.verify(directory, signature)

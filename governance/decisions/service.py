@@ -35,6 +35,7 @@ from governance.registry.mlflow import (
     RegistryUnavailable,
     load_version,
 )
+from governance.registry.signing import ModelIntegrityError
 from governance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ class UnknownModel(DecisionError):
     """The registry has no such model, version or alias (the HTTP layer's 404)."""
 
 
+class UntrustedModel(DecisionError):
+    """The version's files, signature or provenance do not check out (the HTTP layer's 409)."""
+
+
 @contextmanager
 def _registry_errors() -> Iterator[None]:
     """The registry adapter's typed errors as decision errors, keeping "not found" apart."""
@@ -65,6 +70,8 @@ def _registry_errors() -> Iterator[None]:
         yield
     except RegistryLookupError as exc:
         raise UnknownModel(str(exc)) from exc
+    except ModelIntegrityError as exc:
+        raise UntrustedModel(f"refusing to serve: {exc}") from exc
     except (RegistryUnavailable, ModelLoadError, ValueError) as exc:
         raise DecisionError(str(exc)) from exc
 

@@ -5,11 +5,16 @@ VERSION --format prov-json|prov-n`` and the evidence pack): its lineage from the
 stage runs that made it from the OpenLineage event log (when the log holds them; otherwise the
 pipeline's stage graph over the lineage's datasets), and every approver who pointed an alias at
 it from the ledger.
+
+:func:`verify_version` (``governance lineage MODEL VERSION --verify-signature``) checks a
+version's signed files and provenance in the artifact store, and that they are the ones its
+registration ledger event recorded.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +22,17 @@ from prov.model import ProvDocument
 
 from governance.core.provenance import stage_records, version_provenance
 from governance.ledger import Ledger
+from governance.ledger.paging import iter_find
 from governance.lifecycle.promotion import MOVES, events
 from governance.registry import mlflow as registry
+from governance.registry import signing
 from governance.settings import Settings
 
 ERR_LOG_LINE = "{path} line {line} is not a JSON object: {problem}"
+ERR_NO_REGISTRATION = "the ledger has no registration event of {model} version {version}"
+ERR_NOT_RECORDED = (
+    "{what}: {key} {found} is not the {recorded} that registration ledger event {event} recorded"
+)
 
 
 def read_event_log(path: Path) -> list[dict[str, Any]]:
@@ -95,3 +106,56 @@ def version_prov(
         approvals=approvals(ledger, model, version),
         signing=signing,
     )
+
+
+def registration_digests(ledger: Ledger, model: str, version: str) -> tuple[str, dict[str, Any]]:
+    """The registration ledger event of a version and the signing digests it recorded."""
+    for record in iter_find(ledger, model=model, version=version, type="registration"):
+        return record.id, dict(record.body.get("signing") or {})
+    raise LookupError(ERR_NO_REGISTRATION.format(model=model, version=version))
+
+
+def verify_version(
+    settings: Settings, ledger: Ledger, model: str, version: str | None
+) -> dict[str, Any]:
+    """Check a registered version's signature and provenance, and the ledger's record of them.
+
+    The model directory in the artifact store must match its OpenSSF signature by the trusted
+    key, its provenance statement must be signed by that key, name exactly those files and agree
+    with the version's lineage, and both files must be the ones the registration ledger event
+    recorded (a holder of the signing key who re-signs a changed model is caught there).
+
+    Raises
+    ------
+    ModelIntegrityError
+        Naming the files, key or lineage fields that differ.
+    LookupError
+        If the version is unknown or has no registration event.
+    """
+    lineage = registry.resolve(settings, model, version)
+    version = str(lineage["version"])
+    what = f"{model} version {version}"
+    with tempfile.TemporaryDirectory() as tmp:
+        _, signed = signing.download_verified(
+            settings, f"models:/{model}/{version}", Path(tmp), lineage=lineage, what=what
+        )
+    event_id, recorded = registration_digests(ledger, model, version)
+    for key in ("signature_sha256", "provenance_sha256"):
+        if recorded.get(key) != getattr(signed, key):
+            raise signing.ModelIntegrityError(
+                ERR_NOT_RECORDED.format(
+                    what=what,
+                    key=key,
+                    found=getattr(signed, key),
+                    event=event_id,
+                    recorded=recorded.get(key),
+                )
+            )
+    return {
+        "model": model,
+        "version": version,
+        "verified": True,
+        **signed.digests(),
+        "files": len(signed.files),
+        "registration_event": event_id,
+    }

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ from openlineage.client import OpenLineageClient
 from openlineage.client.transport.file import FileConfig, FileTransport
 
 from governance.core import openlineage as ol
-from governance.core.lineage import git_state, params_hash
+from governance.core.lineage import code_url, git_state, params_hash
 from governance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,20 +72,6 @@ def client(settings: Settings, env: Mapping[str, str] | None = None) -> OpenLine
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _code_url(root: Path) -> str:
-    try:
-        url = subprocess.run(
-            ["git", "config", "--get", "remote.origin.url"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except FileNotFoundError:
-        url = ""
-    return url or root.resolve().as_uri()
 
 
 def file_dataset(path: Path, *, assertions: Sequence[Mapping[str, Any]] = ()) -> ol.DatasetRef:
@@ -195,7 +180,7 @@ def stage_run(
         params_hash=params_hash(dict(params)),
         git_commit=git.commit,
         git_dirty=git.dirty,
-        code_url=_code_url(root),
+        code_url=code_url(root),
         code_path=code_path,
         namespace=os.environ.get("OPENLINEAGE_NAMESPACE") or ol.DEFAULT_NAMESPACE,
         dagster_run_id=context.get("id") if via == "dagster" else None,

@@ -15,8 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 from governance.core import dataset as ds
-from governance.core.lineage import environment, git_state, package_version, params_hash
+from governance.core.lineage import (
+    code_url,
+    environment,
+    git_state,
+    package_version,
+    params_hash,
+)
 from governance.pipeline.workspace import PATHS, StageResult, Workspace, read_json, write_json
+from governance.registry import signing
 
 ERR_NOT_VALIDATED = "refusing to {stage}: {path} has not passed validation ({why})"
 ERR_GATE_FAILED = "refusing to register: the {gate} gate did not pass ({why})"
@@ -620,6 +627,8 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         ),
         lineage=info,
         card=card,
+        materials=signing.materials(ws.root, info),
+        code_url=code_url(ws.root),
         comparison=comparison,
     )
     write_json(ws.path("registration"), result)
@@ -637,6 +646,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
             "git_dirty": info["git_dirty"],
             "data": {d["name"]: d["md5"] for d in info["datasets"]},
             "params_hash": info["params_hash"],
+            "signing": result["signing"],
             "run": run,
         },
     )

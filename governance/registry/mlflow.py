@@ -30,6 +30,7 @@ from governance.core import recourse_record
 from governance.core.lineage import lineage_id
 from governance.core.recourse import RecoursePolicy
 from governance.core.scorecard import Scorecard
+from governance.registry import signing
 from governance.settings import Settings, explorer_version_url
 
 log = logging.getLogger(__name__)
@@ -234,14 +235,20 @@ def register(
     signature_frame: Any,
     lineage: dict[str, Any],
     card: dict[str, Any],
+    materials: dict[str, str],
+    code_url: str,
     comparison: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Log the run, the pyfunc model, the card and the lineage; register a version; alias it.
 
+    The logged model is signed before it is registered (:mod:`governance.registry.signing`):
+    its provenance statement names ``materials`` (``params.yaml`` and the lock file by sha256)
+    besides the lineage's data md5s and commit, and the code at ``code_url``; the signed model
+    must then load through verification and score the input example as the scorecard does.
     ``lineage`` is completed here with the MLflow run id and the version, then logged as
-    ``lineage.json`` and attached to the version as tags; the model card gains its registration
-    section and is logged as Markdown, HTML and JSON under ``model_card/``. Returns the
-    registration and the final card.
+    ``lineage.json`` and attached to the version as tags (with the signing digests); the model
+    card gains its registration section and is logged as Markdown, HTML and JSON under
+    ``model_card/``. Returns the registration (``signing``: the digests) and the final card.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -266,15 +273,30 @@ def register(
             example = signature_frame.head(5)
             scorer = GovernedModel.from_scorecard_file(model_artifacts["scorecard"])
             signature = infer_signature(example, scorer.predict(None, example))
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=pyfunc.__file__,  # models from code: no pickle
-                artifacts={k: str(v) for k, v in model_artifacts.items()},
-                signature=signature,
-                input_example=example,
-                code_paths=[str(Path(__file__).resolve().parents[1])],  # the package
-                pip_requirements=_pip_requirements(),
-            )
+            with _unsigned_example_check_quiet():
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=pyfunc.__file__,  # models from code: no pickle
+                    artifacts={k: str(v) for k, v in model_artifacts.items()},
+                    signature=signature,
+                    input_example=example,
+                    code_paths=[str(Path(__file__).resolve().parents[1])],  # the package
+                    pip_requirements=_pip_requirements(),
+                    # the loader passes the key it trusts; the model names none itself
+                    model_config={signing.PUBLIC_KEY_CONFIG: ""},
+                )
+            with tempfile.TemporaryDirectory() as tmp:
+                signed = signing.sign_logged_model(
+                    settings,
+                    client,
+                    model_id=str(info.model_id),
+                    model_uri=info.model_uri,
+                    dest=Path(tmp),
+                    lineage=lineage,
+                    materials=materials,
+                    code_url=code_url,
+                )
+            _check_signed_model(settings, info.model_uri, example, scorer.predict(None, example))
             version = mlflow.register_model(info.model_uri, model_name, tags=None)
             lineage = {
                 **lineage,
@@ -292,6 +314,7 @@ def register(
                 "mlflow_run_id": run_id,
                 "experiment_id": exp,
                 "model_uri": lineage["model_uri"],
+                "signing": signed.digests(),
             }
             if comparison is not None:
                 mlflow.log_dict(comparison, "comparison.json")
@@ -304,7 +327,8 @@ def register(
             mlflow.log_dict(card, "model_card/model_card.json")
             mlflow.log_text(render_markdown(card), "model_card/model_card.md")
             mlflow.log_text(render_html(card), "model_card/model_card.html")
-        for key, value in version_tags(lineage).items():
+        tags = {**version_tags(lineage), **signing.signing_tags(signed)}
+        for key, value in tags.items():
             client.set_model_version_tag(model_name, version.version, key, value)
         client.set_registered_model_alias(model_name, alias, version.version)
         return registration, card
@@ -358,6 +382,45 @@ def dataset_input(item: dict[str, Any]) -> Any:
         name=item["name"],
         digest=item["md5"],
     )
+
+
+@contextmanager
+def _unsigned_example_check_quiet() -> Iterator[None]:
+    """Silence MLflow's check of the input example while the model is not signed yet.
+
+    ``log_model`` loads the model it just wrote to score the input example; the pyfunc refuses
+    to load without a signature, which comes only after logging. The signed model is then
+    checked for real (:func:`_check_signed_model`); only that one refusal is silenced.
+    """
+    logger = logging.getLogger("mlflow.models.model")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return signing.UNSIGNED_MARK not in record.getMessage()
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def _check_signed_model(settings: Settings, model_uri: str, example: Any, expected: Any) -> None:
+    """The signed model loads through verification and scores the example as expected."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local, _ = signing.download_verified(
+            settings, model_uri, Path(tmp), lineage=None, what="the model just signed"
+        )
+        model = mlflow.pyfunc.load_model(str(local), model_config=_model_config(settings))
+        got = model.predict(example)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
+
+
+def _model_config(settings: Settings) -> dict[str, str]:
+    """What the pyfunc needs at load time: the public key it trusts."""
+    return {signing.PUBLIC_KEY_CONFIG: str(settings.signing_public_key)}
 
 
 def version_tags(lineage: dict[str, Any]) -> dict[str, str]:
@@ -431,7 +494,19 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _pip_requirements() -> list[str]:
     from importlib import metadata
 
-    names = ("mlflow", "scikit-learn", "pandas", "numpy", "PyYAML", "Jinja2")
+    # model-signing (and the pyOpenSSL it imports without declaring it): the pyfunc verifies
+    # its own signature when it loads.
+    names = (
+        "mlflow",
+        "scikit-learn",
+        "pandas",
+        "numpy",
+        "PyYAML",
+        "Jinja2",
+        "model-signing",
+        "pyOpenSSL",
+        "cryptography",
+    )
     return [f"{n}=={metadata.version(n)}" for n in names]
 
 
@@ -559,8 +634,13 @@ class ModelCache:
 def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
     """Load a registered version's pyfunc and lineage.
 
+    The model directory is checked before it is loaded: its files against the OpenSSF signature
+    by the trusted key, its provenance statement against the version's lineage.
+
     Raises :class:`RegistryLookupError` for an unknown model or version, :class:`ModelLoadError`
-    when the version exists but cannot be loaded (no lineage, a broken artifact).
+    when the version exists but cannot be loaded (no lineage, a broken artifact), and
+    :class:`~governance.registry.signing.ModelIntegrityError` when its files, signature or
+    provenance do not check out.
     """
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
@@ -571,9 +651,17 @@ def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
         raise
     except LookupError as exc:
         raise ModelLoadError(str(exc)) from exc
-    with tracking(settings):
+    with tracking(settings), tempfile.TemporaryDirectory() as tmp:
         try:
-            model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+            # What is loaded is exactly what was checked: the signed files, in this directory.
+            local, _ = signing.download_verified(
+                settings,
+                f"models:/{name}/{version}",
+                Path(tmp),
+                lineage=info,
+                what=f"{name} version {version}",
+            )
+            model = mlflow.pyfunc.load_model(str(local), model_config=_model_config(settings))
         except MlflowException as exc:
             raise ModelLoadError(f"cannot load model {name!r} version {version}: {exc}") from exc
     scorer = model.unwrap_python_model()

@@ -66,7 +66,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from governance.decisions.reviews import with_effective_outcomes
-from governance.decisions.service import Decision, DecisionError, DecisionService, UnknownModel
+from governance.decisions.service import (
+    Decision,
+    DecisionError,
+    DecisionService,
+    UnknownModel,
+    UntrustedModel,
+)
 from governance.ledger import IntegrityError, LedgerError, PiiError
 from governance.service import schemas as s
 from governance.service.auth import KeyStore, KeyStoreError, Principal
@@ -439,6 +445,8 @@ def create_app(
         message = str(exc).replace(f" in {mlflow_uri}", "")
         if rows:
             message = _APPLICATION_PREFIX.sub(r"row \1: ", message)
+        if isinstance(exc, UntrustedModel):
+            return ApiError(409, message)
         return ApiError(404 if isinstance(exc, UnknownModel) else 422, message)
 
     async def on_api_error(request: Request, exc: Exception) -> Response:

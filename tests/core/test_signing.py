@@ -93,9 +93,12 @@ def test_another_key_or_no_signature_is_refused(
         signing.verify_directory(model, keys.public)
 
 
-def test_bad_key_files_are_one_line_errors(tmp_path: Path, model: Path) -> None:
+def test_bad_key_files_are_one_line_errors(
+    tmp_path: Path, model: Path, keys: signing.KeyPair
+) -> None:
     with pytest.raises(signing.SignatureError, match="no model-signing key at"):
         signing.sign_directory(model, tmp_path / "missing.pem")
+    signing.sign_directory(model, keys.private)
     bad = tmp_path / "bad.pem"
     bad.write_text("not a key")
     with pytest.raises(signing.SignatureError, match="is not an ECDSA"):

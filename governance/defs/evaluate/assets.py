@@ -1,7 +1,8 @@
 import dagster as dg
 
+from governance.defs.metadata import run_context
 from governance.defs.resources import GovernanceProject
-from governance.pipeline import stages
+from governance.pipeline import runner
 
 
 @dg.asset(
@@ -11,8 +12,8 @@ from governance.pipeline import stages
     description="AUC, accuracy, Brier score and calibration on the held-out split, with "
     "bootstrap confidence intervals.",
 )
-def evaluate(project: GovernanceProject) -> dg.MaterializeResult:
-    result = stages.evaluate(project.workspace())
+def evaluate(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    result = runner.run(project.workspace(), "evaluate", run_context(context))
     ev = result.evidence
     table = "\n".join(
         ["| metric | value | interval |", "|---|---|---|"]

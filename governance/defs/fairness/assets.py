@@ -4,7 +4,7 @@ import dagster as dg
 
 from governance.defs.metadata import group_table, run_context
 from governance.defs.resources import GovernanceProject
-from governance.pipeline import stages
+from governance.pipeline import runner
 
 
 @dg.asset(
@@ -16,7 +16,7 @@ from governance.pipeline import stages
     "Its blocking check applies the thresholds in params.yaml `fairness`.",
 )
 def fairness(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
-    result = stages.fairness(project.workspace(), run_context(context))
+    result = runner.run(project.workspace(), "fairness", run_context(context))
     report = result.evidence["report"]
     meta: dict[str, Any] = {"gate": result.message}
     for g in report["groupings"]:

@@ -1,8 +1,8 @@
 import dagster as dg
 
-from governance.defs.metadata import metadata
+from governance.defs.metadata import metadata, run_context
 from governance.defs.resources import GovernanceProject
-from governance.pipeline import stages
+from governance.pipeline import runner
 
 
 @dg.asset(
@@ -11,8 +11,8 @@ from governance.pipeline import stages
     description="Raw applications read from the configured source (shipped data or a file under "
     "sources/) into data/raw/applications.csv, unchanged but for column renames.",
 )
-def ingest(project: GovernanceProject) -> dg.MaterializeResult:
-    result = stages.ingest(project.workspace())
+def ingest(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    result = runner.run(project.workspace(), "ingest", run_context(context))
     return dg.MaterializeResult(
         metadata=metadata(result, **{"dagster/row_count": result.evidence["rows"]})
     )

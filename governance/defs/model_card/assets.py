@@ -1,7 +1,8 @@
 import dagster as dg
 
+from governance.defs.metadata import run_context
 from governance.defs.resources import GovernanceProject
-from governance.pipeline import stages
+from governance.pipeline import runner
 
 
 @dg.asset(
@@ -11,8 +12,10 @@ from governance.pipeline import stages
     description="Model card (Mitchell et al.) as JSON, Markdown and HTML, with lineage, "
     "validation, the reason-code catalogue and the less-discriminatory-alternatives frontier.",
 )
-def model_card(project: GovernanceProject) -> dg.MaterializeResult:
-    result = stages.model_card(project.workspace())
+def model_card(
+    context: dg.AssetExecutionContext, project: GovernanceProject
+) -> dg.MaterializeResult:
+    result = runner.run(project.workspace(), "model_card", run_context(context))
     return dg.MaterializeResult(
         metadata={
             "model_card": dg.MetadataValue.md(result.evidence["markdown"]),

@@ -2,7 +2,7 @@ import dagster as dg
 
 from governance.defs.metadata import run_context
 from governance.defs.resources import GovernanceProject
-from governance.pipeline import stages
+from governance.pipeline import runner
 from governance.settings import explorer_version_url
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
@@ -16,7 +16,7 @@ MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
     "(tags, lineage.json, logged inputs with DVC md5s) and the alias `candidate`.",
 )
 def register(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
-    result = stages.register(project.workspace(), run_context(context))
+    result = runner.run(project.workspace(), "register", run_context(context))
     ev = result.evidence
     run_url = f"{MLFLOW_UI}/#/experiments/{ev['experiment_id']}/runs/{ev['mlflow_run_id']}"
     version_url = f"{MLFLOW_UI}/#/models/{ev['model']}/versions/{ev['version']}"

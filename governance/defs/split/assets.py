@@ -1,8 +1,8 @@
 import dagster as dg
 
-from governance.defs.metadata import metadata
+from governance.defs.metadata import metadata, run_context
 from governance.defs.resources import GovernanceProject
-from governance.pipeline import stages
+from governance.pipeline import runner
 
 
 @dg.asset(
@@ -11,6 +11,6 @@ from governance.pipeline import stages
     kinds={"pandas", "csv"},
     description="Seeded, stratified train/test split of the validated data.",
 )
-def split(project: GovernanceProject) -> dg.MaterializeResult:
-    result = stages.split(project.workspace())
+def split(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    result = runner.run(project.workspace(), "split", run_context(context))
     return dg.MaterializeResult(metadata=metadata(result))

@@ -1,8 +1,8 @@
 import dagster as dg
 
-from governance.defs.metadata import metadata
+from governance.defs.metadata import metadata, run_context
 from governance.defs.resources import GovernanceProject
-from governance.pipeline import stages
+from governance.pipeline import runner
 
 
 @dg.asset(
@@ -12,6 +12,6 @@ from governance.pipeline import stages
     description="Regularised logistic scorecard (params.yaml `train`), compiled to exact "
     "per-feature contributions and checked against scikit-learn on every row.",
 )
-def train(project: GovernanceProject) -> dg.MaterializeResult:
-    result = stages.train(project.workspace())
+def train(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    result = runner.run(project.workspace(), "train", run_context(context))
     return dg.MaterializeResult(metadata=metadata(result))

@@ -2,7 +2,7 @@ import dagster as dg
 
 from governance.defs.metadata import metadata, run_context
 from governance.defs.resources import GovernanceProject
-from governance.pipeline import stages
+from governance.pipeline import runner
 
 
 @dg.asset(
@@ -13,5 +13,5 @@ from governance.pipeline import stages
     "Its blocking check stops everything downstream when any expectation fails.",
 )
 def validate(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
-    result = stages.validate(project.workspace(), run_context(context))
+    result = runner.run(project.workspace(), "validate", run_context(context))
     return dg.MaterializeResult(metadata=metadata(result))
