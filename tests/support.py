@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -165,3 +166,47 @@ def write_corrupted_source(project: Path, corrupt: Callable[[pd.DataFrame], pd.D
     frame = corrupt(_hmda_frame())
     frame.to_csv(project / "sources" / "applications.csv", index=False)
     set_params(project, **{"ingest.source": "sources/applications.csv"})
+
+
+def check_event_log(
+    settings: Settings, model: str, version: str, *, via: str, run_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Every event of the OpenLineage log reads back against the client's schema classes, every
+    stage has a START and a COMPLETE by ``via``, and the log alone rebuilds the chain data md5
+    -> stage -> model version, with the md5s the registry recorded. Returns the chain."""
+    from governance.core import openlineage as ol
+    from governance.core.provenance import stage_records
+    from governance.lifecycle.provenance import read_event_log
+    from governance.registry import mlflow as registry
+
+    events = read_event_log(settings.openlineage_log)
+    for event in events:
+        ol.parse_event(event)
+    done = {
+        e["job"]["name"]
+        for e in events
+        if e["eventType"] == "COMPLETE" and e["run"]["facets"]["governance"]["via"] == via
+    }
+    assert done == set(stages.STAGES), done
+    chain = stage_records(
+        events,
+        namespace=settings.mlflow_uri,
+        model=model,
+        version=version,
+        root=str(settings.project_dir),
+    )
+    assert {c["stage"] for c in chain} == set(stages.STAGES)
+    lineage = registry.resolve(settings, model, version)
+    recorded = {d["path"]: d["md5"] for d in lineage["datasets"]}
+    written = {o["path"]: o["md5"] for c in chain for o in c["outputs"]}
+    assert {p: written[p] for p in recorded} == recorded
+    register = next(c for c in chain if c["stage"] == "register")
+    assert register["writes"] == ["model"] and register["via"] == via
+    if run_id is not None:
+        complete = [
+            e
+            for e in events
+            if e["eventType"] == "COMPLETE" and e["run"]["runId"] == register["run_id"]
+        ]
+        assert complete[0]["run"]["facets"]["governance"]["dagsterRunId"] == run_id
+    return chain

@@ -9,9 +9,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import CORRUPTIONS, REPO, cli_env, set_params, write_corrupted_source
+from support import (
+    CORRUPTIONS,
+    REPO,
+    check_event_log,
+    cli_env,
+    set_params,
+    write_corrupted_source,
+)
 
 from governance.core.dataset import file_md5
+from governance.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +79,10 @@ def test_dvc_repro_registers_lineage_that_matches_dvc_lock(project: Path, tmp_pa
     }
     for d in info["datasets"]:
         assert d["md5"] == locked[d["path"]] == file_md5(project / d["path"])
+    # dvc repro's OpenLineage events alone rebuild data md5 -> stage -> this version
+    check_event_log(
+        Settings.resolve(project, env={}), "mortgage-denial", info["version"], via="dvc"
+    )
 
     # Nothing changed: a second repro runs nothing and registers nothing.
     lock_bytes = (project / "dvc.lock").read_bytes()

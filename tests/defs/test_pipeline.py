@@ -10,7 +10,7 @@ import dagster as dg
 import mlflow
 import pandas as pd
 import pytest
-from support import ASSETS, CORRUPTIONS, set_params, write_corrupted_source
+from support import ASSETS, CORRUPTIONS, check_event_log, set_params, write_corrupted_source
 
 from governance.core.dataset import file_md5
 from governance.core.lineage import DataStore
@@ -90,6 +90,10 @@ def test_whole_graph_registers_a_version_with_resolvable_lineage(
     }
     assert lineage["validation"]["success"] is True
     assert lineage["fairness"]["passed"] is True
+    # the materialisation's OpenLineage events alone rebuild data md5 -> stage -> version 1
+    check_event_log(
+        Settings.resolve(project), "mortgage-denial", "1", via="dagster", run_id=result.run_id
+    )
     for d in lineage["datasets"]:
         assert d["md5"] == file_md5(project / d["path"])
         assert lineage["tags"][f"data.{d['name']}.md5"] == d["md5"]
