@@ -13,6 +13,11 @@
     comparison.json                 champion/challenger comparison (only if the run has one;
                                     otherwise the manifest says it is absent and why)
     registry/version.json           the version's registry entry (tags, aliases) when packed
+    provenance/prov.json            the version's W3C PROV document (PROV-JSON)
+    provenance/model.sig            the model's OpenSSF model-signing signature, as stored
+    provenance/provenance.intoto.jsonl  its SLSA provenance statement (DSSE envelope), as stored
+    provenance/model-signing.pub    the public key they were checked with; the manifest's
+                                    subject.signature says whether they verified when packed
     ledger/promotions.json          every promotion / refusal / rollback / aliasing registration
                                     of the model, from the ledger
     ledger/checkpoint.json          the latest signed checkpoint (Ed25519, RFC 9162 tree head)
@@ -66,6 +71,7 @@ from governance.ledger.canonical import canonical_json_v1
 from governance.ledger.checkpoint import key_id_for
 from governance.ledger.paging import iter_find
 from governance.lifecycle.promotion import events
+from governance.lifecycle.provenance import evidence_files
 from governance.registry import mlflow as registry
 from governance.settings import Settings
 
@@ -316,6 +322,8 @@ def build_evidence(
     created = utc_now()
     key_pem = _public_key_pem(ledger)
     content["registry/version.json"] = _json_bytes(version_doc)
+    provenance, signature_check = evidence_files(settings, ledger, model, version)
+    content.update(provenance)
     content[PROMOTIONS_FILE] = _json_bytes(history)
     key_id = key_id_for(ledger.origin, ledger.public_key)
     content["README.txt"] = README.format(
@@ -341,6 +349,7 @@ def build_evidence(
         },
         "promotions": [e["event_id"] for e in history],
         "absent": absent,
+        "signature": signature_check,
     }
     manifest: dict[str, Any] = {
         "format": FORMAT,

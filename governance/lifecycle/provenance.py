@@ -20,7 +20,8 @@ from typing import Any
 
 from prov.model import ProvDocument
 
-from governance.core.provenance import stage_records, version_provenance
+from governance.core.provenance import serialize, stage_records, version_provenance
+from governance.core.signing import PROVENANCE_FILE, SIGNATURE_FILE
 from governance.ledger import Ledger
 from governance.ledger.paging import iter_find
 from governance.lifecycle.promotion import MOVES, events
@@ -159,3 +160,40 @@ def verify_version(
         "files": len(signed.files),
         "registration_event": event_id,
     }
+
+
+# pack path -> what it holds (the evidence pack's provenance/ folder)
+PACK_PROV = "provenance/prov.json"
+PACK_SIGNATURE = f"provenance/{SIGNATURE_FILE}"
+PACK_STATEMENT = f"provenance/{PROVENANCE_FILE}"
+PACK_PUBLIC_KEY = "provenance/model-signing.pub"
+
+
+def evidence_files(
+    settings: Settings, ledger: Ledger, model: str, version: str
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The provenance part of a version's evidence pack, and whether it verified.
+
+    Returns
+    -------
+    tuple
+        Pack path -> bytes: the PROV-JSON document, the OpenSSF signature and the SLSA
+        provenance statement exactly as stored with the model, and the trusted public key; and
+        ``{"verified": bool, "problem": str | None}`` from :func:`verify_version` (a pack of a
+        version that does not verify says so rather than failing).
+    """
+    files = {PACK_PROV: serialize(version_prov(settings, ledger, model, version), "prov-json")}
+    out = {k: v.encode() for k, v in files.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = signing.download(f"models:/{model}/{version}", Path(tmp))
+        for pack, name in ((PACK_SIGNATURE, SIGNATURE_FILE), (PACK_STATEMENT, PROVENANCE_FILE)):
+            if (local / name).is_file():
+                out[pack] = (local / name).read_bytes()
+    if settings.signing_public_key.is_file():
+        out[PACK_PUBLIC_KEY] = settings.signing_public_key.read_bytes()
+    try:
+        verify_version(settings, ledger, model, version)
+        check: dict[str, Any] = {"verified": True, "problem": None}
+    except (signing.ModelIntegrityError, LookupError) as exc:
+        check = {"verified": False, "problem": str(exc)}
+    return out, check

@@ -92,6 +92,13 @@ def signing_tags(signed: SignedModel) -> dict[str, str]:
     return {f"{SIGNING_TAG_PREFIX}{k}": v for k, v in signed.digests().items()}
 
 
+def download(model_uri: str, dest: Path) -> Path:
+    """Download a model directory as stored (nothing checked)."""
+    import mlflow.artifacts
+
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dest)))
+
+
 def download_verified(
     settings: Settings,
     model_uri: str,
@@ -108,9 +115,7 @@ def download_verified(
         If a file differs from the signature, the signature or statement is not by the trusted
         key, or the statement disagrees with the lineage.
     """
-    import mlflow.artifacts
-
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dest)))
+    local = download(model_uri, dest)
     try:
         return local, verify_model(local, settings.signing_public_key, lineage=lineage, what=what)
     except SignatureError as exc:

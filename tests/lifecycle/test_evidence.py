@@ -346,3 +346,37 @@ def test_cli(packed: tuple[Path, dict[str, Any], Settings], tmp_path: Path) -> N
     result = runner.invoke(app, ["evidence", "verify", str(out)], env=ENV)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: evidence pack does not verify: model_card/model_card")
+
+
+def test_pack_carries_prov_signature_and_statement(
+    packed: tuple[Path, dict[str, Any], Settings],
+) -> None:
+    from prov.model import ProvDocument, ProvEntity
+
+    from governance.core import signing
+    from governance.lifecycle.provenance import (
+        PACK_PROV,
+        PACK_PUBLIC_KEY,
+        PACK_SIGNATURE,
+        PACK_STATEMENT,
+    )
+
+    path, _, settings = packed
+    files = members(path)
+    manifest = json.loads(files[MANIFEST])
+    assert manifest["subject"]["signature"] == {"verified": True, "problem": None}
+    doc = ProvDocument.deserialize(content=files[PACK_PROV].decode(), format="json")
+    lineage = registry.resolve(settings, MODEL, "1")
+    entities = {str(e.identifier) for e in doc.get_records(ProvEntity)}
+    assert {f"data:{d['md5']}" for d in lineage["datasets"]} <= entities
+    assert hashlib.sha256(files[PACK_SIGNATURE]).hexdigest() == (
+        lineage["tags"]["signing.signature_sha256"]
+    )
+    assert hashlib.sha256(files[PACK_STATEMENT]).hexdigest() == (
+        lineage["tags"]["signing.provenance_sha256"]
+    )
+    assert files[PACK_PUBLIC_KEY] == settings.signing_public_key.read_bytes()
+    # the statement checks out offline with the packed key alone
+    key = signing.load_public_key(settings.signing_public_key)
+    statement = signing.open_envelope(files[PACK_STATEMENT], key)
+    assert signing.check_statement(statement, lineage=json.loads(files["lineage.json"])) == []
