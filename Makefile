@@ -50,6 +50,7 @@ run: env
 	dvc repro
 	dvc push -q
 	governance lineage $(MODEL)
+	governance lineage $(MODEL) --verify-signature
 	@echo "--- scoring the held-out applications through the decision ledger"
 	governance score data/split/test.csv --model $(MODEL) --alias candidate \
 	  --subject-column application_id --purpose "make run: held-out applications" \

@@ -369,11 +369,13 @@ def test_pack_carries_prov_signature_and_statement(
     lineage = registry.resolve(settings, MODEL, "1")
     entities = {str(e.identifier) for e in doc.get_records(ProvEntity)}
     assert {f"data:{d['md5']}" for d in lineage["datasets"]} <= entities
-    assert hashlib.sha256(files[PACK_SIGNATURE]).hexdigest() == (
-        lineage["tags"]["signing.signature_sha256"]
+    assert (
+        hashlib.sha256(files[PACK_SIGNATURE]).hexdigest()
+        == (lineage["tags"]["signing.signature_sha256"])
     )
-    assert hashlib.sha256(files[PACK_STATEMENT]).hexdigest() == (
-        lineage["tags"]["signing.provenance_sha256"]
+    assert (
+        hashlib.sha256(files[PACK_STATEMENT]).hexdigest()
+        == (lineage["tags"]["signing.provenance_sha256"])
     )
     assert files[PACK_PUBLIC_KEY] == settings.signing_public_key.read_bytes()
     # the statement checks out offline with the packed key alone
