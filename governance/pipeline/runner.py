@@ -16,19 +16,55 @@ from governance.core.openlineage import gx_assertions
 from governance.pipeline import openlineage, stages
 from governance.pipeline.workspace import StageResult, Workspace, read_json
 
-# What each stage reads and writes, by workspace name (dvc.yaml's deps and outs).
+# What each stage reads and writes, by workspace name: exactly dvc.yaml's data dependencies and its
+# outs, metrics and plots (tests/pipeline/test_runner.py holds the two together).
 STAGE_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ingest": ((), ("raw",)),
     "validate": (("raw",), ("validation",)),
     "split": (("raw", "validation"), ("train", "test")),
-    "train": (("train", "raw"), ("model", "scorecard")),
-    "evaluate": (("test", "scorecard"), ("evaluation",)),
-    "fairness": (("test", "scorecard"), ("fairness", "fairness_metrics")),
-    "model_card": (
-        ("validation", "fairness", "evaluation", "fairness_metrics", "train", "test"),
-        ("card_json",),
+    "train": (("raw", "train"), ("model", "scorecard", "recourse_policy")),
+    "evaluate": (("test", "scorecard"), ("evaluation", "roc", "calibration")),
+    "fairness": (("test", "scorecard"), ("fairness_metrics", "fairness", "selection_rate")),
+    "alternatives": (
+        ("train", "test", "scorecard"),
+        ("alternatives_metrics", "alternatives", "alternatives_svg", "alternatives_plot"),
     ),
-    "register": (("card_json", "scorecard", "model", "raw", "train", "test"), ("registration",)),
+    "model_card": (
+        (
+            "validation",
+            "fairness",
+            "alternatives",
+            "alternatives_svg",
+            "evaluation",
+            "fairness_metrics",
+            "train",
+            "test",
+        ),
+        ("card_json", "card_md", "card_html"),
+    ),
+    "register": (
+        (
+            "raw",
+            "train",
+            "test",
+            "validation",
+            "evaluation",
+            "roc",
+            "calibration",
+            "fairness_metrics",
+            "fairness",
+            "selection_rate",
+            "alternatives_metrics",
+            "alternatives",
+            "alternatives_svg",
+            "alternatives_plot",
+            "card_json",
+            "model",
+            "scorecard",
+            "recourse_policy",
+        ),
+        ("registration",),
+    ),
 }
 CODE_PATH = "governance/pipeline/stages.py"
 

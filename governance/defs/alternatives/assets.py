@@ -4,7 +4,7 @@ import dagster as dg
 
 from governance.defs.metadata import run_context, table
 from governance.defs.resources import GovernanceProject
-from governance.pipeline import stages
+from governance.pipeline import runner
 
 
 @dg.asset(
@@ -20,7 +20,7 @@ from governance.pipeline import stages
 def alternatives(
     context: dg.AssetExecutionContext, project: GovernanceProject
 ) -> dg.MaterializeResult:
-    result = stages.alternatives(project.workspace(), run_context(context))
+    result = runner.run(project.workspace(), "alternatives", run_context(context))
     doc = result.evidence
     rows = [
         {
