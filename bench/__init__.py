@@ -13,6 +13,9 @@ batch      ``score_frame`` over 1,000,000 synthetic applications vs raw batched 
 http       ``governance serve`` vs ``mlflow models serve`` on the same model: requests/s,
            p50, p99 at 1 and 8 connections, every decision in our ledger
 audit      ``verify``, ``trace`` and ``find --subject`` at 1,000,000 records
+witness    checkpoint cosigned by 2 witness processes vs alone (p50, p99), decisions/s with
+           the periodic checkpointer on vs off, ``verify --bundle`` of 1,000,000 decisions
+           vs raw read + sha256
 pipeline   cold pipeline (in-process and ``dvc repro``), no-op ``dvc repro``
 =========  ===========================================================================
 

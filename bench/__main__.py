@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m bench                         # everything (make bench), ~14 minutes on 2 cores
+    python -m bench                         # everything (make bench), ~18 minutes on 2 cores
     python -m bench --quick                 # small sizes, ~2 minutes
     python -m bench --only decisions http   # some of them
     python -m bench --profile /tmp/prof     # also write cProfile / py-spy profiles there
@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import project, report
 from bench.common import log, pg_available
 
-BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "pipeline", "growth")
+BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "witness", "pipeline", "growth")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

@@ -209,7 +209,13 @@ def run(ctx: Context) -> list[Row]:
         "/healthz",
         ctx.path("http/ours.log"),
     )
-    mlflow_env = {**env, "MLFLOW_TRACKING_URI": settings.mlflow_uri}
+    # The baseline is MLflow's server as teams run it today, logging nothing: the registered
+    # pyfunc records every prediction unless told not to, so tell it.
+    mlflow_env = {
+        **env,
+        "MLFLOW_TRACKING_URI": settings.mlflow_uri,
+        "GOVERNANCE_PYFUNC_LEDGER": "off",
+    }
     mlflow = Server(
         "mlflow models serve",
         [

@@ -23,6 +23,9 @@ GOVERNANCE_OPENLINEAGE_LOG     <home>/openlineage/events.jsonl (the default Open
                                transport: one JSON line per event; see governance.pipeline
                                for pointing the transport at a catalogue instead)
 GOVERNANCE_EXPLORER_URL        http://127.0.0.1:8080 (links to the decision explorer)
+GOVERNANCE_SEPARATION_OF_DUTIES  on: whoever registered a version cannot approve its promotion
+GOVERNANCE_ACTOR               who runs the pipeline (recorded as ``registered_by``); default:
+                               the operating-system user
 =============================  ==========================================================
 
 MLflow's own ``MLFLOW_TRACKING_URI`` is not read: MLflow rewrites it in-process whenever a
@@ -43,6 +46,8 @@ DEFAULT_EXPLORER = "http://127.0.0.1:8080"
 
 @dataclass(frozen=True)
 class Settings:
+    """Where the project, its state, the registry, the ledger and the DVC remote live."""
+
     project_dir: Path
     home: Path
     mlflow_uri: str
@@ -53,9 +58,11 @@ class Settings:
     signing_public_key: Path
     openlineage_log: Path
     tiles: Path | None = None
+    separation_of_duties: bool = True
 
     @property
     def dagster_home(self) -> Path:
+        """Dagster's home under the state directory."""
         return self.home / "dagster"
 
     @property
@@ -67,6 +74,7 @@ class Settings:
     def resolve(
         cls, project_dir: Path | str | None = None, env: Mapping[str, str] | None = None
     ) -> Settings:
+        """Settings from ``GOVERNANCE_*`` variables (``env``, default the process's) or defaults."""
         env = os.environ if env is None else env
         project = Path(project_dir or env.get("GOVERNANCE_PROJECT") or Path.cwd()).resolve()
         home = Path(env.get("GOVERNANCE_HOME") or project / ".governance").resolve()
@@ -88,6 +96,7 @@ class Settings:
                 env.get("GOVERNANCE_OPENLINEAGE_LOG") or home / "openlineage" / "events.jsonl"
             ).resolve(),
             tiles=Path(env.get("GOVERNANCE_TILES") or home / "tiles").resolve(),
+            separation_of_duties=_switch(env, "GOVERNANCE_SEPARATION_OF_DUTIES", default=True),
         )
 
 
@@ -105,3 +114,23 @@ def explorer_model_url(model: str, *, base: str | None = None) -> str:
 def explorer_version_url(model: str, version: str | int, *, base: str | None = None) -> str:
     """The explorer's page of one registered version."""
     return f"{explorer_model_url(model, base=base)}/versions/{quote(str(version), safe='')}"
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """An on/off environment variable; anything else is an error naming it."""
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off, got {value!r}")
+
+
+def actor(env: Mapping[str, str] | None = None) -> str:
+    """Who is running this (``GOVERNANCE_ACTOR``, else the operating-system user)."""
+    import getpass
+
+    env = os.environ if env is None else env
+    return (env.get("GOVERNANCE_ACTOR") or "").strip() or getpass.getuser()

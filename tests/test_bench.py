@@ -22,7 +22,7 @@ from governance.pipeline import stages
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "pipeline", "growth")
+BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "witness", "pipeline", "growth")
 HAVE_DVC = (REPO / ".venv-dvc" / "bin" / "dvc").exists() or shutil.which("dvc") is not None
 
 EXPECTED = {
@@ -70,6 +70,8 @@ EXPECTED = {
         "search-first-p99",
         "search-model-p50",
         "search-model-p99",
+        "search-model-key-p50",
+        "search-model-key-p99",
         "search-outcome-p50",
         "search-outcome-p99",
         "search-paged-p50",
@@ -78,6 +80,19 @@ EXPECTED = {
         "search-subject-p99",
         "search-time-p50",
         "search-time-p99",
+    },
+    "witness": {
+        "checkpoint-local-p50",
+        "checkpoint-local-p99",
+        "checkpoint-2w-p50",
+        "checkpoint-2w-p99",
+        "decide-off",
+        "decide-on",
+        "decide-off-threads",
+        "decide-on-threads",
+        "bundle-raw",
+        "verify-bundle",
+        "bundle-write",
     },
     "pipeline": {"inprocess", "dvc-cold", "dvc-noop", "dvc-version"},
     "growth": {

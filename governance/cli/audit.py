@@ -21,6 +21,7 @@ from governance.cli.common import (
     fail,
     guard,
     ledger,
+    printable,
     service,
 )
 
@@ -39,16 +40,57 @@ def show(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = Non
         emit(doc)
         return
     b = doc["body"]
-    typer.echo(
-        f"decision {doc['id']}  seq {doc['seq']}  {doc['ts']}\n"
-        f"model    {b['model']['name']} v{b['model']['version']} (alias {b['model']['alias']})\n"
+    lines = [
+        f"decision {doc['id']}  seq {doc['seq']}  {doc['ts']}",
+        f"model    {b['model']['name']} v{b['model']['version']} (alias {b['model']['alias']})",
         f"outcome  {b['outcome']} (score {b['score']:.4f}, threshold {b['threshold']})"
-        f"  effective: {doc['effective_outcome']}\n"
-        f"reasons  " + "; ".join(r["reason"] for r in b["reasons"]) + "\n"
-        f"inputs   {json.dumps(b['inputs'], sort_keys=True)}\n"
-        f"caller   {b['caller']}  purpose {b['purpose']}\n"
-        f"events   {len(doc['events'])}"
-    )
+        f"  effective: {doc['effective_outcome']}  status: {doc['status']}",
+        *_reason_lines(b, "  "),
+        f"inputs   {json.dumps(b['inputs'], sort_keys=True)}",
+        f"caller   {printable(b['caller'])}  purpose {printable(b['purpose'])}",
+        f"events   {len(doc['events'])}",
+    ]
+    lines += [f"  {_event_line(e)}" for e in doc["events"]]
+    typer.echo("\n".join(lines))
+
+
+def _reason_lines(body: dict[str, Any], pad: str) -> list[str]:
+    """Principal reasons (adverse outcomes) or main factors (favorable), named as such."""
+    out = []
+    if body.get("reasons"):
+        out.append(f"reasons{pad} " + "; ".join(r["reason"] for r in body["reasons"]))
+    if body.get("main_factors"):
+        factors = "; ".join(f["factor"] for f in body["main_factors"])
+        out.append(f"main factors (not adverse-action reasons): {factors}")
+    if body.get("out_of_distribution"):
+        out.append(f"out of distribution: {', '.join(body['out_of_distribution'])}")
+    return out
+
+
+def _event_line(e: dict[str, Any]) -> str:
+    """One later event: when, what, who (every caller-given text escaped)."""
+    b = e["body"]
+    if e["type"] == "outcome":
+        what = f"outcome observed {printable(b.get('observed'))}"
+        if b.get("observed_at"):
+            what += f" at {printable(b['observed_at'])}"
+        if b.get("corrects"):
+            what += f" (correction of {b['corrects']})"
+        who = b.get("recorded_by") or b.get("source")
+        if b.get("source") and b.get("recorded_by"):
+            who = f"{b['recorded_by']} (source {b['source']})"
+    elif e["type"] == "review":
+        what = f"{b.get('kind')}"
+        if b.get("outcome"):
+            what += f" -> {printable(b['outcome'])}"
+        what += f": {printable(b.get('reason'))}"
+        who = b.get("reviewer")
+        if b.get("recorded_by") and b.get("recorded_by") != who:
+            who = f"{who} (recorded by {b['recorded_by']})"
+    else:  # e.g. the recourse recorded with a denial, an adverse-action notice issued
+        what, who = e["type"], b.get("caller") or b.get("issued_by") or b.get("recorded_by")
+    by = f"  by {printable(who)}" if who is not None else ""
+    return f"{e['ts']}  {e['id']}  {what}{by}"
 
 
 @audit_app.command()
@@ -67,8 +109,8 @@ def trace(decision_id: IdArg, as_json: JsonOpt = False, project: ProjectOpt = No
     lines = [
         f"decision   {d['id']}  {d['ts']}  seq {d['seq']}  hash {d['hash'][:16]}…",
         f"outcome    {b['outcome']} (score {b['score']:.4f} vs threshold {b['threshold']}),"
-        f" effective {d['effective_outcome']}",
-        "reasons    " + "; ".join(r["reason"] for r in b["reasons"]),
+        f" effective {d['effective_outcome']}, status {d['status']}",
+        *_reason_lines(b, "   "),
         f"model      {m['name']} version {m['version']} via alias {m['alias']}"
         f"  lineage {m['lineage_id'][:23]}… ({matches})",
         f"training   MLflow run {doc['training_run']['mlflow_run_id']}"
@@ -101,7 +143,7 @@ def find(
     project: ProjectOpt = None,
 ) -> None:
     """Find events by subject, model version or time range (seq order)."""
-    from governance.decisions.reviews import effective_outcome
+    from governance.decisions.reviews import effective_outcome, review_status
 
     if not any([subject, model, since, until]):
         fail("give --subject, --model (with --version) or --since/--until")
@@ -118,35 +160,39 @@ def find(
                 offset=offset,
             )
         )
-        rows: list[dict[str, Any]] = [
-            {
-                "id": r.id,
-                "seq": r.seq,
-                "ts": r.ts,
-                "type": r.type,
-                "outcome": r.body.get("outcome"),
-                "effective_outcome": (
-                    effective_outcome(r, book.events_for(r.id)) if r.type == "decision" else None
-                ),
-                "score": r.body.get("score"),
-                "model": r.body.get("model"),
-            }
-            for r in records
-        ]
+        rows: list[dict[str, Any]] = []
+        for r in records:
+            events = book.events_for(r.id) if r.type == "decision" else []
+            decided = r.type == "decision"
+            rows.append(
+                {
+                    "id": r.id,
+                    "seq": r.seq,
+                    "ts": r.ts,
+                    "type": r.type,
+                    "outcome": r.body.get("outcome"),
+                    "effective_outcome": effective_outcome(r, events) if decided else None,
+                    "status": review_status(events) if decided else None,
+                    "score": r.body.get("score"),
+                    "model": r.body.get("model"),
+                }
+            )
     if as_json:
         emit(rows)
         return
     for r in rows:
-        model_txt = f"{r['model']['name']} v{r['model']['version']}" if r["model"] else ""
+        m = r["model"] if isinstance(r["model"], dict) else {}
+        model_txt = " v".join(printable(m[k]) for k in ("name", "version") if m.get(k) is not None)
         score = f"{r['score']:.4f}" if isinstance(r["score"], float) else ""
         overridden = (
             f" (effective {r['effective_outcome']})"
             if r["effective_outcome"] not in (None, r["outcome"])
             else ""
         )
+        status = f" [{r['status']}]" if r["status"] not in (None, "decided") else ""
         typer.echo(
             f"{r['seq']:>8}  {r['ts']}  {r['id']}  {r['type']:<8} {model_txt}"
-            f"  {r['outcome'] or ''}{overridden} {score}"
+            f"  {printable(r['outcome'] or '')}{overridden}{status} {score}"
         )
     if not rows:
         typer.echo("no matching records", err=True)

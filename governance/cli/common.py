@@ -37,11 +37,13 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Print ``error: <message>`` on stderr and exit with ``code``."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
 def guard(fn: Callable[[], Any]) -> Any:
+    """Run ``fn``; an expected error becomes one line on stderr and exit status 1."""
     try:
         return fn()
     except EXPECTED_ERRORS as exc:
@@ -52,6 +54,25 @@ ProjectOpt = Annotated[
     Path | None, typer.Option("--project", help="Project directory (default: current directory).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+_ESCAPES = (
+    {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
+    | {
+        ord("\n"): "\\n",
+        ord("\r"): "\\r",
+        ord("\t"): "\\t",
+    }
+    | {i: f"\\u{i:04x}" for i in [*range(0x80, 0xA0), 0x2028, 0x2029]}
+)
+
+
+def printable(value: Any) -> str:
+    """Text recorded from callers, safe on one terminal line: control characters escaped.
+
+    A subject id or purpose holding a newline must never forge a line of CLI output.
+    """
+    return str(value).translate(_ESCAPES)
 
 
 def emit(doc: Any) -> None:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from governance.cli.common import JsonOpt, ProjectOpt, app, emit, fail, guard, service
+from governance.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    emit,
+    fail,
+    guard,
+    printable,
+    service,
+)
 from governance.settings import Settings
 
 keys_app = typer.Typer(help="API keys for the HTTP service (only their hashes are stored).")
@@ -103,28 +114,65 @@ def serve(
         str | None, typer.Option("--model", "-m", help="Model for /invocations and defaults.")
     ] = None,
     alias: Annotated[str, typer.Option(help="Alias of that model to serve.")] = "champion",
+    checkpoint_every: Annotated[
+        float | None,
+        typer.Option(
+            help="Also run the periodic checkpointer (`governance audit checkpoint --every`)"
+            " in a child process, publishing every this many seconds."
+        ),
+    ] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Serve the decision API (FastAPI; OpenAPI at /openapi.json)."""
     from governance.service import serve as run
 
-    guard(
-        lambda: run(
-            Settings.resolve(project),
-            model=model,
-            alias=alias,
-            host=host,
-            port=port,
-            log_level="warning",
+    if checkpoint_every is not None and checkpoint_every <= 0:
+        fail(f"--checkpoint-every must be a positive number of seconds, not {checkpoint_every}")
+    child = None if checkpoint_every is None else _checkpointer(checkpoint_every, project)
+    try:
+        guard(
+            lambda: run(
+                Settings.resolve(project),
+                model=model,
+                alias=alias,
+                host=host,
+                port=port,
+                log_level="warning",
+            )
         )
-    )
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def _checkpointer(every: float, project: Path | None) -> subprocess.Popen[bytes]:
+    """The periodic checkpointer as a child process: never on a decision's path, nor its GIL.
+
+    It also stops by itself once this process is gone (uvicorn re-raises SIGTERM after its
+    shutdown, so a ``finally`` here does not always run).
+    """
+    args = ["audit", "checkpoint", "--every", str(every), "--with-parent"]
+    args += [] if project is None else ["--project", str(project)]
+    return subprocess.Popen([sys.executable, "-c", "from governance.cli import app; app()", *args])
 
 
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
     name: Annotated[
-        str | None, typer.Option(help="Who holds the key (recorded as caller).")
+        str | None, typer.Option(help="The key's name (recorded as the caller of decisions).")
+    ] = None,
+    person: Annotated[
+        str | None,
+        typer.Option(
+            help="The person or system holding it, e.g. 'J. Rivera' (recorded as approver of"
+            " promotions and recorder of outcomes and reviews; default: the name)."
+        ),
     ] = None,
     project: ProjectOpt = None,
 ) -> None:
@@ -135,7 +183,7 @@ def keys_create(
         fail(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     settings = Settings.resolve(project)
     store = KeyStore.for_home(settings.home)
-    key = guard(lambda: store.create(name or role, role))
+    key = guard(lambda: store.create(name or role, role, person=person or ""))
     typer.echo(key)
 
 
@@ -145,12 +193,15 @@ def keys_list(as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
     from governance.service.auth import KeyStore
 
     store = KeyStore.for_home(Settings.resolve(project).home)
-    entries = [{"name": e.name, "role": e.role, "created": e.created} for e in store.entries()]
+    entries = [
+        {"name": e.name, "role": e.role, "person": e.person or e.name, "created": e.created}
+        for e in store.entries()
+    ]
     if as_json:
         emit(entries)
     else:
         for e in entries:
-            typer.echo(f"{e['name']:<24} {e['role']:<9} {e.get('created', '')}")
+            typer.echo(f"{e['name']:<24} {e['role']:<9} {e['created']}  {printable(e['person'])}")
 
 
 @keys_app.command("revoke")

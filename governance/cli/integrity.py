@@ -1,5 +1,8 @@
 """``governance audit verify|checkpoint|bundle|vkey``: proof that holds against the operator.
 
+``checkpoint --every N`` is the periodic checkpointer (its own process, never on a decision's
+path).
+
 Verification reads public material only (records, checkpoints, cosigned notes, public keys,
 tiles); exit codes: 0 verified, 1 integrity failure naming the first bad record, 2 could not
 check (missing or empty input, wrong folder, unreadable key, no witnessed checkpoint when
@@ -8,6 +11,10 @@ witnesses are configured).
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +37,7 @@ from governance.settings import Settings
 from governance.transparency import (
     CannotCheck,
     NoteSource,
+    Publication,
     Report,
     WitnessConfig,
     publish,
@@ -39,6 +47,7 @@ from governance.transparency import (
 )
 from governance.transparency.config import WITNESSES_FILE
 from governance.transparency.local import tiles_dir_for
+from governance.transparency.publish import keep_publishing
 
 EXIT_NOT_PUBLISHED = 1
 
@@ -51,6 +60,10 @@ def _age(timestamp: str | None) -> float | None:
     except ValueError:
         return None
     return round((datetime.now(UTC) - then).total_seconds(), 3)
+
+
+def _ago(seconds: float | None) -> str:
+    return "" if seconds is None else f", {seconds:.0f} s ago"
 
 
 def _read_notes(paths: list[Path]) -> list[NoteSource]:
@@ -74,16 +87,21 @@ def _config(path: Path | None) -> WitnessConfig | None:
         fail(f"could not check: {exc}", EXIT_CANNOT_CHECK)
 
 
-def _report_out(report: Report, as_json: bool) -> None:
+def _json(report: Report) -> dict[str, Any]:
     doc: dict[str, Any] = report.to_dict()
     doc["witnessed_age_seconds"] = _age(report.witnessed_at)
+    return doc
+
+
+def _report_out(report: Report, as_json: bool) -> None:
+    doc = _json(report)
     if as_json:
         emit(doc)
     elif report.ok:
         witnessed = (
             f"; witnessed up to {report.witnessed_size} records (cosigned by"
             f" {', '.join(report.cosignatures)}; quorum {report.quorum};"
-            f" signed {report.witnessed_at})"
+            f" signed {report.witnessed_at}{_ago(doc['witnessed_age_seconds'])})"
             if report.witnessed_size is not None
             else "; no witnesses configured"
         )
@@ -180,29 +198,15 @@ def verify(
             )
     except CannotCheck as exc:
         if as_json:
-            emit(Report(ok=False, code=EXIT_CANNOT_CHECK, reason=str(exc)).to_dict())
+            emit(_json(Report(ok=False, code=EXIT_CANNOT_CHECK, reason=str(exc))))
             raise typer.Exit(EXIT_CANNOT_CHECK) from None
         fail(f"could not check: {exc}", EXIT_CANNOT_CHECK)
     _report_out(report, as_json)
 
 
-@audit_app.command()
-def checkpoint(
-    as_json: JsonOpt = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the witnesses.")] = 30.0,
-    project: ProjectOpt = None,
-) -> None:
-    """Sign the tree head, write its tiles and have the witnesses cosign it.
-
-    Exit 0 once published (quorum cosignatures, or no witnesses configured), 1 otherwise.
-    """
-    settings = Settings.resolve(project)
-    config = guard(lambda: WitnessConfig.load(settings.home / WITNESSES_FILE))
-    with ledger(project) as book:
-        tiles = tiles_dir_for(settings.tiles_root, book.ledger_id)
-        result = guard(lambda: publish(book, config, tiles_dir=tiles, timeout=timeout))
+def _publication(result: Publication, tiles: Path) -> dict[str, Any]:
     cp = result.checkpoint
-    doc = {
+    return {
         **cp.to_json(),
         "note": cp.to_note(),
         "cosignatures": result.cosignatures,
@@ -213,19 +217,106 @@ def checkpoint(
         "tiles": str(tiles),
         "tiles_written": result.tiles_written,
     }
+
+
+def _say(result: Publication, config: WitnessConfig) -> None:
+    cp = result.checkpoint
+    typer.echo(f"checkpoint: {cp.size} records, root {cp.root.hex()}, {cp.timestamp}")
+    if config.witnesses:
+        state = "published" if result.published else "NOT published"
+        typer.echo(
+            f"{state}: cosigned by {len(result.cosignatures)} of {len(config.witnesses)}"
+            f" witnesses (quorum {result.quorum})"
+            + "".join(f"\n  {name}: {why}" for name, why in sorted(result.errors.items()))
+        )
+
+
+@audit_app.command()
+def checkpoint(
+    as_json: JsonOpt = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the witnesses.")] = 30.0,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep publishing every this many seconds until stopped (SIGTERM or Ctrl-C);"
+            " a round is skipped while the ledger has not grown. --json: one line per round."
+        ),
+    ] = None,
+    with_parent: Annotated[
+        bool,
+        typer.Option(
+            "--with-parent", hidden=True, help="With --every: stop when the parent process ends."
+        ),
+    ] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Sign the tree head, write its tiles and have the witnesses cosign it.
+
+    Exit 0 once published (quorum cosignatures, or no witnesses configured), 1 otherwise; with
+    --every, 0 when stopped.
+    """
+    settings = Settings.resolve(project)
+    path = settings.home / WITNESSES_FILE
+    config = guard(lambda: WitnessConfig.load(path))
+    if every is not None:
+        if every <= 0:
+            fail(f"--every must be a positive number of seconds, not {every}")
+        _checkpoint_every(settings, project, every, timeout, as_json, with_parent)
+        return
+    with ledger(project) as book:
+        tiles = tiles_dir_for(settings.tiles_root, book.ledger_id)
+        result = guard(lambda: publish(book, config, tiles_dir=tiles, timeout=timeout))
     if as_json:
-        emit(doc)
+        emit(_publication(result, tiles))
     else:
-        typer.echo(f"checkpoint: {cp.size} records, root {cp.root.hex()}, {cp.timestamp}")
-        if config.witnesses:
-            state = "published" if result.published else "NOT published"
-            typer.echo(
-                f"{state}: cosigned by {len(result.cosignatures)} of {len(config.witnesses)}"
-                f" witnesses (quorum {result.quorum})"
-                + "".join(f"\n  {name}: {why}" for name, why in sorted(result.errors.items()))
-            )
+        _say(result, config)
     if not result.published:
         raise typer.Exit(EXIT_NOT_PUBLISHED)
+
+
+def _watch_parent(stop: threading.Event) -> None:
+    """Set ``stop`` once this process's parent is gone (it was re-parented), even by SIGKILL."""
+    parent = os.getppid()
+    while not stop.wait(0.5):
+        if os.getppid() != parent:
+            stop.set()
+
+
+def _checkpoint_every(
+    settings: Settings,
+    project: Path | None,
+    every: float,
+    timeout: float,
+    as_json: bool,
+    with_parent: bool,
+) -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if with_parent:
+        threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
+    path = settings.home / WITNESSES_FILE
+    with ledger(project) as book:
+        tiles = tiles_dir_for(settings.tiles_root, book.ledger_id)
+
+        def said(result: Publication) -> None:
+            if as_json:
+                doc = _publication(result, tiles)
+                typer.echo(json.dumps(doc, sort_keys=True, default=str))
+            else:
+                _say(result, WitnessConfig.load(path))
+
+        guard(
+            lambda: keep_publishing(
+                book,
+                lambda: WitnessConfig.load(path),
+                every=every,
+                stop=stop,
+                tiles_dir=tiles,
+                timeout=timeout,
+                on_round=said,
+            )
+        )
 
 
 @audit_app.command()

@@ -119,6 +119,7 @@ class Reduction:
 
     @property
     def name(self) -> str:
+        """The reduction's name as reports show it."""
         short = "gs" if self.method == "grid_search" else "eg"
         return f"{short}:{self.constraint}:{self.bound:g}"
 
@@ -245,6 +246,7 @@ class Result:
     on_frontier: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready document."""
         return {
             "name": self.name,
             "kind": self.kind,
@@ -272,6 +274,7 @@ class Gate:
     checked: tuple[dict[str, Any], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
+        """The gate as a JSON-ready document."""
         return {
             "passed": self.passed,
             "message": self.message,
@@ -291,9 +294,11 @@ class Search:
 
     @property
     def results(self) -> tuple[Result, ...]:
+        """Every candidate's result, in search order."""
         return (self.baseline, *self.alternatives)
 
     def to_dict(self) -> dict[str, Any]:
+        """The search as a JSON-ready document."""
         return {
             "schema": "governance.alternatives/1",
             "measure": self.config.measure,

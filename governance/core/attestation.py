@@ -48,6 +48,7 @@ class AttestationError(ValueError):
 
 
 def sha256_hex(data: bytes) -> str:
+    """The sha256 of ``data``, hex."""
     return hashlib.sha256(data).hexdigest()
 
 

@@ -93,17 +93,21 @@ class DatasetSpec:
 
     @property
     def numeric(self) -> list[str]:
+        """Names of the numeric features, in order."""
         return [f.name for f in self.features if f.kind == "numeric"]
 
     @property
     def categorical(self) -> list[str]:
+        """Names of the categorical features, in order."""
         return [f.name for f in self.features if f.kind == "categorical"]
 
     @property
     def feature_names(self) -> list[str]:
+        """Names of every model feature, in order."""
         return [f.name for f in self.features]
 
     def feature(self, name: str) -> Feature:
+        """The feature called ``name`` (KeyError if the spec has none)."""
         for f in self.features:
             if f.name == name:
                 return f

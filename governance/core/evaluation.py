@@ -21,6 +21,8 @@ ERR_ONE_CLASS = "evaluation needs both outcomes in the test data; got only {labe
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Held-out metrics with bootstrap intervals, and the curves behind the plots."""
+
     n: int
     metrics: dict[str, float]  # point estimates
     intervals: dict[str, tuple[float, float]]  # percentile bootstrap
@@ -38,6 +40,7 @@ class Evaluation:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """The evaluation as a JSON-ready document."""
         return {
             "n": self.n,
             "confidence": self.confidence,

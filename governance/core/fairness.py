@@ -88,6 +88,11 @@ FAIL_UNDEFINED = (
     "{label} by {grouping} is undefined ({reason}), so the {bound} {threshold} cannot be verified"
 )
 EXCLUDED_NOTE = " [groups under {size} rows not gated: {groups}]"
+NOT_GATED = (
+    "{label} by {grouping} is {value}, past its bound ({comparison} {threshold}) but not gated"
+    " (gate_on: {gate_on})"
+)
+NOT_GATED_NOTE = "; not gated: {notes}"
 
 _GATE_ON_VALUES: Final = ("each", "each_and_intersection")
 # Resample in chunks of at most this many row indices, so memory stays bounded for large data.
@@ -306,12 +311,34 @@ class GateResult:
     passed: bool
     failures: tuple[str, ...]
     checked: tuple[dict[str, Any], ...]
+    not_gated: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def not_gated_past_bound(self) -> tuple[str, ...]:
+        """One sentence per ungated check past its bound: value, bound and "not gated"."""
+        return tuple(c["sentence"] for c in self.not_gated if not c["within_bound"])
 
     def message(self) -> str:
-        """One line for logs, asset-check descriptions and the CLI."""
+        """One line for logs, asset-check descriptions and the CLI.
+
+        A metric past its bound on a grouping the gate does not cover (the intersection under
+        ``gate_on: each``) is named with the words "not gated", never hidden behind "passed".
+        """
+        notes = self.not_gated_past_bound
+        suffix = NOT_GATED_NOTE.format(notes="; ".join(notes)) if notes else ""
         if self.passed:
-            return GATE_PASSED
-        return GATE_FAILED.format(failures="; ".join(self.failures))
+            return GATE_PASSED + suffix
+        return GATE_FAILED.format(failures="; ".join(self.failures)) + suffix
+
+    def to_dict(self) -> dict[str, Any]:
+        """The gate as JSON: ``passed``, ``message``, ``failures``, ``checked``, ``not_gated``."""
+        return {
+            "passed": self.passed,
+            "message": self.message(),
+            "failures": list(self.failures),
+            "checked": list(self.checked),
+            "not_gated": list(self.not_gated),
+        }
 
 
 def fairness_report(
@@ -428,6 +455,12 @@ def evaluate_gate(report: FairnessReport, thresholds: FairnessThresholds) -> Gat
         for g in report.groupings
         if thresholds.gate_on == "each_and_intersection" or len(g.features) == 1
     ]
+    not_gated = [
+        _not_gated(g, metric, threshold, bound, thresholds.gate_on)
+        for g in report.groupings
+        if g not in gated
+        for metric, threshold, bound in bounds
+    ]
     checked: list[dict[str, Any]] = []
     failures: list[str] = []
     for g in gated:
@@ -456,7 +489,34 @@ def evaluate_gate(report: FairnessReport, thresholds: FairnessThresholds) -> Gat
             if not passed:
                 sentence = _failure_sentence(g, metric, value, ci, threshold, bound, report)
                 failures.append(sentence)
-    return GateResult(passed=not failures, failures=tuple(failures), checked=tuple(checked))
+    return GateResult(
+        passed=not failures,
+        failures=tuple(failures),
+        checked=tuple(checked),
+        not_gated=tuple(not_gated),
+    )
+
+
+def _not_gated(
+    g: GroupingReport, metric: str, threshold: float, bound: Bound, gate_on: str
+) -> dict[str, Any]:
+    """A check the gate does not make, measured against the same bound all the same."""
+    value = float(getattr(g, metric))
+    within = not math.isnan(value) and (
+        value >= threshold if bound == "min" else value <= threshold
+    )
+    comparison = ">=" if bound == "min" else "<="
+    d = _decimals(value, threshold) if not math.isnan(value) else 3
+    sentence = NOT_GATED.format(
+        label=_LABELS[metric], grouping=g.name, value=f"{value:.{d}f}", comparison=comparison,
+        threshold=f"{threshold:.{d}f}", gate_on=gate_on,
+    )  # fmt: skip
+    ci = list(getattr(g, f"{metric}_ci"))
+    return _jsonable(
+        {"grouping": g.name, "features": list(g.features), "metric": metric, "value": value,
+         "ci": ci, "threshold": threshold, "comparison": comparison, "within_bound": within,
+         "gated": False, "sentence": sentence}
+    )  # fmt: skip
 
 
 # --- implementation -------------------------------------------------------------------------

@@ -44,6 +44,8 @@ ERR_MD5_MISMATCH = "restored {path} has md5 {actual}, expected {expected}"
 
 @dataclass(frozen=True)
 class GitState:
+    """The commit the code came from, and whether what shapes a model had uncommitted changes."""
+
     commit: str | None
     dirty: bool
     changes: tuple[str, ...]
@@ -82,10 +84,12 @@ def git_state(project_dir: Path) -> GitState:
 
 
 def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape a model (:data:`LIBRARIES`)."""
     return {name: metadata.version(name) for name in LIBRARIES}
 
 
 def package_version() -> str:
+    """This package's installed version (``0+unknown`` when not installed)."""
     return metadata.version("governance")
 
 
@@ -134,6 +138,7 @@ class DataStore:
         return root / "files" / "md5" / md5[:2] / md5[2:]
 
     def store(self, path: Path) -> str:
+        """Copy ``path`` into the cache and the remote under its md5; return the md5."""
         md5 = file_md5(path)
         for root in (self.cache, self.remote):
             target = self._object(root, md5)
@@ -145,6 +150,7 @@ class DataStore:
         return md5
 
     def locate(self, md5: str) -> Path:
+        """Where the bytes of ``md5`` are (cache first, then remote); raises if neither has them."""
         for root in (self.cache, self.remote):
             candidate = self._object(root, md5)
             if candidate.is_file():

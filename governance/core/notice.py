@@ -101,6 +101,7 @@ class NoticeConfig:
         )
 
     def to_dict(self) -> dict[str, str]:
+        """The configuration as a JSON-ready document."""
         return {
             "creditor_name": self.creditor_name,
             "creditor_address": self.creditor_address,

@@ -165,6 +165,7 @@ class StageRun:
 
     @property
     def job(self) -> str:
+        """The OpenLineage job name of this stage run."""
         return self.job_name or self.stage
 
 

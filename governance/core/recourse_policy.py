@@ -71,6 +71,7 @@ class FeatureAction:
 
     @property
     def actionable(self) -> bool:
+        """Whether the applicant may change this feature at all."""
         return self.action != "none"
 
     def inside(self, v: float) -> bool:
@@ -94,12 +95,14 @@ class RecoursePolicy:
     relations: tuple[tuple[str, str, str], ...] = ()
 
     def action(self, feature: str) -> FeatureAction:
+        """The action for one model input (``KeyError`` if the policy has none)."""
         for a in self.actions:
             if a.feature == feature:
                 return a
         raise KeyError(feature)
 
     def to_dict(self) -> dict[str, Any]:
+        """The policy as stored with the model version (``recourse_policy.json``)."""
         return {
             "format": POLICY_FORMAT,
             "max_changes": self.max_changes,
@@ -116,6 +119,7 @@ class RecoursePolicy:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> RecoursePolicy:
+        """The policy from its stored form (:meth:`to_dict`)."""
         if doc.get("format") != POLICY_FORMAT:
             problem = f"format is {doc.get('format')!r}"
             raise ValueError(ERR_BAD_POLICY.format(format=POLICY_FORMAT, problem=problem))

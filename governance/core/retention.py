@@ -54,6 +54,7 @@ class RetentionPolicy:
         return cls(months, default, minimum)
 
     def months_for(self, record_type: str) -> int:
+        """How many months records of this type are kept."""
         return self.months.get(record_type, self.default)
 
     def cutoff(self, record_type: str, now: dt.datetime) -> dt.datetime:

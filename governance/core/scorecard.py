@@ -7,16 +7,20 @@ DataFrame costs milliseconds (DESIGN §6).
 
 Explanation: each feature's contribution is its term in the log-odds minus that term's average
 over the training data, so contributions say how this applicant differs from the average one,
-and ``base_value + sum(contributions) == logit(score)`` exactly (up to float rounding). The
-principal reasons are the features that raised the probability of the adverse outcome most,
-in words (Regulation B style). The same scorer serves decisions and replays them.
+and ``base_value + sum(contributions) == logit(score)`` exactly (up to float rounding).
+
+Principal reasons (Regulation B's adverse-action reasons) belong to adverse outcomes only: they
+are the features that raised the probability of the adverse outcome most, in words. A favorable
+outcome has none; it carries its **main factors** instead, named as such: the features that
+lowered the probability of the adverse outcome most, with their plain label. The same scorer
+serves decisions and replays them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -45,6 +49,7 @@ class Explanation:
     logit: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The explanation as a JSON-ready document."""
         return {
             "link": "logit",
             "base_value": self.base_value,
@@ -64,14 +69,18 @@ class ScoredFrame:
     adverse
         Whether each score is at or above the threshold, shape ``(n,)``.
     reasons
-        Column indexes (into ``order``) of each row's principal reasons, most adverse first,
-        shape ``(n, reason_count)``; ``-1`` pads rows with fewer.
+        Column indexes (into ``order``) of each adverse row's principal reasons, most adverse
+        first, shape ``(n, reason_count)``; ``-1`` pads rows with fewer (favorable rows: all).
+    factors
+        Column indexes of each favorable row's main factors, most favorable first, same shape;
+        ``-1`` pads (adverse rows: all).
     """
 
     logits: np.ndarray
     scores: np.ndarray
     adverse: np.ndarray
     reasons: np.ndarray
+    factors: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class Scored:
     adverse: bool
     explanation: Explanation
     reasons: list[dict[str, Any]]
+    factors: list[dict[str, Any]]
 
 
 def _sigmoid(z: float) -> float:
@@ -105,6 +115,7 @@ class Scorecard:
     reason_count: int
     outcomes: dict[str, str]
     nullable: frozenset[str] = frozenset()
+    labels: dict[str, str] = field(default_factory=dict)  # plain words per feature
 
     @cached_property
     def base_value(self) -> float:
@@ -178,11 +189,15 @@ class Scorecard:
             outcome=self.outcomes["adverse" if adverse else "favorable"],
             adverse=adverse,
             explanation=Explanation(base, contributions, logit),
-            reasons=self.principal_reasons(contributions),
+            reasons=self.principal_reasons(contributions) if adverse else [],
+            factors=[] if adverse else self.main_factors(contributions),
         )
 
     def principal_reasons(self, contributions: Mapping[str, float]) -> list[dict[str, Any]]:
-        """The features that raised the probability of the adverse outcome most, in words."""
+        """The features that raised the probability of the adverse outcome most, in words.
+
+        Adverse-action reasons: :meth:`conclude` gives them on adverse outcomes only.
+        """
         raising = sorted(
             ((c, name) for name, c in contributions.items() if c > 0), key=lambda t: (-t[0], t[1])
         )
@@ -191,14 +206,29 @@ class Scorecard:
             for c, name in raising[: self.reason_count]
         ]
 
+    def main_factors(self, contributions: Mapping[str, float]) -> list[dict[str, Any]]:
+        """The features that lowered the probability of the adverse outcome most.
+
+        What a favorable outcome carries instead of principal reasons: each with its plain
+        label (not the adverse-action wording), most favorable first, ties by name.
+        """
+        lowering = sorted(
+            ((c, name) for name, c in contributions.items() if c < 0), key=lambda t: (t[0], t[1])
+        )
+        return [
+            {"feature": name, "factor": self.labels.get(name, name), "contribution": c}
+            for c, name in lowering[: self.reason_count]
+        ]
+
     def conclude_frame(self, contrib: np.ndarray) -> ScoredFrame:
         """:meth:`conclude` for every row of a contribution matrix (columns in ``order``).
 
         Bit-identical to :meth:`conclude` row by row, so a batch decision replays exactly one at
         a time: each logit is ``base_value + math.fsum(row)`` and each score the same
         ``math.exp`` expression (numpy's vectorised ``exp`` may differ in the last bit), while
-        the principal reasons are ordered for all rows at once (by contribution, descending,
-        then by feature name, among the positive ones).
+        the principal reasons (adverse rows) and main factors (favorable rows) are ordered for
+        all rows at once (by contribution, descending among the positive ones / ascending among
+        the negative ones, then by feature name).
         """
         rows = contrib.tolist()
         logits = np.asarray([self.base_value + math.fsum(row) for row in rows], dtype=np.float64)
@@ -206,13 +236,22 @@ class Scorecard:
         n, k = contrib.shape
         rank = np.empty(k, dtype=np.int64)
         rank[sorted(range(k), key=lambda c: self.order[c])] = np.arange(k)
-        positive = contrib > 0
-        primary = np.where(positive, -contrib, np.inf)
-        order = np.lexsort((np.broadcast_to(rank, (n, k)), primary), axis=-1)
-        reasons = order[:, : self.reason_count].astype(np.int64)
-        count = np.minimum(positive.sum(axis=1), self.reason_count)
-        reasons[np.arange(reasons.shape[1])[None, :] >= count[:, None]] = -1
-        return ScoredFrame(logits, scores, scores >= self.threshold, reasons)
+        adverse = scores >= self.threshold
+        by_name = np.broadcast_to(rank, (n, k))
+        reasons = self._ranked(contrib > 0, -contrib, by_name, adverse)
+        factors = self._ranked(contrib < 0, contrib, by_name, ~adverse)
+        return ScoredFrame(logits, scores, adverse, reasons, factors)
+
+    def _ranked(
+        self, eligible: np.ndarray, key: np.ndarray, by_name: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        """Per row, the first ``reason_count`` eligible columns by ``key`` then name; -1 pads."""
+        primary = np.where(eligible, key, np.inf)
+        order = np.lexsort((by_name, primary), axis=-1)
+        picked = order[:, : self.reason_count].astype(np.int64)
+        count = np.where(rows, np.minimum(eligible.sum(axis=1), self.reason_count), 0)
+        picked[np.arange(picked.shape[1])[None, :] >= count[:, None]] = -1
+        return picked
 
     # -- many applications -----------------------------------------------------------------
     def score_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +278,7 @@ class Scorecard:
 
     # -- persistence -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The scorecard as a JSON-ready document (what the registry stores)."""
         return {
             "format": FORMAT,
             "intercept": self.intercept,
@@ -250,10 +290,12 @@ class Scorecard:
             "reason_count": self.reason_count,
             "outcomes": self.outcomes,
             "nullable": sorted(self.nullable),
+            "labels": self.labels,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Scorecard:
+        """A scorecard from :meth:`to_dict`'s document."""
         if d.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document (format={d.get('format')!r})")
         return cls(
@@ -266,6 +308,7 @@ class Scorecard:
             reason_count=int(d["reason_count"]),
             outcomes=dict(d["outcomes"]),
             nullable=frozenset(d.get("nullable", ())),
+            labels=dict(d.get("labels") or {}),
         )
 
 
@@ -313,6 +356,7 @@ def compile_pipeline(
         reason_count=params.reason_count,
         outcomes=dict(spec.outcomes),
         nullable=frozenset(f.name for f in spec.features if f.nullable),
+        labels={f.name: f.words for f in spec.features},
     )
 
 

@@ -71,6 +71,8 @@ class SignatureError(ValueError):
 
 @dataclass(frozen=True)
 class KeyPair:
+    """Where a signing key pair lives: the private key file and its public half."""
+
     private: Path
     public: Path
 
@@ -114,6 +116,7 @@ def ensure_keypair(private: Path, public: Path) -> KeyPair:
 
 
 def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The private key in the PEM file at ``path``."""
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), None)
     except FileNotFoundError:
@@ -128,6 +131,7 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 
 def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
+    """The public key in the PEM file at ``path``."""
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
     except FileNotFoundError:
@@ -232,6 +236,7 @@ class SignedModel:
     files: dict[str, str]
 
     def digests(self) -> dict[str, str]:
+        """The digests recorded with the version (tags and the registration event)."""
         return {
             "signature_sha256": self.signature_sha256,
             "provenance_sha256": self.provenance_sha256,

@@ -21,6 +21,8 @@ ERR_UNKNOWN_MODEL = "unknown model {model!r}: only 'logistic' (an exactly explai
 
 @dataclass(frozen=True)
 class TrainParams:
+    """The ``train`` section of ``params.yaml``."""
+
     model: str = "logistic"
     C: float = 1.0
     max_iter: int = 1000

@@ -28,8 +28,22 @@ __all__ = ["SLOTS", "BodyTemplate", "body_template", "decision_bodies", "json_co
 
 Encode = Callable[[object], bytes]
 
-SLOTS = ("inputs", "contributions", "logit", "outcome", "reasons", "score", "subject_key")
+SLOTS = (
+    "inputs",
+    "contributions",
+    "logit",
+    "outcome",
+    "reasons",
+    "main_factors",
+    "score",
+    "subject_key",
+    "out_of_distribution",
+)
 """The members of a decision body that vary per row (the others are the same for a batch)."""
+
+OPTIONAL = ("subject_key", "out_of_distribution")
+"""Slots only some bodies hold: the subject key (with a subject id), the flagged features
+(only when a feature is out of distribution)."""
 
 
 def placeholder(slot: str) -> Any:
@@ -37,8 +51,10 @@ def placeholder(slot: str) -> Any:
     key = f"\x00slot:{slot}\x00"
     if slot in ("inputs", "contributions"):
         return {key: 0}
-    if slot == "reasons":
+    if slot in ("reasons", "main_factors"):
         return [{key: 0}]
+    if slot == "out_of_distribution":
+        return [key]
     return key
 
 
@@ -69,15 +85,22 @@ class BodyTemplate:
 
 
 def body_template(
-    make_body: Callable[..., Mapping[str, Any]], encode: Encode, *, subject_key: bool
+    make_body: Callable[..., Mapping[str, Any]],
+    encode: Encode,
+    *,
+    subject_key: bool,
+    out_of_distribution: bool = False,
 ) -> BodyTemplate:
     """The template of the bodies ``make_body(**placeholders)`` gives, in the ledger's encoding.
 
-    ``make_body`` receives one keyword argument per slot of :data:`SLOTS` but ``subject_key``
-    and returns the body; with ``subject_key`` the ledger's ``subject_key`` member is added as
-    the ledger adds it to a body appended with a subject id.
+    ``make_body`` receives one keyword argument per slot of :data:`SLOTS` but the
+    :data:`OPTIONAL` ones (``out_of_distribution`` too when asked for) and returns the body;
+    with ``subject_key`` the ledger's ``subject_key`` member is added as the ledger adds it to
+    a body appended with a subject id.
     """
-    slots = [s for s in SLOTS if s != "subject_key"]
+    slots = [s for s in SLOTS if s not in OPTIONAL]
+    if out_of_distribution:
+        slots.append("out_of_distribution")
     body = dict(make_body(**{s: placeholder(s) for s in slots}))
     if subject_key:
         body["subject_key"] = placeholder("subject_key")
@@ -128,6 +151,9 @@ def decision_bodies(
     scored: ScoredFrame,
     encode: Encode,
     subject_keys: Sequence[str] | None = None,
+    *,
+    ood: Sequence[Sequence[str]] | None = None,
+    ood_template: BodyTemplate | None = None,
 ) -> list[bytes]:
     """Every row's decision body in the ledger's canonical JSON, from arrays.
 
@@ -146,6 +172,9 @@ def decision_bodies(
         The ledger's canonical encoder.
     subject_keys
         Each row's HMAC subject key, or ``None`` for bodies without one.
+    ood, ood_template
+        Each row's out-of-distribution features, and the template (from :func:`body_template`
+        with ``out_of_distribution``) of the rows with some; rows with none use ``template``.
     """
     n = len(inputs)
     if n == 0:
@@ -167,7 +196,17 @@ def decision_bodies(
         "contributions": members(lambda j: ctext[j]),
         "logit": json_column(scored.logits.tolist(), encode),
         "score": json_column(scored.scores.tolist(), encode),
-        "reasons": _reasons(scorecard, names, ctext, scored.reasons, encode),
+        "reasons": _items(
+            names, ctext, scored.reasons, encode, "reason", [scorecard.reasons[n] for n in names]
+        ),
+        "main_factors": _items(
+            names,
+            ctext,
+            scored.factors,
+            encode,
+            "factor",
+            [scorecard.labels.get(n, n) for n in names],
+        ),
     }
     outcome = {
         True: encode(scorecard.outcomes["adverse"]),
@@ -178,8 +217,31 @@ def decision_bodies(
         if len(subject_keys) != n:
             raise ValueError(f"{len(subject_keys)} subject keys for {n} rows")
         slot_values["subject_key"] = [b'"' + sk.encode() + b'"' for sk in subject_keys]
+    flagged = [i for i, o in enumerate(ood) if o] if ood is not None else []
+    if ood is not None and len(ood) != n:
+        raise ValueError(f"{len(ood)} out-of-distribution lists for {n} rows")
+    if not flagged:
+        return _assemble(template, slot_values)
+    if ood_template is None:
+        raise ValueError("rows flagged out of distribution need ood_template")
+    assert ood is not None
+    slot_values["out_of_distribution"] = [encode(list(o)) if o else b"" for o in ood]
+    out = [b""] * n
+    plain = [i for i, o in enumerate(ood) if not o]
+    for tpl, rows in ((template, plain), (ood_template, flagged)):
+        for i, body in zip(rows, _assemble(tpl, slot_values, rows), strict=True):
+            out[i] = body
+    return out
+
+
+def _assemble(
+    template: BodyTemplate, slot_values: Mapping[str, list[bytes]], rows: list[int] | None = None
+) -> list[bytes]:
+    """Join each row's slot values into the template (``rows``: only those, in order)."""
     parts = template.parts
     slot_rows = [slot_values[slot] for slot in template.slots]
+    if rows is not None:
+        slot_rows = [[column[i] for i in rows] for column in slot_rows]
     out = []
     for row in zip(*slot_rows, strict=True):
         pieces = [parts[0]]
@@ -189,23 +251,25 @@ def decision_bodies(
     return out
 
 
-def _reasons(
-    scorecard: Scorecard,
+def _items(
     names: list[str],
     ctext: list[list[bytes]],
-    reasons: np.ndarray,
+    picked: np.ndarray,
     encode: Encode,
+    word: str,
+    words: list[str],
 ) -> list[bytes]:
-    """Each row's principal reasons, as :meth:`Scorecard.principal_reasons` writes them."""
+    """Each row's principal reasons (``word`` "reason") or main factors ("factor"), as
+    :meth:`Scorecard.principal_reasons` / :meth:`Scorecard.main_factors` write them."""
     marker = "\x00contribution\x00"
     cut = []
-    for name in names:
-        piece = {"feature": name, "reason": scorecard.reasons[name], "contribution": marker}
+    for name, text in zip(names, words, strict=True):
+        piece = {"feature": name, word: text, "contribution": marker}
         encoded = encode(piece)
         at = encoded.index(encode(marker))
         cut.append((encoded[:at], encoded[at + len(encode(marker)) :]))
     out = []
-    for i, row in enumerate(reasons.tolist()):
+    for i, row in enumerate(picked.tolist()):
         items = [cut[j][0] + ctext[j][i] + cut[j][1] for j in row if j >= 0]
         out.append(b"[" + b",".join(items) + b"]")
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,19 +21,32 @@ import numpy as np
 import pandas as pd
 
 from governance.core import recourse_record
-from governance.core.scorecard import Scorecard
-from governance.decisions.batch import body_template, decision_bodies
-from governance.decisions.reviews import effective_outcome
-from governance.ledger import EncodedBody, Entry, Ledger, Receipt, Record
+from governance.decisions.aliases import MAX_ATTEMPTS, AliasBook, Resolved
+from governance.decisions.batch import BodyTemplate, body_template, decision_bodies
+from governance.decisions.checks import (
+    CONTROL_CHARS,
+    DecisionError,
+    check_contract,
+    check_frame,
+    check_observed_at,
+    check_text,
+)
+from governance.decisions.checks import ContractRefused as ContractRefused  # re-exported
+from governance.decisions.reviews import effective_outcome, review_status
+from governance.ledger import EncodedBody, Entry, FenceError, Ledger, Receipt, Record
 from governance.ledger.canonical import encoder_for
 from governance.ledger.records import new_record_ids
 from governance.registry.mlflow import (
+    DEFAULT_ALIAS,
+    ERR_VERSION_AND_ALIAS,
     LoadedModel,
     ModelCache,
     ModelLoadError,
     RegistryLookupError,
     RegistryUnavailable,
+    alias_version,
     load_version,
+    tracking,
 )
 from governance.registry.signing import ModelIntegrityError
 from governance.settings import Settings
@@ -49,10 +62,9 @@ ERR_REVIEW_KIND = "review kind must be one of {kinds}, got {kind!r}"
 ERR_OVERRIDE_OUTCOME = "an override must give the new outcome: one of {allowed}"
 ERR_OUTCOME_LABEL = "outcome must be one of {allowed}, got {value!r}"
 ERR_BATCH_LENGTHS = "got {rows} applications but {ids} subject ids"
-
-
-class DecisionError(ValueError):
-    """The request cannot be decided (unknown model, bad features ...); nothing was recorded."""
+ERR_ALIAS_MOVING = (
+    "the alias {alias!r} of model {model!r} moved {n} times while deciding; nothing was recorded"
+)
 
 
 class UnknownModel(DecisionError):
@@ -98,9 +110,14 @@ def decision_body(
     reasons: Sequence[Mapping[str, Any]],
     caller: str | None,
     purpose: str | None,
+    factors: Sequence[Mapping[str, Any]] = (),
+    out_of_distribution: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """A decision record's body. ``reasons`` are principal (adverse-action) reasons, given on
+    adverse outcomes only; a favorable outcome records its ``main_factors`` instead. Inputs
+    outside what training saw are named under ``out_of_distribution`` (absent when none)."""
     sc = model.scorecard
-    return {
+    body = {
         "inputs": dict(features),
         "outcome": outcome,
         "score": score,
@@ -112,6 +129,7 @@ def decision_body(
             "logit": logit,
         },
         "reasons": [dict(r) for r in reasons],
+        "main_factors": [dict(f) for f in factors],
         "model": {
             "name": model.name,
             "version": model.version,
@@ -122,6 +140,9 @@ def decision_body(
         "caller": caller,
         "purpose": purpose,
     }
+    if out_of_distribution:
+        body["out_of_distribution"] = list(out_of_distribution)
+    return body
 
 
 @dataclass(frozen=True)
@@ -137,8 +158,11 @@ class Decision:
     model: dict[str, Any]
     ledger: dict[str, Any]
     timestamp: str
+    main_factors: list[dict[str, Any]]
+    out_of_distribution: list[str]
 
     def to_dict(self) -> dict[str, Any]:
+        """The decision as the HTTP API answers it."""
         return {
             "decision_id": self.decision_id,
             "timestamp": self.timestamp,
@@ -146,6 +170,8 @@ class Decision:
             "score": self.score,
             "threshold": self.threshold,
             "reasons": self.reasons,
+            "main_factors": self.main_factors,
+            "out_of_distribution": self.out_of_distribution,
             "explanation": self.explanation,
             "model": self.model,
             "ledger": self.ledger,
@@ -163,6 +189,8 @@ def _decision(body: Mapping[str, Any], receipt: Receipt) -> Decision:
         model={k: body["model"][k] for k in ("name", "version", "alias", "lineage_id")},
         ledger={"seq": receipt.seq, "hash": receipt.hash},
         timestamp=receipt.ts,
+        main_factors=body["main_factors"],
+        out_of_distribution=body.get("out_of_distribution", []),
     )
 
 
@@ -222,14 +250,22 @@ class DecisionService:
         self.settings = settings
         self.ledger = ledger
         self.models = models or ModelCache(settings)
+        self.aliases = AliasBook(ledger, self._registry_alias)
+
+    def _registry_alias(self, name: str, alias: str) -> str:
+        """The registry's answer, for an alias the ledger never recorded a move of."""
+        with tracking(self.settings) as client:
+            return alias_version(client, name, alias)
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> DecisionService:
+        """The service on the configured ledger and registry (``settings`` or the environment's)."""
         settings = settings or Settings.resolve()
         settings.home.mkdir(parents=True, exist_ok=True)
         return cls(settings, Ledger.open(settings.ledger_url, home=settings.home))
 
     def close(self) -> None:
+        """Close the ledger."""
         self.ledger.close()
 
     def __enter__(self) -> DecisionService:
@@ -242,14 +278,45 @@ class DecisionService:
     def model(
         self, name: str, *, version: str | None = None, alias: str | None = None
     ) -> tuple[LoadedModel, str | None]:
+        """The version to decide with (an alias as the ledger records it now) and the alias.
+
+        Raises :class:`DecisionError` (:class:`UnknownModel` for an unknown name, version or
+        alias).
+        """
+        loaded, via, _ = self._target(name, version, alias)
+        return loaded, via
+
+    def _target(
+        self, name: str, version: str | None, alias: str | None
+    ) -> tuple[LoadedModel, str | None, Resolved | None]:
+        if version is not None and alias is not None:
+            raise DecisionError(ERR_VERSION_AND_ALIAS)
+        if version is not None:
+            return self._loaded(name, str(version)), None, None
+        alias = alias or DEFAULT_ALIAS
         with _registry_errors():
-            resolved, via = self.models.resolve(name, version=version, alias=alias)
-            return self.models.get(name, resolved), via
+            resolved = self.aliases.resolve(name, alias)
+        return self._loaded(name, resolved.version), alias, resolved
 
     def _loaded(self, name: str, version: str) -> LoadedModel:
-        """The version that made a recorded decision (loaded once, then cached)."""
+        """A version, loaded once, then cached."""
         with _registry_errors():
             return self.models.get(name, version)
+
+    def _append(
+        self, entries: list[Entry], name: str, via: str | None, resolved: Resolved | None
+    ) -> list[Receipt] | None:
+        """Append under the alias's fence; None if the alias moved (answer forgotten: redo)."""
+        try:
+            receipts = self.ledger.append_many(entries, fence=resolved.fence if resolved else None)
+        except FenceError:
+            self.aliases.forget(name, via)
+            return None
+        except (ValueError, TypeError) as exc:
+            raise DecisionError(str(exc)) from None
+        if resolved is not None and via is not None and receipts:
+            self.aliases.advance(name, via, resolved, receipts[-1].seq)
+        return receipts
 
     def decide(
         self,
@@ -290,21 +357,48 @@ class DecisionService:
         """Score applications one by one (each checked) and record them in one transaction.
 
         Every application is checked before anything is written: one bad row rejects the whole
-        request and nothing is recorded.
+        request and nothing is recorded. Through an alias, the version is the one the ledger's
+        promotion events name, checked again in the append's own transaction: if the alias
+        moved meanwhile, the applications are decided again with the version it names now.
         """
-        loaded, via = self.model(model, version=version, alias=alias)
         subject_ids = list(subject_ids) if subject_ids is not None else [None] * len(rows)
         if len(subject_ids) != len(rows):
             raise DecisionError(ERR_BATCH_LENGTHS.format(rows=len(rows), ids=len(subject_ids)))
+        check_text("purpose", purpose)
+        check_text("caller", caller)
+        for n, subject in enumerate(subject_ids):
+            check_text("subject_id", subject, f"application {n}: " if len(rows) > 1 else "")
+        for _ in range(MAX_ATTEMPTS):
+            loaded, via, resolved = self._target(model, version, alias)
+            bodies, entries = self._entries(loaded, via, rows, subject_ids, caller, purpose, pii)
+            receipts = self._append(entries, model, via, resolved)
+            if receipts is not None:
+                return [
+                    _decision(b, r) for b, r in zip(bodies, receipts[: len(bodies)], strict=True)
+                ]
+        raise DecisionError(ERR_ALIAS_MOVING.format(alias=via, model=model, n=MAX_ATTEMPTS))
+
+    def _entries(
+        self,
+        loaded: LoadedModel,
+        via: str | None,
+        rows: Sequence[Mapping[str, Any]],
+        subject_ids: Sequence[str | None],
+        caller: str | None,
+        purpose: str | None,
+        pii: Sequence[Mapping[str, Any] | None] | None,
+    ) -> tuple[list[dict[str, Any]], list[Entry]]:
+        """Check and score each application; the record bodies and ledger entries."""
         entries: list[Entry] = []
         bodies = []
         adverse = []
         for n, raw in enumerate(rows):
             features = _clean_features(raw)
+            where = f"application {n}: " if len(rows) > 1 else ""
+            ood = check_contract(loaded, features, where)
             try:
                 scored = loaded.scorecard.score(features)
             except ValueError as exc:
-                where = f"application {n}: " if len(rows) > 1 else ""
                 raise DecisionError(f"{where}{exc}") from None
             e = scored.explanation
             body = decision_body(
@@ -319,18 +413,15 @@ class DecisionService:
                 scored.reasons,
                 caller,
                 purpose,
+                scored.factors,
+                ood,
             )
             bodies.append(body)
             adverse.append(scored.adverse)
             entries.append(
                 Entry("decision", body, subject_id=subject_ids[n], pii=(pii[n] if pii else None))
             )
-        try:
-            entries = with_recourse(loaded.recourse_memo(), entries, bodies, adverse)
-            receipts = self.ledger.append_many(entries)[: len(bodies)]
-        except (ValueError, TypeError) as exc:
-            raise DecisionError(str(exc)) from None
-        return [_decision(b, r) for b, r in zip(bodies, receipts, strict=True)]
+        return bodies, with_recourse(loaded.recourse_memo(), entries, bodies, adverse)
 
     def score_frame(
         self,
@@ -347,65 +438,52 @@ class DecisionService:
         """Batch scoring: vectorised scores, one ledger transaction per chunk.
 
         Yields ``(rows_done, receipts, scores, outcomes)`` per chunk, so callers can show
-        progress. Each chunk is checked completely before it is written. The records are built
-        column-wise (:mod:`governance.decisions.batch`), byte for byte the records
-        :meth:`decide` writes for the same applications, so every one replays exactly.
+        progress. The whole frame is checked against the version's input contract (and the
+        scorecard's own checks) before anything is written: one bad row refuses the batch.
+        The records are built column-wise (:mod:`governance.decisions.batch`), byte for byte
+        the records :meth:`decide` writes for the same applications, so every one replays
+        exactly; each denial's recourse is appended in the same transaction. Through an alias,
+        each chunk is fenced like a single decision: if the alias moved, the rest of the frame
+        is decided by the version it names now.
         """
-        loaded, via = self.model(model, version=version, alias=alias)
-        sc = loaded.scorecard
-        missing = [c for c in sc.order if c not in frame.columns]
-        if missing:
-            raise DecisionError(f"missing feature column(s): {missing}")
+        loaded, via, resolved = self._target(model, version, alias)
+        check_text("purpose", purpose)
+        check_text("caller", caller)
+        if subject_column:
+            if subject_column not in frame.columns:
+                raise DecisionError(f"missing subject column {subject_column!r}")
+            subjects_all = frame[subject_column].astype(str)
+            bad = subjects_all.str.contains(CONTROL_CHARS.pattern, regex=True)
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                check_text("subject_id", subjects_all.iloc[row], f"row {row}: ")
+        ood_rows = check_frame(loaded, frame, 0)
         encode = encoder_for(self.ledger.canonical_format)
-
-        def make_body(**slot: Any) -> dict[str, Any]:
-            return decision_body(
-                loaded,
-                via,
-                slot["inputs"],
-                slot["score"],
-                slot["outcome"],
-                sc.base_value,
-                slot["contributions"],
-                slot["logit"],
-                slot["reasons"],
-                caller,
-                purpose,
-            )
-
-        template = body_template(make_body, encode, subject_key=subject_column is not None)
-        index = {"model": {"name": loaded.name, "version": loaded.version}}
-        memo = loaded.recourse_memo()
-        model_ref = {"name": loaded.name, "version": loaded.version}
-        for start in range(0, len(frame), chunk):
+        plan = _BatchPlan(loaded, via, caller, purpose, encode, subject_column is not None)
+        start, moves = 0, 0
+        while start < len(frame):
             part = frame.iloc[start : start + chunk]
-            inputs = part[list(sc.order)]
-            _check_frame(sc, inputs)
-            try:
-                _, contrib = sc.score_frame(inputs)
-            except ValueError as exc:
-                raise DecisionError(str(exc)) from None
-            scored = sc.conclude_frame(contrib)
             keys = (
                 [self.ledger.subject_key(s) for s in part[subject_column].astype(str).tolist()]
                 if subject_column
                 else None
             )
-            bodies = decision_bodies(template, sc, inputs, contrib, scored, encode, keys)
-            ids = new_record_ids(len(bodies))
-            entries = [
-                Entry(
-                    "decision",
-                    EncodedBody(data, index if keys is None else {**index, "subject_key": keys[i]}),
-                    id=ids[i],
-                )
-                for i, data in enumerate(bodies)
-            ]
-            if memo is not None:  # each denial's exact recourse, in the same transaction
-                entries += _recourse_entries(memo, model_ref, inputs, scored.adverse, ids, keys)
-            receipts = self.ledger.append_many(entries)[: len(part)]
-            outcomes = [sc.outcomes["adverse" if a else "favorable"] for a in scored.adverse]
-            yield start + len(part), receipts, scored.scores, outcomes
+            scores, outcomes, entries = plan.entries(
+                part, ood_rows[start : start + len(part)], keys
+            )
+            receipts = self._append(entries, model, via, resolved)
+            if receipts is None:  # the alias moved: the rest is decided by its new version
+                moves += 1
+                if moves >= MAX_ATTEMPTS:
+                    raise DecisionError(ERR_ALIAS_MOVING.format(alias=via, model=model, n=moves))
+                was = loaded.version
+                loaded, via, resolved = self._target(model, version, alias)
+                if loaded.version != was:
+                    ood_rows[start:] = check_frame(loaded, frame.iloc[start:], start)
+                    plan = _BatchPlan(loaded, via, caller, purpose, encode, plan.subject_key)
+                continue
+            start += len(part)
+            yield start, receipts[: len(part)], scores, outcomes
 
     # -- later events ----------------------------------------------------------------------
     def _decision_record(self, decision_id: str) -> Record:
@@ -429,19 +507,34 @@ class DecisionService:
         *,
         source: str | None = None,
         observed_at: str | None = None,
+        recorded_by: str | None = None,
     ) -> Receipt:
-        """Ground truth for a decision (e.g. the loan defaulted), arriving later."""
+        """Ground truth for a decision (e.g. the loan defaulted), arriving later.
+
+        ``recorded_by`` is the authenticated caller (the person holding the API key, or who
+        runs the CLI); ``source`` is what the client says the outcome came from. ``observed_at``
+        must lie between the decision's time and now (:data:`CLOCK_SKEW_SECONDS` of client clock
+        skew tolerated). A second outcome that contradicts the last one is recorded as its
+        correction (``corrects``: the earlier event's id) and shown as such.
+        """
         record, allowed = self._decision_and_outcomes(decision_id)
         if observed not in allowed:
             raise DecisionError(ERR_OUTCOME_LABEL.format(allowed=allowed, value=observed))
+        check_text("source", source)
+        if observed_at is not None:
+            check_observed_at(observed_at, record.ts)
+        earlier = [e for e in self.ledger.events_for(decision_id) if e.type == "outcome"]
         body = {
             "decision_id": decision_id,
             "observed": observed,
             "source": source,
             "observed_at": observed_at,
+            "recorded_by": recorded_by,
             "model": {k: record.body["model"][k] for k in ("name", "version")},
             "subject_key": record.body.get("subject_key"),
         }
+        if earlier and earlier[-1].body.get("observed") != observed:
+            body["corrects"] = earlier[-1].id
         return self.ledger.append("outcome", body)
 
     def record_review(
@@ -452,8 +545,13 @@ class DecisionService:
         reviewer: str,
         reason: str,
         outcome: str | None = None,
+        recorded_by: str | None = None,
     ) -> Receipt:
-        """A human review, override or contest (GDPR art. 22(3)) of a decision."""
+        """A human review, override or contest (GDPR art. 22(3)) of a decision.
+
+        ``reviewer`` is who reviews (or contests); ``recorded_by`` the authenticated caller.
+        """
+        check_text("reviewer", reviewer)
         if kind not in REVIEW_KINDS:
             raise DecisionError(ERR_REVIEW_KIND.format(kinds=list(REVIEW_KINDS), kind=kind))
         record, allowed = self._decision_and_outcomes(decision_id)
@@ -465,6 +563,7 @@ class DecisionService:
             "decision_id": decision_id,
             "kind": kind,
             "reviewer": reviewer,
+            "recorded_by": recorded_by,
             "reason": reason,
             "outcome": outcome,
             "model": {k: record.body["model"][k] for k in ("name", "version")},
@@ -474,11 +573,16 @@ class DecisionService:
 
     # -- reading ---------------------------------------------------------------------------
     def show(self, decision_id: str) -> dict[str, Any]:
-        """A decision with its later events and its effective outcome."""
+        """A decision with its later events, its effective outcome and its review status."""
         record = self._decision_record(decision_id)
         decoded = self.ledger.decode(record)
         events = [self.ledger.decode(r) for r in self.ledger.events_for(decision_id)]
-        return {**decoded, "effective_outcome": effective_outcome(record, events), "events": events}
+        return {
+            **decoded,
+            "effective_outcome": effective_outcome(record, events),
+            "status": review_status(events),
+            "events": events,
+        }
 
     def trace(self, decision_id: str) -> dict[str, Any]:
         """The decision joined to its model version's lineage, in one answer."""
@@ -550,6 +654,14 @@ def _replay(record: Record, loaded: LoadedModel) -> dict[str, Any]:
         "reasons": body["reasons"],
         "contributions": body["explanation"]["contributions"],
     }
+    if "main_factors" in body:
+        replayed["main_factors"] = [dict(f) for f in scored.factors]
+        recorded["main_factors"] = body["main_factors"]
+    else:
+        # Recorded before reasons were limited to adverse outcomes: every decision then carried
+        # its principal reasons, so that is what replay reproduces for it.
+        c = scored.explanation.contributions
+        replayed["reasons"] = [dict(r) for r in loaded.scorecard.principal_reasons(c)]
     checks = {k: _same(recorded[k], replayed[k]) for k in recorded}
     return {
         "decision_id": decision_id,
@@ -567,14 +679,87 @@ def _same(a: Any, b: Any) -> bool:
     return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
 
 
-def _check_frame(sc: Scorecard, inputs: pd.DataFrame) -> None:
-    for name in sc.order:
-        column = inputs[name]
-        if name not in sc.nullable and column.isna().any():
-            row = int(np.flatnonzero(column.isna().to_numpy())[0])
-            raise DecisionError(f"row {row}: feature {name!r} must not be null")
-        if name in sc.numeric:
-            values = pd.to_numeric(column, errors="coerce")
-            bad = values.isna() & column.notna()
-            if bad.any() or not np.isfinite(values.dropna().to_numpy(dtype=float)).all():
-                raise DecisionError(f"feature {name!r}: expected finite numbers")
+class _BatchPlan:
+    """How one version's batch records are built: the body templates (one without and one with
+    ``out_of_distribution``, which a body holds only when some feature is flagged), the
+    version's recourse memo and the model reference recourse events carry."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        via: str | None,
+        caller: str | None,
+        purpose: str | None,
+        encode: Callable[[object], bytes],
+        subject_key: bool,
+    ) -> None:
+        sc = loaded.scorecard
+
+        def make_body(**slot: Any) -> dict[str, Any]:
+            return decision_body(
+                loaded,
+                via,
+                slot["inputs"],
+                slot["score"],
+                slot["outcome"],
+                sc.base_value,
+                slot["contributions"],
+                slot["logit"],
+                slot["reasons"],
+                caller,
+                purpose,
+                slot["main_factors"],
+                slot.get("out_of_distribution", ()),
+            )
+
+        self.loaded = loaded
+        self.encode = encode
+        self.subject_key = subject_key
+        self.template: BodyTemplate = body_template(make_body, encode, subject_key=subject_key)
+        self.ood_template: BodyTemplate = body_template(
+            make_body, encode, subject_key=subject_key, out_of_distribution=True
+        )
+        self.memo = loaded.recourse_memo()
+        self.model_ref = {"name": loaded.name, "version": loaded.version}
+
+    def entries(
+        self, part: pd.DataFrame, ood_rows: Sequence[list[str]], keys: list[str] | None
+    ) -> tuple[np.ndarray, list[str], list[Entry]]:
+        """One chunk: its scores, outcomes and ledger entries (decisions, then recourse)."""
+        sc = self.loaded.scorecard
+        inputs = part[list(sc.order)]
+        try:
+            _, contrib = sc.score_frame(inputs)
+        except ValueError as exc:
+            raise DecisionError(str(exc)) from None
+        scored = sc.conclude_frame(contrib)
+        bodies = decision_bodies(
+            self.template,
+            sc,
+            inputs,
+            contrib,
+            scored,
+            self.encode,
+            keys,
+            ood=ood_rows,
+            ood_template=self.ood_template,
+        )
+        index = dict(self.model_ref)
+        ids = new_record_ids(len(bodies))
+        entries = [
+            Entry(
+                "decision",
+                EncodedBody(
+                    data,
+                    {"model": index} if keys is None else {"model": index, "subject_key": keys[i]},
+                ),
+                id=ids[i],
+            )
+            for i, data in enumerate(bodies)
+        ]
+        if self.memo is not None:  # each denial's exact recourse, in the same transaction
+            entries += _recourse_entries(
+                self.memo, self.model_ref, inputs, scored.adverse, ids, keys
+            )
+        outcomes = [sc.outcomes["adverse" if a else "favorable"] for a in scored.adverse]
+        return scored.scores, outcomes, entries

@@ -48,6 +48,7 @@ class GovernanceProject(dg.ConfigurableResource):
     dvc: DvcResource = Field(default_factory=DvcResource)
 
     def settings(self) -> Settings:
+        """The project's settings, with this resource's overrides."""
         env: dict[str, str] = {}
         import os
 
@@ -62,6 +63,7 @@ class GovernanceProject(dg.ConfigurableResource):
         return settings
 
     def workspace(self) -> Workspace:
+        """The project's workspace (params.yaml and the pipeline's files)."""
         settings = self.settings()
         overrides = {"ingest.dataset": self.dataset} if self.dataset else None
         return Workspace.open(settings.project_dir, settings=settings, overrides=overrides)
@@ -73,4 +75,5 @@ class GovernanceProject(dg.ConfigurableResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
+    """The resources every asset gets (``project``)."""
     return dg.Definitions(resources={"project": GovernanceProject()})

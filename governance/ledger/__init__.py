@@ -50,7 +50,7 @@ from governance.ledger.records import (
     record_hash,
     register_event_type,
 )
-from governance.ledger.store import LedgerStore, Query, StoreError
+from governance.ledger.store import Fence, FenceError, LedgerStore, Query, StoreError
 
 __all__ = [
     "ERASED",
@@ -60,6 +60,8 @@ __all__ = [
     "CheckpointDirectory",
     "EncodedBody",
     "Entry",
+    "Fence",
+    "FenceError",
     "Head",
     "IntegrityError",
     "Ledger",

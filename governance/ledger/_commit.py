@@ -8,7 +8,7 @@ one durable transaction.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from governance.ledger.records import (
     is_record_id,
     subject_tag,
 )
-from governance.ledger.store import LedgerStore
+from governance.ledger.store import Fence, LedgerStore
 
 __all__ = ["EncodedBody", "Entry", "GroupCommit", "prepare_entry"]
 
@@ -171,10 +171,11 @@ class _Request:
     committed its records (or failed to) releases it, or until it is handed the leadership.
     """
 
-    __slots__ = ("done", "error", "gate", "pending", "receipts")
+    __slots__ = ("done", "error", "fences", "gate", "pending", "receipts")
 
-    def __init__(self, pending: list[PendingRecord]) -> None:
+    def __init__(self, pending: list[PendingRecord], fences: Sequence[Fence] = ()) -> None:
         self.pending = pending
+        self.fences = tuple(fences)
         self.receipts: list[Receipt] = []
         self.error: BaseException | None = None
         self.done = False
@@ -208,8 +209,8 @@ class GroupCommit:
         self._queue: list[_Request] = []
         self._leading = False
 
-    def append(self, pending: list[PendingRecord]) -> list[Receipt]:
-        request = _Request(pending)
+    def append(self, pending: list[PendingRecord], fences: Sequence[Fence] = ()) -> list[Receipt]:
+        request = _Request(pending, fences)
         with self._mutex:
             self._queue.append(request)
             lead = not self._leading
@@ -238,7 +239,9 @@ class GroupCommit:
                 return
             combined = [record for request in batch for record in request.pending]
             try:
-                receipts = self._store.append(combined)
+                receipts = self._store.append(
+                    combined, [fence for request in batch for fence in request.fences]
+                )
             except Exception:
                 for request in batch:
                     self._commit_one(request)
@@ -256,7 +259,7 @@ class GroupCommit:
 
     def _commit_one(self, request: _Request) -> None:
         try:
-            receipts = self._store.append(request.pending)
+            receipts = self._store.append(request.pending, request.fences)
         except Exception as exc:
             request.finish(None, exc)
         else:

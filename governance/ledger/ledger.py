@@ -70,7 +70,7 @@ from governance.ledger.records import (
     new_record_ids,
     record_hash,
 )
-from governance.ledger.store import SCHEMA_VERSION, LedgerStore, Query, StoreError
+from governance.ledger.store import SCHEMA_VERSION, Fence, LedgerStore, Query, StoreError
 
 __all__ = [
     "EncodedBody",
@@ -335,13 +335,19 @@ class Ledger:
         """
         return self.append_many([Entry(type, body, subject_id, pii, record_id)])[0]
 
-    def append_many(self, items: Iterable[Entry | Mapping[str, Any]]) -> list[Receipt]:
+    def append_many(
+        self, items: Iterable[Entry | Mapping[str, Any]], *, fence: Fence | None = None
+    ) -> list[Receipt]:
         """Append records atomically (one transaction) and durably, in order.
 
         Parameters
         ----------
         items
             :class:`Entry` objects or mappings with the same keys.
+        fence
+            Checked in the same transaction: :class:`~governance.ledger.store.FenceError`
+            (nothing written) if an alias-moving event of ``fence.model`` was recorded at seq
+            ``fence.since`` or later.
 
         Returns
         -------
@@ -377,7 +383,7 @@ class Ledger:
                 if len(entries) > 1:
                     exc.add_note(f"in item {n} of the batch; nothing was written")
                 raise
-        return self._writer.append(pending)
+        return self._writer.append(pending, () if fence is None else (fence,))
 
     def _data_keys_for(self, subject_keys: set[str]) -> dict[str, tuple[str, bytes]]:
         """Return ``{subject_key: (kid, data_key)}``, creating keys for new subjects."""

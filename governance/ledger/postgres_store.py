@@ -46,9 +46,12 @@ from governance.ledger.records import (
 from governance.ledger.store import (
     APPEND_ONLY_MESSAGE,
     ChainSource,
+    Fence,
+    FenceError,
     LedgerStore,
     Query,
     StoreError,
+    fence_sql,
     select_sql,
 )
 
@@ -321,6 +324,7 @@ class PostgresStore(LedgerStore):
             f"COPY {s}.records ({', '.join(INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         )
         self._head_sql = f"SELECT seq, hash, ts FROM {s}.records ORDER BY seq DESC LIMIT 1"
+        self._fence_sql = fence_sql(f"{s}.records", "%s")
         try:
             self._create_schema(create)
         except BaseException:
@@ -373,13 +377,19 @@ class PostgresStore(LedgerStore):
 
     # -- records --------------------------------------------------------------------------
 
-    def append(self, pending: Sequence[PendingRecord]) -> list[Receipt]:
+    def append(
+        self, pending: Sequence[PendingRecord], fences: Sequence[Fence] = ()
+    ) -> list[Receipt]:
         if not pending:
             return []
         with self._lock:
             conn = self.conn
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                for fence in fences:
+                    moved = cur.execute(self._fence_sql, (fence.since, fence.model)).fetchone()
+                    if moved is not None:
+                        raise FenceError(fence, int(moved[0]))
                 row = cur.execute(self._head_sql).fetchone()
                 if row is None:
                     size, prev, last_ts = 0, GENESIS_HASH, None

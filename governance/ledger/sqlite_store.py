@@ -38,9 +38,12 @@ from governance.ledger.records import (
 from governance.ledger.store import (
     APPEND_ONLY_MESSAGE,
     ChainSource,
+    Fence,
+    FenceError,
     LedgerStore,
     Query,
     StoreError,
+    fence_sql,
     select_sql,
 )
 
@@ -96,6 +99,7 @@ BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END;"""
 )
 """The schema, with the append-only triggers."""
 
+_FENCE_SQL = fence_sql("records", "?")
 _INSERT_SQL = (
     f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
@@ -270,13 +274,19 @@ class SQLiteStore(LedgerStore):
 
     # -- records --------------------------------------------------------------------------
 
-    def append(self, pending: Sequence[PendingRecord]) -> list[Receipt]:
+    def append(
+        self, pending: Sequence[PendingRecord], fences: Sequence[Fence] = ()
+    ) -> list[Receipt]:
         if not pending:
             return []
         with self._lock:
             conn = self.conn
             conn.execute("BEGIN IMMEDIATE")
             try:
+                for fence in fences:
+                    moved = conn.execute(_FENCE_SQL, (fence.since, fence.model)).fetchone()
+                    if moved is not None:
+                        raise FenceError(fence, int(moved[0]))
                 row = conn.execute(
                     "SELECT seq, hash, ts FROM records ORDER BY seq DESC LIMIT 1"
                 ).fetchone()

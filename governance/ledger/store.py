@@ -34,11 +34,15 @@ from governance.ledger.records import Head, PendingRecord, Receipt, subject_tag
 
 __all__ = [
     "APPEND_ONLY_MESSAGE",
+    "FENCE_TYPES",
     "SCHEMA_VERSION",
     "ChainSource",
+    "Fence",
+    "FenceError",
     "LedgerStore",
     "Query",
     "StoreError",
+    "fence_sql",
 ]
 
 SCHEMA_VERSION = "1"
@@ -47,6 +51,45 @@ APPEND_ONLY_MESSAGE = "ledger is append-only"
 
 class StoreError(RuntimeError):
     """The store cannot be opened or used (bad URL, schema from another version, ...)."""
+
+
+#: Event types that move a model's aliases (see :mod:`governance.lifecycle.promotion`).
+FENCE_TYPES: tuple[str, ...] = ("promotion", "registration")
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A condition an append checks inside its own transaction, under the chain's lock.
+
+    The append fails with :class:`FenceError` (nothing written) if a record of one of
+    :data:`FENCE_TYPES` for ``model`` was appended at seq ``since`` or later: the caller
+    resolved an alias of ``model`` from the ledger when it held ``since`` records, and a move
+    recorded after that could have changed the answer.
+    """
+
+    model: str
+    since: int
+
+
+class FenceError(StoreError):
+    """An alias-moving event was recorded after the caller resolved the alias; nothing written."""
+
+    def __init__(self, fence: Fence, seq: int) -> None:
+        super().__init__(
+            f"an alias of model {fence.model!r} moved (record {seq}) after it was resolved"
+            f" (at ledger size {fence.since}); nothing was written"
+        )
+        self.fence = fence
+        self.seq = seq
+
+
+def fence_sql(table: str, mark: str) -> str:
+    """The query both stores run per fence: the first alias-moving record since ``since``."""
+    types = ", ".join(f"'{t}'" for t in FENCE_TYPES)
+    return (
+        f"SELECT seq FROM {table} WHERE seq >= {mark} AND model_name = {mark}"
+        f" AND type IN ({types}) ORDER BY seq LIMIT 1"
+    )
 
 
 @dataclass(frozen=True)
@@ -168,8 +211,14 @@ class LedgerStore(abc.ABC):
     # -- records --------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def append(self, pending: Sequence[PendingRecord]) -> list[Receipt]:
-        """Append records atomically and durably; return one receipt each, after the commit."""
+    def append(
+        self, pending: Sequence[PendingRecord], fences: Sequence[Fence] = ()
+    ) -> list[Receipt]:
+        """Append records atomically and durably; return one receipt each, after the commit.
+
+        Each fence is checked in the same transaction, after the chain's lock is taken;
+        :class:`FenceError` if one fails (nothing written).
+        """
 
     @abc.abstractmethod
     def head(self) -> Head:

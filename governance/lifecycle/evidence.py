@@ -57,6 +57,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from governance.core.lineage import lineage_id
 from governance.ledger import (
     Checkpoint,
     Ledger,
@@ -241,6 +242,37 @@ def _write_zip(out: Path, files: Mapping[str, bytes]) -> None:
         raise
 
 
+def _registered(
+    settings: Settings, model: str, version: str
+) -> tuple[dict[str, Any], dict[str, bytes | None]]:
+    """A version's registry entry and its run's artifacts (the required ones must be there)."""
+    with registry.tracking(settings) as client:
+        try:
+            mv = registry.version_info(client, model, version)
+        except registry.RegistryLookupError as exc:
+            raise EvidenceError(str(exc)) from None
+        run_id = str(mv.run_id)
+        artifacts = _run_artifacts(client, run_id, {**REQUIRED_ARTIFACTS, **OPTIONAL_ARTIFACTS})
+        version_doc = {
+            "name": model,
+            "version": version,
+            "run_id": run_id,
+            "source": mv.source,
+            "status": mv.status,
+            "creation_timestamp": mv.creation_timestamp,
+            "aliases": sorted(mv.aliases),
+            "tags": dict(mv.tags),
+        }
+    for pack_path in REQUIRED_ARTIFACTS:
+        if artifacts[pack_path] is None:
+            raise EvidenceError(
+                ERR_MISSING_ARTIFACT.format(
+                    run_id=run_id, name=model, version=version, path=REQUIRED_ARTIFACTS[pack_path]
+                )
+            )
+    return version_doc, artifacts
+
+
 def build_evidence(
     settings: Settings,
     ledger: Ledger,
@@ -282,36 +314,11 @@ def build_evidence(
     EvidenceError
         If the version is not registered or its run lacks a required artifact.
     """
-    from governance.core.lineage import lineage_id
-
     version = str(version)
     if sample < 0:
         raise ValueError("sample must be >= 0")
-    with registry.tracking(settings) as client:
-        try:
-            mv = registry.version_info(client, model, version)
-        except registry.RegistryLookupError as exc:
-            raise EvidenceError(str(exc)) from None
-        run_id = str(mv.run_id)
-        wanted = {**REQUIRED_ARTIFACTS, **OPTIONAL_ARTIFACTS}
-        artifacts = _run_artifacts(client, run_id, wanted)
-        version_doc = {
-            "name": model,
-            "version": version,
-            "run_id": run_id,
-            "source": mv.source,
-            "status": mv.status,
-            "creation_timestamp": mv.creation_timestamp,
-            "aliases": sorted(mv.aliases),
-            "tags": dict(mv.tags),
-        }
-    for pack_path in REQUIRED_ARTIFACTS:
-        if artifacts[pack_path] is None:
-            raise EvidenceError(
-                ERR_MISSING_ARTIFACT.format(
-                    run_id=run_id, name=model, version=version, path=REQUIRED_ARTIFACTS[pack_path]
-                )
-            )
+    version_doc, artifacts = _registered(settings, model, version)
+    run_id = version_doc["run_id"]
     content: dict[str, bytes] = {k: v for k, v in artifacts.items() if v is not None}
     absent = {"comparison.json": ABSENT_COMPARISON} if artifacts["comparison.json"] is None else {}
     lineage = json.loads(content["lineage.json"])

@@ -167,7 +167,13 @@ def load_production(
             continue
         ids.append(record.id)
         rows.append(
-            {"ts": record.ts, "seq": record.seq, "score": body["score"], "outcome": body["outcome"]}
+            {
+                "ts": record.ts,
+                "seq": record.seq,
+                "score": body["score"],
+                "outcome": body["outcome"],
+                "out_of_distribution": tuple(body.get("out_of_distribution") or ()),
+            }
         )
         recorded = body.get("inputs") or {}
         inputs.append({f: recorded.get(f) for f in features})
@@ -180,7 +186,8 @@ def load_production(
                 supplied = _sensitive_values(pii["sensitive"], sensitive_features, spec)
         sensitive.append(supplied)
     index = pd.Index(ids, name="decision_id", dtype=object)
-    decisions = pd.DataFrame(rows, index=index, columns=["ts", "seq", "score", "outcome"])
+    columns = ["ts", "seq", "score", "outcome", "out_of_distribution"]
+    decisions = pd.DataFrame(rows, index=index, columns=columns)
     decisions["score"] = decisions["score"].astype("float64")
 
     outcome_rows = [

@@ -60,6 +60,7 @@ REFUSE_DIRTY = "it was trained from uncommitted changes (git dirty)"
 REFUSE_CARD = "its model card is missing"
 REFUSE_NO_PREVIOUS = "the ledger records no earlier version to roll back to"
 REFUSE_ALIAS_DRIFT = "the alias was moved outside governance since the last recorded move"
+REFUSE_DUTIES = "the approver registered this version (separation of duties)"
 REFUSALS: dict[str, str] = {
     "lineage": REFUSE_LINEAGE,
     "validation": REFUSE_VALIDATION,
@@ -69,6 +70,7 @@ REFUSALS: dict[str, str] = {
     "model_card": REFUSE_CARD,
     "previous_version": REFUSE_NO_PREVIOUS,
     "alias_consistent": REFUSE_ALIAS_DRIFT,
+    "separation_of_duties": REFUSE_DUTIES,
 }
 
 ERR_REQUIRED = "{what} is required (a non-empty string)"
@@ -236,6 +238,37 @@ def check_version(settings: Settings, model: str, version: str) -> dict[str, Any
 
 
 # -- the ledger side -----------------------------------------------------------------------
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    """Whether two recorded identities name the same person (case and spacing ignored)."""
+    if not a or not b:
+        return False
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def _with_duties(settings: Settings, checked: dict[str, Any], approver: str) -> dict[str, Any]:
+    """Add the separation-of-duties check: whoever registered a version cannot approve it.
+
+    On by default; ``GOVERNANCE_SEPARATION_OF_DUTIES=off`` records it as not enforced.
+    """
+    registered_by = (checked.get("lineage") or {}).get("registered_by")
+    if not settings.separation_of_duties:
+        check = _check(None, "not enforced (GOVERNANCE_SEPARATION_OF_DUTIES=off)")
+    elif registered_by is None:
+        check = _check(None, "the version records no registrant (registered before this check)")
+    elif same_person(registered_by, approver):
+        check = _check(False, f"{approver!r} registered it and cannot also approve it")
+    else:
+        check = _check(True, f"registered by {registered_by!r}, approved by {approver!r}")
+    failures = [f for f in checked["failures"] if f != "separation_of_duties"]
+    if check["passed"] is False:
+        failures.append("separation_of_duties")
+    return {
+        **checked,
+        "checks": {**checked["checks"], "separation_of_duties": check},
+        "failures": failures,
+    }
 
 
 def _required(value: str | None, what: str) -> str:
@@ -597,7 +630,7 @@ def promote(
     alias = _required(alias, "alias")
     version = str(version)
     with _model_lock(settings, model):
-        checked = check_version(settings, model, version)
+        checked = _with_duties(settings, check_version(settings, model, version), approver)
         with registry.tracking(settings) as client:
             previous = _alias_target(client, model, alias)
         fields: dict[str, Any] = {

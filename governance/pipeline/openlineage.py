@@ -116,6 +116,7 @@ class StageRunEvents:
     failed: str | None = None
 
     def emit(self, event_type: ol.EventType, error: str | None = None) -> None:
+        """Send one event of this run; a transport failure is logged, never raised."""
         try:
             self.emitter.emit(ol.run_event(self.run, event_type, _now(), error=error))
         except Exception as exc:  # a catalogue that is down must not fail the pipeline

@@ -63,7 +63,7 @@ STAGE_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "scorecard",
             "recourse_policy",
         ),
-        ("registration",),
+        ("registration", "contract"),
     ),
 }
 CODE_PATH = "governance/pipeline/stages.py"

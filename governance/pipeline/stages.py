@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from governance import decisions
 from governance.core import dataset as ds
 from governance.core.lineage import (
     code_url,
@@ -24,6 +26,7 @@ from governance.core.lineage import (
 )
 from governance.pipeline.workspace import PATHS, StageResult, Workspace, read_json, write_json
 from governance.registry import signing
+from governance.settings import actor
 
 ERR_NOT_VALIDATED = "refusing to {stage}: {path} has not passed validation ({why})"
 ERR_GATE_FAILED = "refusing to register: the {gate} gate did not pass ({why})"
@@ -296,12 +299,7 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     gate = evaluate_gate(report, _thresholds(ws))
     doc = {
         "report": report.to_dict(),
-        "gate": {
-            "passed": gate.passed,
-            "message": gate.message(),
-            "failures": list(gate.failures),
-            "checked": list(gate.checked),
-        },
+        "gate": gate.to_dict(),
         "thresholds": dict(p),
     }
     write_json(ws.path("fairness"), doc)
@@ -447,6 +445,11 @@ def lineage(ws: Workspace) -> dict[str, Any]:
         "fairness": {
             "passed": fairness_doc["gate"]["passed"],
             "message": fairness_doc["gate"]["message"],
+            "not_gated": [
+                c["sentence"]
+                for c in fairness_doc["gate"].get("not_gated", [])
+                if not c["within_bound"]
+            ],
             "metrics": {k: v for k, v in read_json(ws.path("fairness_metrics")).items()},
         },
         "metrics": read_json(ws.path("evaluation")),
@@ -545,6 +548,26 @@ def _compare_with_champion(ws: Workspace) -> dict[str, Any] | None:
     )
 
 
+def input_contract(ws: Workspace, train_frame: Any) -> Any:
+    """The input contract a version is registered with: the dataset spec, its GX suite's hard
+    rules and the validated training data, under ``params.yaml`` → ``contract``."""
+    from governance.core.contract import ContractPolicy, derive_contract
+    from governance.core.validation import load_suite
+
+    suite_path = ws.suite_path()
+    return derive_contract(
+        ws.spec,
+        load_suite(suite_path),
+        train_frame,
+        policy=ContractPolicy.from_params(ws.params.get("contract")),
+        provenance={
+            "suite_path": str(suite_path.relative_to(ws.root)),
+            "suite_sha256": hashlib.sha256(suite_path.read_bytes()).hexdigest(),
+            "training_md5": ds.file_md5(ws.path("train")),
+        },
+    )
+
+
 def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResult:
     """Register the model in MLflow with its complete lineage and alias it ``candidate``.
 
@@ -567,6 +590,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     run = _run_context(context)
     info = lineage(ws)
     info["run"] = dict(run)
+    info["registered_by"] = actor()  # separation of duties: they cannot approve this version
     store = ws.store()
     for d in info["datasets"]:
         store.store(ws.root / d["path"])
@@ -579,6 +603,13 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         **{f"fairness.{k}": v for k, v in fairness_metrics.items()},
     }
     train_frame = ds.read_csv(ws.path("train"))
+    contract = input_contract(ws, train_frame)
+    write_json(ws.path("contract"), contract.to_dict())
+    info["contract"] = {
+        "contract_id": contract.contract_id,
+        "policy": contract.policy.to_dict(),
+        "artifact": "contract/contract.json",
+    }
     comparison = _compare_with_champion(ws)
     inputs = [
         {
@@ -616,11 +647,13 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
             ("plots", ws.path("alternatives_plot")),
             ("plots", ws.path("alternatives_svg")),
             ("scorecard", ws.path("scorecard")),
+            ("contract", ws.path("contract")),
         ],
         model_artifacts={
             "scorecard": ws.path("scorecard"),
             "pipeline": ws.path("model"),
             "recourse_policy": ws.path("recourse_policy"),
+            "contract": ws.path("contract"),
         },
         signature_frame=model_inputs(train_frame, spec).astype(
             {c: "float64" for c in spec.numeric}
@@ -630,6 +663,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         materials=signing.materials(ws.root, info),
         code_url=code_url(ws.root),
         comparison=comparison,
+        model_code=Path(decisions.__file__).with_name("pyfunc.py"),
     )
     write_json(ws.path("registration"), result)
     from governance.core.lineage import lineage_id
@@ -648,6 +682,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
             "params_hash": info["params_hash"],
             "signing": result["signing"],
             "run": run,
+            "registered_by": info["registered_by"],
         },
     )
     return StageResult("register", evidence={**result, "lineage": final_card["lineage"]})

@@ -45,6 +45,7 @@ class Paths:
     alternatives_metrics: str = "metrics/alternatives.json"
     alternatives_plot: str = "plots/alternatives.csv"
     alternatives_svg: str = "reports/alternatives.svg"
+    contract: str = "reports/contract.json"
 
 
 PATHS = Paths()
@@ -52,6 +53,8 @@ PATHS = Paths()
 
 @dataclass
 class StageResult:
+    """What a stage did: whether its gate passed, why, and its evidence."""
+
     stage: str
     passed: bool = True
     message: str = ""
@@ -74,6 +77,10 @@ class Workspace:
         settings: Settings | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> Workspace:
+        """The workspace at ``root`` (default: the settings' project).
+
+        ``params.yaml`` is read and the dotted ``overrides`` applied.
+        """
         settings = settings or Settings.resolve(root)
         base = Path(root).resolve() if root else settings.project_dir
         path = base / "params.yaml"
@@ -90,23 +97,28 @@ class Workspace:
         return cls(base, settings, params)
 
     def path(self, name: str) -> Path:
+        """Where the pipeline file ``name`` (a :class:`Paths` field) lives."""
         return self.root / getattr(PATHS, name)
 
     @property
     def spec(self) -> ds.DatasetSpec:
+        """The dataset spec ``params.yaml`` names."""
         return ds.load_spec(self.params["ingest"]["dataset"])
 
     @property
     def source(self) -> str:
+        """The raw source: the ``ingest.source`` override (project-relative) or the spec's."""
         override = self.params["ingest"].get("source") or ""
         if override and not Path(override).is_absolute():
             return str(self.root / override)
         return override or self.spec.source
 
     def suite_path(self) -> Path:
+        """The dataset's Great Expectations suite."""
         return self.root / self.spec.suite
 
     def store(self) -> DataStore:
+        """The project's content-addressed data store (DVC cache and remote)."""
         return DataStore(self.root / ".dvc" / "cache", self.settings.dvc_remote)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.core import recourse_record
+from governance.core.contract import Contract
 from governance.core.lineage import lineage_id
 from governance.core.recourse import RecoursePolicy
 from governance.core.scorecard import Scorecard
@@ -238,6 +239,7 @@ def register(
     materials: dict[str, str],
     code_url: str,
     comparison: dict[str, Any] | None = None,
+    model_code: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Log the run, the pyfunc model, the card and the lineage; register a version; alias it.
 
@@ -245,6 +247,11 @@ def register(
     its provenance statement names ``materials`` (``params.yaml`` and the lock file by sha256)
     besides the lineage's data md5s and commit, and the code at ``code_url``; the signed model
     must then load through verification and score the input example as the scorecard does.
+    ``model_code`` is the "models from code" file MLflow logs and runs on load (default:
+    :mod:`governance.registry.pyfunc`, which records nothing; the pipeline passes
+    :mod:`governance.decisions.pyfunc`, which records every prediction in the ledger); it is
+    signed with the rest of the model directory.
+
     ``lineage`` is completed here with the MLflow run id and the version, then logged as
     ``lineage.json`` and attached to the version as tags (with the signing digests); the model
     card gains its registration section and is logged as Markdown, HTML and JSON under
@@ -272,11 +279,13 @@ def register(
                 mlflow.log_artifact(str(path), artifact_path=dest)
             example = signature_frame.head(5)
             scorer = GovernedModel.from_scorecard_file(model_artifacts["scorecard"])
-            signature = infer_signature(example, scorer.predict(None, example))
+            signature = infer_signature(
+                example, scorer.predict(None, example), params=pyfunc.PARAMS
+            )
             with _unsigned_example_check_quiet():
                 info = mlflow.pyfunc.log_model(
                     name="model",
-                    python_model=pyfunc.__file__,  # models from code: no pickle
+                    python_model=str(model_code or pyfunc.__file__),  # models from code
                     artifacts={k: str(v) for k, v in model_artifacts.items()},
                     signature=signature,
                     input_example=example,
@@ -542,6 +551,7 @@ class LoadedModel:
     lineage_id: str
     mlflow_run_id: str
     recourse_policy: RecoursePolicy | None = None  # None: registered before recourse existed
+    contract: Contract | None = None  # None only for versions registered before contracts
 
     def recourse_memo(self) -> recourse_record.Memo | None:
         """Exact recourse for this version's adverse decisions (None: it has no policy)."""
@@ -621,6 +631,7 @@ class ModelCache:
                 del self._aliases[key]
 
     def get(self, name: str, version: str) -> LoadedModel:
+        """A version, loaded once (raises the typed errors or :class:`ModelLoadError`)."""
         key = (name, str(version))
         with self._lock:
             if key in self._versions:
@@ -664,13 +675,14 @@ def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
             model = mlflow.pyfunc.load_model(str(local), model_config=_model_config(settings))
         except MlflowException as exc:
             raise ModelLoadError(f"cannot load model {name!r} version {version}: {exc}") from exc
-    scorer = model.unwrap_python_model()
+    python_model = model.unwrap_python_model()
     return LoadedModel(
         name=name,
         version=str(version),
-        scorecard=scorer.scorecard,
+        scorecard=python_model.scorecard,
         lineage=info,
         lineage_id=lineage_id(info),
         mlflow_run_id=str(info["mlflow_run_id"]),
-        recourse_policy=getattr(scorer, "recourse_policy", None),
+        recourse_policy=getattr(python_model, "recourse_policy", None),
+        contract=getattr(python_model, "contract", None),
     )

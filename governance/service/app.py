@@ -67,6 +67,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from governance.decisions.reviews import with_effective_outcomes
 from governance.decisions.service import (
+    ContractRefused,
     Decision,
     DecisionError,
     DecisionService,
@@ -81,6 +82,7 @@ from governance.settings import Settings
 from governance.subjects import notices as subject_notices
 from governance.subjects import report as subject_report
 from governance.subjects.recourse import recourse_of
+from governance.transparency.status import WitnessMonitor
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +118,24 @@ records nothing.
 """
 
 
+MAX_OFFSET = 2**62  # past any ledger, within SQLite's and PostgreSQL's 64-bit integers
+
+
 class ApiError(Exception):
     """An error answer: status code, one-sentence message, optional headers."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        violations: Sequence[Mapping[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+        self.violations = list(violations) if violations is not None else None
 
 
 # -- JSON in and out -----------------------------------------------------------------------
@@ -183,6 +195,8 @@ def parse_json(raw: bytes) -> tuple[Any, bool]:
         ) from None
     except RecursionError:
         raise ApiError(400, "the JSON in the request body is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal past Python's 4,300-digit limit
+        raise ApiError(400, f"unreadable number in the request body: {exc}") from None
 
 
 def _find_nonfinite(node: Any, path: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], str] | None:
@@ -244,7 +258,11 @@ def json_response(
 
 
 def error_response(exc: ApiError) -> Response:
-    return json_response({"error": exc.message}, exc.status, exc.headers)
+    """The JSON error response of an :class:`ApiError` (status, headers, any violations)."""
+    doc: dict[str, Any] = {"error": exc.message}
+    if exc.violations is not None:  # an input contract's refusal: every broken rule
+        doc["violations"] = exc.violations
+    return json_response(doc, exc.status, exc.headers)
 
 
 def _pydantic_message(errors: Sequence[Any], prefix: str = "field") -> str:
@@ -431,6 +449,7 @@ def create_app(
     )
     metrics = Metrics()
     ledger = service.ledger
+    witnessing = WitnessMonitor.for_ledger(ledger)
     app.state.service = service
     app.state.keys = keys
     app.state.metrics = metrics
@@ -447,6 +466,8 @@ def create_app(
             message = _APPLICATION_PREFIX.sub(r"row \1: ", message)
         if isinstance(exc, UntrustedModel):
             return ApiError(409, message)
+        if isinstance(exc, ContractRefused):
+            return ApiError(422, message, violations=exc.violations)
         return ApiError(404 if isinstance(exc, UnknownModel) else 422, message)
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
@@ -735,6 +756,7 @@ def create_app(
                 "explanations": [
                     {
                         "reasons": d.reasons,
+                        "main_factors": d.main_factors,
                         "contributions": d.explanation["contributions"],
                         "base_value": d.explanation["base_value"],
                     }
@@ -871,7 +893,10 @@ def create_app(
         "/v1/decisions/{decision_id}/outcome",
         tags=["audit"],
         summary="Record the observed outcome of a decision",
-        description="`source` defaults to the API key's name.",
+        description="The recorder is the authenticated caller (the person holding the API key);"
+        " `source` is the client's own note of where the outcome came from. `observed_at` must"
+        " lie between the decision's time and now. An outcome that contradicts an earlier one"
+        " is recorded as its correction (`corrects`).",
         status_code=201,
         responses=_responses(201, s.EventResponse, "The outcome event", *WRITE_ERRORS),
         openapi_extra=_request_doc(s.OutcomeRequest),
@@ -889,8 +914,9 @@ def create_app(
             receipt = service.record_outcome(
                 decision_id,
                 req.observed,
-                source=req.source or principal.name,
+                source=req.source,
                 observed_at=observed_at,
+                recorded_by=principal.who,
             )
         except LookupError as exc:
             raise not_found(exc) from None
@@ -911,7 +937,7 @@ def create_app(
         summary="Record a human review, an override or a contest (GDPR art. 22(3))",
         description="`review` and `override` need role approver; `contest` role scorer or"
         " approver (the calling system files it for the applicant). The reviewer recorded is"
-        " the API key's name.",
+        " the person holding the API key (`recorded_by`: the key's name).",
         status_code=201,
         responses=_responses(201, s.EventResponse, "The review event", *WRITE_ERRORS),
         openapi_extra=_request_doc(s.ReviewRequest),
@@ -932,9 +958,10 @@ def create_app(
             receipt = service.record_review(
                 decision_id,
                 kind=req.kind,
-                reviewer=principal.name,
+                reviewer=principal.who,
                 reason=req.reason,
                 outcome=req.outcome,
+                recorded_by=principal.name,
             )
         except LookupError as exc:
             raise not_found(exc) from None
@@ -955,9 +982,11 @@ def create_app(
         tags=["lifecycle"],
         summary="Promote a version (move the champion alias): gated, approved, recorded",
         description="Moves the alias only if the version passed every gate, its lineage"
-        " resolves, its git commit was clean and its model card exists. Every promotion and"
-        " refusal is a ledger event; the approver recorded is the API key's name. A refusal"
-        " answers 409 with the failed conditions.",
+        " resolves, its git commit was clean and its model card exists, and only if the approver"
+        " did not register it (separation of duties). Every promotion and refusal is a ledger"
+        " event; the approver recorded is the person holding the API key (an `approver` field,"
+        " if given, must name that person, else 403). A refusal answers 409 with the failed"
+        " conditions.",
         status_code=201,
         responses=_responses(201, None, "The promotion", 400, 401, 403, 404, 409, 413, 415, 422),
         openapi_extra=_request_doc(s.PromotionRequest),
@@ -973,19 +1002,26 @@ def create_app(
             PromotionRefused,
             UnknownVersion,
             promote,
+            same_person,
         )
 
         req = parse(raw, s.PromotionRequest)
+        if req.approver is not None and not same_person(req.approver, principal.who):
+            raise ApiError(
+                403,
+                f"approver {req.approver!r} is not the person holding this API key"
+                f" ({principal.who!r}): the approver recorded is always the authenticated person",
+            )
         try:
             result = promote(
                 service.settings,
                 service.ledger,
                 name,
                 version,
-                approver=principal.name,
+                approver=principal.who,
                 reason=req.reason,
                 alias=req.alias,
-                on_move=lambda moved: service.models.invalidate(name, req.alias),
+                on_move=lambda moved: service.aliases.forget(name, req.alias),
             )
         except PromotionRefused as exc:
             return json_response({"error": str(exc), "failures": list(exc.failures)}, 409)
@@ -1007,8 +1043,15 @@ def create_app(
         since: str | None = Query(None, description="ISO 8601 with a zone, inclusive."),
         until: str | None = Query(None, description="ISO 8601 with a zone, exclusive."),
         limit: int = Query(100, ge=1, le=1000, description="Page size."),
-        offset: int = Query(0, ge=0, description="Decisions to skip."),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Decisions to skip."),
     ) -> Response:
+        given = {"subject_id": subject_id, "model": model, "version": version}
+        given |= {"since": since, "until": until}
+        for name, value in given.items():
+            if value is not None and not value.strip():
+                raise ApiError(
+                    422, f"query parameter {name} is empty; give a value or leave it out"
+                )
         try:
             records = ledger.find(
                 subject_id=subject_id,
@@ -1085,7 +1128,7 @@ def create_app(
         responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
     )
     def prometheus() -> Response:
-        return Response(metrics.render(ledger), media_type=CONTENT_TYPE)
+        return Response(metrics.render(ledger, witnesses=witnessing), media_type=CONTENT_TYPE)
 
     # -- OpenAPI: the request models this module parses itself -----------------------------
 
@@ -1128,7 +1171,7 @@ def _invocation_rows(raw: bytes) -> tuple[list[dict[str, Any]], list[str | None]
             f"the request body must be a JSON object with one of {', '.join(INVOCATION_FORMATS)},"
             f" not {_json_kind(doc)}",
         )
-    present = [k for k in INVOCATION_FORMATS if k in doc]
+    present = [k for k in INVOCATION_FORMATS if doc.get(k) is not None]
     if len(present) != 1:
         got = f"got {', '.join(present)}" if present else "got none"
         raise ApiError(422, f"give exactly one of {', '.join(INVOCATION_FORMATS)} ({got})")

@@ -4,7 +4,8 @@ Keys live in one JSON file under the state directory, ``<home>/keys/api_keys.jso
 0600), which stores for each key its name, role, creation time and the SHA-256 of the key,
 never the key itself: the key is shown once, by :meth:`KeyStore.create`. A request presents
 its key as ``Authorization: Bearer gov_...``; the key's *name* is what the ledger records as
-the decision's caller (or the review's reviewer).
+the decision's caller. A key belongs to a named person or system (``person``): that person is
+recorded as the approver of a promotion and as who recorded an outcome or a review.
 
 Roles
 -----
@@ -53,6 +54,7 @@ ERR_NAME = (
     "invalid key name {name!r}: use 1-100 letters, digits and . _ @ : - (starting with a letter"
     " or digit)"
 )
+ERR_PERSON = "invalid person {person!r}: up to 200 printable characters (no control characters)"
 ERR_DUPLICATE = "an API key named {name!r} already exists; revoke it first"
 ERR_MALFORMED = "API key file {path} is malformed ({problem}); fix or remove it"
 
@@ -62,10 +64,21 @@ class KeyStoreError(ValueError):
 
 
 class Principal(NamedTuple):
-    """An authenticated caller: the key's name and its role."""
+    """An authenticated caller: the key's name, its role and the person (or system) holding it.
+
+    ``person`` is who a model-risk reviewer holds accountable: the approver of a promotion,
+    the recorder of an outcome or review. It is the key's name when the key was created
+    without one.
+    """
 
     name: str
     role: str
+    person: str = ""
+
+    @property
+    def who(self) -> str:
+        """The person holding the key (its name if none was given)."""
+        return self.person or self.name
 
 
 @dataclass(frozen=True)
@@ -82,12 +95,15 @@ class ApiKey:
         Hex SHA-256 of the key string.
     created
         UTC creation time, ISO 8601 with ``Z``.
+    person
+        The named person or system holding it (``--person "J. Rivera"``); empty: the name.
     """
 
     name: str
     role: str
     sha256: str
     created: str
+    person: str = ""
 
 
 def _digest(token: str) -> str:
@@ -132,7 +148,13 @@ class KeyStore:
             if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
                 raise ValueError(f"expected a {FILE_FORMAT} document")
             keys = tuple(
-                ApiKey(str(k["name"]), str(k["role"]), str(k["sha256"]), str(k["created"]))
+                ApiKey(
+                    str(k["name"]),
+                    str(k["role"]),
+                    str(k["sha256"]),
+                    str(k["created"]),
+                    str(k.get("person") or ""),
+                )
                 for k in doc["keys"]
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -189,7 +211,7 @@ class KeyStore:
         for key in self._current():
             if hmac.compare_digest(key.sha256, digest):
                 found = key
-        return None if found is None else Principal(found.name, found.role)
+        return None if found is None else Principal(found.name, found.role, found.person)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -234,15 +256,18 @@ class KeyStore:
         finally:
             os.close(dir_fd)
 
-    def create(self, name: str, role: str) -> str:
+    def create(self, name: str, role: str, *, person: str = "") -> str:
         """Create a key for ``name`` with ``role`` and return it (the only time it is shown).
 
         Parameters
         ----------
         name
-            Who holds the key: recorded as the caller of its decisions. Unique in the store.
+            The key's name: recorded as the caller of its decisions. Unique in the store.
         role
             One of ``scorer``, ``auditor``, ``approver``, ``admin``.
+        person
+            The person or system holding it, in words (``"J. Rivera"``): recorded as the
+            approver of its promotions and the recorder of its outcomes and reviews.
 
         Returns
         -------
@@ -258,11 +283,14 @@ class KeyStore:
             raise KeyStoreError(ERR_ROLE.format(role=role, roles=", ".join(ROLES)))
         if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             raise KeyStoreError(ERR_NAME.format(name=name))
+        person = person.strip() if isinstance(person, str) else person
+        if not isinstance(person, str) or len(person) > 200 or not person.isprintable():
+            raise KeyStoreError(ERR_PERSON.format(person=person))
         token = KEY_PREFIX + secrets.token_urlsafe(32)
         with self._locked() as keys:
             if any(k.name == name for k in keys):
                 raise KeyStoreError(ERR_DUPLICATE.format(name=name))
-            keys.append(ApiKey(name, role, _digest(token), _utc_now()))
+            keys.append(ApiKey(name, role, _digest(token), _utc_now(), person))
         return token
 
     def revoke(self, name: str) -> bool:

@@ -19,6 +19,25 @@ Series
     Gauge: records covered by the newest checkpoint.
 ``governance_ledger_up``
     Gauge: 1 if the ledger answered this scrape, else 0 (and the two gauges above are absent).
+
+With witnesses (read from the kept cosigned notes, :mod:`governance.transparency.status`;
+absent when the ledger did not answer):
+
+``governance_witnessing_up``
+    Gauge: 1 if the witness configuration and kept notes could be read, else 0 (and the
+    witness series below are absent).
+``governance_witness_quorum``
+    Gauge: cosignatures that publish a checkpoint (0: no witnesses configured).
+``governance_witnessed_checkpoint_age_seconds``
+    Gauge: seconds since the newest checkpoint cosigned by a quorum of witnesses was signed;
+    ``+Inf`` if none was (only with a quorum configured).
+``governance_witnessed_checkpoint_records``
+    Gauge: records covered by that checkpoint (0 if none; only with a quorum configured).
+``governance_witness_cosigned{witness}``
+    Gauge: 1 if the witness cosigned the newest signed checkpoint (it answered the last
+    round), else 0.
+``governance_witness_cosigned_records{witness}``
+    Gauge: the largest tree size the witness cosigned (0 if none).
 """
 
 from __future__ import annotations
@@ -29,6 +48,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
+
+from governance.transparency.status import WitnessStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -56,6 +77,17 @@ class _Checkpoint(Protocol):
     @property
     def timestamp(self) -> str: ...
 
+    @property
+    def root(self) -> bytes: ...
+
+
+class WitnessSource(Protocol):
+    """What the metrics read about witnessing (:class:`~governance.transparency.WitnessMonitor`)."""
+
+    def status(self, newest: _Checkpoint | None) -> WitnessStatus:
+        """Who cosigned ``newest`` and the newest witnessed checkpoint, from the kept notes."""
+        ...
+
 
 class _Head(Protocol):
     @property
@@ -65,9 +97,13 @@ class _Head(Protocol):
 class LedgerLike(Protocol):
     """What the metrics read from a ledger."""
 
-    def head(self) -> _Head: ...
+    def head(self) -> _Head:
+        """The ledger's head (its size)."""
+        ...
 
-    def checkpoints(self) -> Sequence[_Checkpoint]: ...
+    def checkpoints(self) -> Sequence[_Checkpoint]:
+        """The ledger's signed checkpoints, oldest first."""
+        ...
 
 
 def _number(value: float) -> str:
@@ -143,7 +179,13 @@ class Metrics:
         with self._lock:
             return self._decisions.get((model, version, outcome), 0)
 
-    def render(self, ledger: LedgerLike | None = None, *, now: datetime | None = None) -> str:
+    def render(
+        self,
+        ledger: LedgerLike | None = None,
+        *,
+        now: datetime | None = None,
+        witnesses: WitnessSource | None = None,
+    ) -> str:
         """Return the exposition text (ends with a newline).
 
         Parameters
@@ -151,7 +193,9 @@ class Metrics:
         ledger
             Read for the ledger gauges; a failure to read it sets ``governance_ledger_up 0``.
         now
-            The current time (for the checkpoint age); defaults to the clock.
+            The current time (for the checkpoint ages); defaults to the clock.
+        witnesses
+            Read for the witness gauges (only when the ledger answered).
         """
         with self._lock:
             decisions = sorted(self._decisions.items())
@@ -180,11 +224,13 @@ class Metrics:
             labels = _labels((("endpoint", endpoint),))
             out.append(f"governance_decision_latency_seconds_sum{labels} {_number(total)}")
             out.append(f"governance_decision_latency_seconds_count{labels} {count}")
-        out += self._ledger_gauges(ledger, now) if ledger is not None else []
+        out += self._ledger_gauges(ledger, now, witnesses) if ledger is not None else []
         return "\n".join(out) + "\n"
 
     @staticmethod
-    def _ledger_gauges(ledger: LedgerLike, now: datetime | None) -> list[str]:
+    def _ledger_gauges(
+        ledger: LedgerLike, now: datetime | None, witnesses: WitnessSource | None
+    ) -> list[str]:
         out = [
             "# HELP governance_ledger_up Whether the ledger answered this scrape.",
             "# TYPE governance_ledger_up gauge",
@@ -214,4 +260,61 @@ class Metrics:
             "# TYPE governance_checkpoint_records gauge",
             f"governance_checkpoint_records {covered}",
         ]
+        if witnesses is not None:
+            newest = max(checkpoints, key=lambda cp: cp.size, default=None)
+            out += _witness_gauges(witnesses, newest, now)
         return out
+
+
+def _witness_gauges(
+    source: WitnessSource, newest: _Checkpoint | None, now: datetime | None
+) -> list[str]:
+    out = [
+        "# HELP governance_witnessing_up Whether the witness configuration and kept cosigned"
+        " notes could be read.",
+        "# TYPE governance_witnessing_up gauge",
+    ]
+    try:
+        status = source.status(newest)
+    except (OSError, ValueError):
+        return [*out, "governance_witnessing_up 0"]
+    out += [
+        "governance_witnessing_up 1",
+        "# HELP governance_witness_quorum Cosignatures that publish a checkpoint.",
+        "# TYPE governance_witness_quorum gauge",
+        f"governance_witness_quorum {status.quorum}",
+    ]
+    if status.quorum:
+        age = status.age_seconds(now)
+        age = math.inf if age is None else age
+        out += [
+            "# HELP governance_witnessed_checkpoint_age_seconds Seconds since the newest"
+            " checkpoint cosigned by a quorum of witnesses was signed.",
+            "# TYPE governance_witnessed_checkpoint_age_seconds gauge",
+            f"governance_witnessed_checkpoint_age_seconds {_number(age)}",
+            "# HELP governance_witnessed_checkpoint_records Records covered by the newest"
+            " witnessed checkpoint.",
+            "# TYPE governance_witnessed_checkpoint_records gauge",
+            f"governance_witnessed_checkpoint_records {status.witnessed_size or 0}",
+        ]
+    if status.witnesses:
+        out += [
+            "# HELP governance_witness_cosigned Whether the witness cosigned the newest signed"
+            " checkpoint.",
+            "# TYPE governance_witness_cosigned gauge",
+        ]
+        out += [
+            f"governance_witness_cosigned{_labels((('witness', w.name),))} {int(w.answered)}"
+            for w in status.witnesses
+        ]
+        out += [
+            "# HELP governance_witness_cosigned_records The largest tree size the witness"
+            " cosigned.",
+            "# TYPE governance_witness_cosigned_records gauge",
+        ]
+        out += [
+            f"governance_witness_cosigned_records{_labels((('witness', w.name),))}"
+            f" {w.cosigned_size or 0}"
+            for w in status.witnesses
+        ]
+    return out

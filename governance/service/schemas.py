@@ -219,6 +219,11 @@ class PromotionRequest(_Strict):
 
     reason: str = Field(min_length=1, max_length=5_000, description="Why, in words (recorded).")
     alias: str = Field("champion", min_length=1, max_length=64, description="Alias to move.")
+    approver: str | None = Field(
+        None,
+        max_length=200,
+        description="Optional: must name the person holding the API key (who is recorded).",
+    )
 
 
 class DataFrameSplit(_Strict):
@@ -273,6 +278,14 @@ class Reason(BaseModel):
     contribution: float = Field(description="Its contribution to the log-odds.")
 
 
+class Factor(BaseModel):
+    """A main factor of a favorable outcome: a feature that lowered the adverse score."""
+
+    feature: str
+    factor: str = Field(description="The feature in plain words (not adverse-action wording).")
+    contribution: float = Field(description="Its (negative) contribution to the log-odds.")
+
+
 class Explanation(BaseModel):
     """Per-feature contributions that add up to the model's log-odds."""
 
@@ -310,13 +323,15 @@ class DecisionResponse(BaseModel):
                     "outcome": "approve",
                     "score": 0.0803,
                     "threshold": 0.5,
-                    "reasons": [
+                    "reasons": [],
+                    "main_factors": [
                         {
-                            "feature": "lvrat",
-                            "reason": "Loan amount too high relative to the property's value",
-                            "contribution": 0.371,
+                            "feature": "chist",
+                            "factor": "consumer credit history score",
+                            "contribution": -0.337,
                         }
                     ],
+                    "out_of_distribution": [],
                     "explanation": {
                         "link": "logit",
                         "base_value": -2.483,
@@ -340,7 +355,16 @@ class DecisionResponse(BaseModel):
     outcome: str
     score: float = Field(description="Probability of the adverse outcome.")
     threshold: float
-    reasons: list[Reason]
+    reasons: list[Reason] = Field(
+        description="Principal (adverse-action) reasons: given for adverse outcomes only."
+    )
+    main_factors: list[Factor] = Field(
+        description="For favorable outcomes: the features that lowered the adverse score most"
+        " (main factors, not adverse-action reasons)."
+    )
+    out_of_distribution: list[str] = Field(
+        description="Inputs inside the contract's hard bounds but outside what training saw."
+    )
     explanation: Explanation
     model: ModelRef
     ledger: LedgerRef
@@ -354,12 +378,17 @@ class BatchResponse(BaseModel):
 
 
 class Prediction(BaseModel):
+    """One row's outcome and score."""
+
     outcome: str
     score: float
 
 
 class RowExplanation(BaseModel):
-    reasons: list[Reason]
+    """One row's principal reasons or main factors and per-feature contributions."""
+
+    reasons: list[Reason] = Field(description="Principal reasons (adverse outcomes only).")
+    main_factors: list[Factor] = Field(description="Main factors (favorable outcomes only).")
     contributions: dict[str, float]
     base_value: float
 
@@ -374,12 +403,12 @@ class InvocationsResponse(BaseModel):
                     "predictions": [{"outcome": "approve", "score": 0.0803}],
                     "explanations": [
                         {
-                            "reasons": [
+                            "reasons": [],
+                            "main_factors": [
                                 {
-                                    "feature": "lvrat",
-                                    "reason": "Loan amount too high relative to the property's"
-                                    " value",
-                                    "contribution": 0.371,
+                                    "feature": "chist",
+                                    "factor": "consumer credit history score",
+                                    "contribution": -0.337,
                                 }
                             ],
                             "contributions": {"lvrat": 0.371, "chist": -0.337},
@@ -495,6 +524,8 @@ class CheckpointResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """The answer of ``/healthz``."""
+
     status: Literal["ok"]
     ledger_records: int
     model: str | None

@@ -17,7 +17,9 @@ GET      /ui/decisions/{id}                             one decision: inputs, ou
 GET      /ui/models/{name}/versions/{version}           model card, alias history,
                                                         production monitoring figures
 GET      /ui/models/{name}/versions/{version}/monitoring  the full monitoring report
-GET      /ui/integrity, POST /ui/integrity/verify       latest signed checkpoint, verify()
+GET      /ui/integrity, POST /ui/integrity/verify       latest signed checkpoint, witnesses
+                                                        (newest witnessed checkpoint, its
+                                                        age, who answered), verify()
 =======  =============================================  ====================================
 
 Sessions
@@ -62,12 +64,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from governance.decisions.reviews import effective_outcome
+from governance.decisions.reviews import effective_outcome, review_status
 from governance.decisions.service import DecisionError, DecisionService
 from governance.ledger import Checkpoint, IntegrityError, LedgerError, Record, verify_checkpoint
 from governance.service import ui_subjects
 from governance.service.auth import KeyStore, Principal
 from governance.subjects import notices as subject_notices
+from governance.transparency.status import WitnessMonitor
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ SESSION_SECONDS = 8 * 3600
 SECRET_FILE = "ui-session.key"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+STATUSES = ("decided", "contested", "reviewed", "overridden")  # review status (reviews.py)
 SCAN_BUDGET = 5_000  # decisions examined per page when filtering on the effective outcome
 MAX_TRAIL = 50  # earlier page offsets carried in the URL for "previous" (outcome filter)
 MAX_FORM_BYTES = 4096
@@ -270,6 +274,19 @@ def _when(ts: str | None) -> str:
     return ts.replace("T", " ")[:19] + " UTC"
 
 
+def _ago(seconds: float | None) -> str:
+    """An age in seconds as ``42 s``, ``5 min``, ``3.2 h`` or ``2.0 days``."""
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def _short(text: Any, n: int = 12) -> str:
     s = "" if text is None else str(text)
     return s if len(s) <= n else s[:n] + "…"
@@ -294,6 +311,7 @@ def environment() -> Environment:
     env.filters["num"] = _num
     env.filters["signed"] = _signed
     env.filters["when"] = _when
+    env.filters["ago"] = _ago
     env.filters["short"] = _short
     env.filters["value"] = _value
     return env
@@ -457,6 +475,7 @@ class SearchFilters:
     model: str = ""
     version: str = ""
     outcome: str = ""
+    status: str = ""
     since: str = ""
     until: str = ""
     limit: int = DEFAULT_LIMIT
@@ -481,6 +500,7 @@ class SearchFilters:
             model=text("model"),
             version=text("version"),
             outcome=text("outcome"),
+            status=text("status"),
             since=text("since"),
             until=text("until"),
             limit=_parse_int(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
@@ -492,12 +512,20 @@ class SearchFilters:
         )
         if f.version and not f.model:
             raise BadRequest("a model version needs the model name")
-        if f.after is not None and (f.offset or f.outcome):
-            raise BadRequest("after pages by key: use it without offset and outcome")
+        if f.status and f.status not in STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(STATUSES)}, got {f.status!r}")
+        if f.after is not None and (f.offset or f.outcome or f.status):
+            raise BadRequest("after pages by key: use it without offset, outcome and status")
         return f
 
     @property
+    def scans(self) -> bool:
+        """Whether the search filters on what later events decide (effective outcome, status)."""
+        return bool(self.outcome or self.status)
+
+    @property
     def empty(self) -> bool:
+        """Whether no filter is set (the search shows the newest decisions)."""
         return not any(
             (
                 self.decision_id,
@@ -505,6 +533,7 @@ class SearchFilters:
                 self.model,
                 self.version,
                 self.outcome,
+                self.status,
                 self.since,
                 self.until,
             )
@@ -518,6 +547,7 @@ class SearchFilters:
             "model": self.model,
             "version": self.version,
             "outcome": self.outcome,
+            "status": self.status,
             "since": self.since,
             "until": self.until,
             "limit": self.limit if self.limit != DEFAULT_LIMIT else "",
@@ -550,9 +580,11 @@ class SearchRow:
     threshold: float
     purpose: str | None
     caller: str | None
+    status: str = "decided"
+    out_of_distribution: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, record: Record, effective: str) -> SearchRow:
+    def of(cls, record: Record, effective: str, status: str = "decided") -> SearchRow:
         b = record.body
         m = b.get("model") or {}
         return cls(
@@ -569,7 +601,15 @@ class SearchRow:
             threshold=float(b.get("threshold", float("nan"))),
             purpose=b.get("purpose"),
             caller=b.get("caller"),
+            status=status,
+            out_of_distribution=tuple(str(x) for x in b.get("out_of_distribution") or ()),
         )
+
+    @classmethod
+    def read(cls, ledger: Any, record: Record) -> SearchRow:
+        """The row of a decision, with what its later events make of it."""
+        events = ledger.events_for(record.id)
+        return cls.of(record, effective_outcome(record, events), review_status(events))
 
 
 @dataclass
@@ -588,10 +628,11 @@ class SearchResult:
 def search(ledger: Any, f: SearchFilters) -> SearchResult:
     """Run a search on the ledger (raises :class:`BadRequest` for unusable filters).
 
-    Without an outcome filter a page is ``limit`` decisions from ``offset`` in ledger order.
-    With one, decisions are examined from ``offset`` (their effective outcome needs their
-    reviews) until the page is full or :data:`SCAN_BUDGET` decisions were examined; the next
-    page continues where this one stopped, and the pages before are carried in ``trail``.
+    Without an outcome or status filter a page is ``limit`` decisions from ``offset`` in ledger
+    order. With one, decisions are examined from ``offset`` (their effective outcome and review
+    status need their reviews) until the page is full or :data:`SCAN_BUDGET` decisions were
+    examined; the next page continues where this one stopped, and the pages before are carried
+    in ``trail``.
     """
     if f.decision_id:
         try:
@@ -600,9 +641,7 @@ def search(ledger: Any, f: SearchFilters) -> SearchResult:
             record = None
         if record is None or record.type != "decision":
             return SearchResult(note=f"no decision with id {f.decision_id}")
-        return SearchResult(
-            rows=[SearchRow.of(record, effective_outcome(record, ledger.events_for(record.id)))]
-        )
+        return SearchResult(rows=[SearchRow.read(ledger, record)])
     query: dict[str, Any] = {
         "subject_id": f.subject_id or None,
         "model": f.model or None,
@@ -613,11 +652,11 @@ def search(ledger: Any, f: SearchFilters) -> SearchResult:
     }
     result = SearchResult()
     try:
-        if not f.outcome:
+        if not f.scans:
             records = ledger.find(**query, limit=f.limit + 1, offset=f.offset, after=f.after)
             more = len(records) > f.limit
             for r in records[: f.limit]:
-                result.rows.append(SearchRow.of(r, effective_outcome(r, ledger.events_for(r.id))))
+                result.rows.append(SearchRow.read(ledger, r))
             result.scanned = len(result.rows)
             if more and f.after is not None:
                 result.next_query = f.query(after=result.rows[-1].seq, trail="")
@@ -638,9 +677,11 @@ def search(ledger: Any, f: SearchFilters) -> SearchResult:
             for r in batch:
                 pos += 1
                 result.scanned += 1
-                eff = effective_outcome(r, ledger.events_for(r.id))
-                if eff == f.outcome:
-                    result.rows.append(SearchRow.of(r, eff))
+                row = SearchRow.read(ledger, r)
+                if (not f.outcome or row.effective_outcome == f.outcome) and (
+                    not f.status or row.status == f.status
+                ):
+                    result.rows.append(row)
                 if len(result.rows) == f.limit or result.scanned >= SCAN_BUDGET:
                     break
             if len(batch) < chunk and pos - start == len(batch):
@@ -898,7 +939,14 @@ def _events(shown: Mapping[str, Any]) -> list[dict[str, Any]]:
             continue
         body = event.get("body") or {}
         kind = body.get("kind") if event["type"] == "review" else event["type"]
-        who = body.get("reviewer") or body.get("source") or body.get("approver")
+        who = (
+            body.get("reviewer")
+            or body.get("recorded_by")
+            or body.get("source")
+            or body.get("approver")
+        )
+        if event["type"] == "outcome" and body.get("recorded_by") and body.get("source"):
+            who = f"{body['recorded_by']} (source {body['source']})"
         outcome = body.get("outcome") if event["type"] == "review" else body.get("observed")
         out.append(
             {
@@ -911,6 +959,7 @@ def _events(shown: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "reason": body.get("reason"),
                 "outcome": outcome,
                 "observed_at": body.get("observed_at"),
+                "corrects": body.get("corrects"),
             }
         )
     return out
@@ -1030,6 +1079,7 @@ def router(
     ledger = service.ledger
     settings = service.settings
     verifier = _Verifier(ledger)
+    witnessing = WitnessMonitor.for_ledger(ledger)
     warmer = TreeWarmer(ledger)
     cards = _Cache()
     experiments = _Cache(1024)
@@ -1435,6 +1485,12 @@ def router(
             checkpoints = ledger.checkpoints()
             latest = _checkpoint_view(checkpoints[-1], ledger) if checkpoints else None
             head = ledger.head()
+            try:
+                newest = max(checkpoints, key=lambda cp: cp.size, default=None)
+                witnesses = witnessing.status(newest)
+                witness_error = None
+            except (OSError, ValueError) as exc:
+                witnesses, witness_error = None, str(exc)
             return render(
                 request,
                 "integrity.html",
@@ -1447,6 +1503,9 @@ def router(
                 public_key=_public_key_hex(ledger),
                 export_dir=str(ledger.checkpoint_dir.path),
                 store=str(ledger.store.location),
+                witnesses=witnesses,
+                witnessed_age=None if witnesses is None else witnesses.age_seconds(),
+                witness_error=witness_error,
             )
 
         return guard(request, build)

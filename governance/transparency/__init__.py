@@ -15,6 +15,7 @@ Public API::
     report = verify_ledger(url, home)                            # Report(ok, code, first_bad..)
     write_bundle(out, store=..., meta=..., public_key=..., folder=..., config=..., tiles_dir=...)
     report = verify_bundle(out)                                  # no state directory needed
+    status = WitnessMonitor.for_ledger(ledger).status(newest)    # read-only, for monitoring
 """
 
 from governance.transparency.bundle import BUNDLE_FORMAT, BundleSummary, verify_bundle, write_bundle
@@ -22,6 +23,7 @@ from governance.transparency.config import WitnessConfig, WitnessEntry
 from governance.transparency.local import verify_ledger
 from governance.transparency.publish import Publication, publish
 from governance.transparency.sources import CannotCheck
+from governance.transparency.status import WitnessMonitor, WitnessState, WitnessStatus
 from governance.transparency.verify import (
     EXIT_CANNOT_CHECK,
     EXIT_INTEGRITY,
@@ -42,6 +44,9 @@ __all__ = [
     "Report",
     "WitnessConfig",
     "WitnessEntry",
+    "WitnessMonitor",
+    "WitnessState",
+    "WitnessStatus",
     "publish",
     "verify_bundle",
     "verify_ledger",

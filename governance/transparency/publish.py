@@ -1,13 +1,17 @@
 """Publishing a checkpoint: sign it, write its tiles, have the witnesses cosign it.
 
 Never on a decision's path: decisions are appended whatever the witnesses do; this runs from
-``governance audit checkpoint`` (or a schedule). A checkpoint is *published* once ``quorum``
-witnesses cosigned it; the note with every cosignature received is kept in the checkpoint
-folder's ``cosigned/`` (even below the quorum: a later round adds to it).
+``governance audit checkpoint``, once or every N seconds (:func:`keep_publishing`,
+``governance audit checkpoint --every N``), in its own process. A checkpoint is *published*
+once ``quorum`` witnesses cosigned it; the note with every cosignature received is kept in the
+checkpoint folder's ``cosigned/`` (even below the quorum: a later round adds to it).
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +20,7 @@ from governance.transparency.config import WitnessConfig
 from governance.transparency.sources import save_cosigned
 from governance.witness.client import WitnessClient, gather
 
-__all__ = ["Publication", "publish"]
+__all__ = ["Publication", "keep_publishing", "publish"]
 
 
 @dataclass
@@ -100,3 +104,49 @@ def publish(
             ledger.checkpoint_dir.path, cp.to_note(), cp.size, list(gathered.cosignatures.values())
         )
     return result
+
+
+def keep_publishing(
+    ledger: Ledger,
+    config: Callable[[], WitnessConfig],
+    *,
+    every: float,
+    stop: threading.Event,
+    tiles_dir: Path | None = None,
+    timeout: float = 30.0,
+    on_round: Callable[[Publication], None] = lambda _: None,
+) -> int:
+    """Publish a checkpoint every ``every`` seconds until ``stop`` is set; return the rounds.
+
+    A round is skipped when the ledger has not grown since a checkpoint that was published
+    (one that was not is offered to the witnesses again). The configuration is re-read every
+    round, so ``governance witness add`` takes effect without a restart.
+
+    Parameters
+    ----------
+    ledger
+        The ledger.
+    config
+        Returns the current witness configuration (raise ``ValueError`` to fail the loop).
+    every
+        Seconds from the start of one round to the start of the next.
+    stop
+        Set it to end the loop (between rounds, or while waiting).
+    tiles_dir, timeout
+        As for :func:`publish`.
+    on_round
+        Called with each round's publication.
+    """
+    if every <= 0:
+        raise ValueError(f"--every must be a positive number of seconds, not {every}")
+    rounds = 0
+    published_size: int | None = None
+    while not stop.is_set():
+        started = time.monotonic()
+        if ledger.size() != published_size:
+            result = publish(ledger, config(), tiles_dir=tiles_dir, timeout=timeout)
+            published_size = result.checkpoint.size if result.published else None
+            rounds += 1
+            on_round(result)
+        stop.wait(max(0.0, every - (time.monotonic() - started)))
+    return rounds

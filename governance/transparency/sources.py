@@ -30,6 +30,7 @@ from governance.witness.client import WitnessClient, WitnessError
 
 __all__ = [
     "COSIGNED_DIR",
+    "NOTE_RE",
     "CannotCheck",
     "fetch_witness_notes",
     "load_folder",
@@ -40,7 +41,7 @@ __all__ = [
 
 COSIGNED_DIR = "cosigned"
 _CHECKPOINT_RE = re.compile(r"\d{12,}\.json")
-_NOTE_RE = re.compile(r"\d{12,}-[0-9a-f]{16}\.note")
+NOTE_RE = re.compile(r"\d{12,}-[0-9a-f]{16}\.note")
 _LEDGER_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -92,7 +93,7 @@ def local_notes(folder: Path) -> list[NoteSource]:
     return [
         NoteSource(str(p), p.read_text(encoding="utf-8"))
         for p in sorted(directory.iterdir())
-        if _NOTE_RE.fullmatch(p.name)
+        if NOTE_RE.fullmatch(p.name)
     ]
 
 

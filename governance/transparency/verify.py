@@ -79,6 +79,8 @@ class Report:
         Cosignatures required.
     witnesses
         ``{witness name: "answered" or why not}`` for the witnesses asked this time.
+
+    ``to_dict`` adds ``answered``: the names of the witnesses that answered, sorted.
     """
 
     ok: bool
@@ -94,9 +96,14 @@ class Report:
     quorum: int = 0
     witnesses: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def answered(self) -> list[str]:
+        """Names of the witnesses asked this time that answered with their latest checkpoint."""
+        return sorted(name for name, why in self.witnesses.items() if why == "answered")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return asdict(self)
+        return {**asdict(self), "answered": self.answered}
 
 
 @dataclass(frozen=True)

@@ -320,12 +320,29 @@ def test_hmda_default_gate_passes_at_threshold_half(
     for part in ("test", "all"):
         result = evaluate_gate(hmda_reports[(part, 0.5)], FairnessThresholds())
         assert result.passed, result.message()
-        assert result.message() == "fairness gate passed"
+        assert result.message().startswith("fairness gate passed")
         assert {(c["grouping"], c["metric"]) for c in result.checked} == {
             (name, metric)
             for name in ("afam", "single")
             for metric in ("approval_ratio", "equalized_odds_difference")
         }
+        # The intersection is measured against the same bounds and, past one, named "not gated"
+        # with the measured value and the bound, never hidden behind "passed".
+        assert {(c["grouping"], c["metric"]) for c in result.not_gated} == {
+            ("afam\u00d7single", m) for m in ("approval_ratio", "equalized_odds_difference")
+        }
+        for c in result.not_gated:
+            past = (
+                c["value"] > c["threshold"]
+                if c["comparison"] == "<="
+                else c["value"] < c["threshold"]
+            )
+            assert c["within_bound"] is not past and c["gated"] is False
+            if past:
+                assert c["sentence"] in result.message()
+                assert "not gated" in c["sentence"] and f"{c['threshold']:.3f}" in c["sentence"]
+        if not all(c["within_bound"] for c in result.not_gated):
+            assert "; not gated: " in result.message()
 
 
 def test_hmda_lower_threshold_lowers_the_afam_approval_ratio(

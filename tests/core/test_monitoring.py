@@ -451,6 +451,26 @@ def test_monitor_without_enough_data_does_not_judge() -> None:
     assert "No decisions in the window" in m.render_markdown(report.to_dict())
 
 
+def test_monitor_counts_out_of_distribution_decisions_by_feature() -> None:
+    train, scores = _frame(3000, 1)
+    prod = _production(300)
+    flags: list[tuple[str, ...]] = [()] * 300
+    flags[3], flags[7], flags[9] = ("x",), ("x", "y"), ("y",)
+    prod.decisions["out_of_distribution"] = pd.Series(flags, index=prod.decisions.index)
+    report = m.monitor(_profile(train, scores), prod, MonitoringParams(), adverse_outcome="deny")
+    assert report.counts["out_of_distribution"] == 3
+    assert report.out_of_distribution == {"x": 2, "y": 2}
+    doc = json.loads(json.dumps(report.to_dict()))
+    assert doc["out_of_distribution"] == {"x": 2, "y": 2}
+    md = m.render_markdown(doc)
+    assert "out of distribution" in md and "by feature: x 2, y 2." in md
+    # frames without the column (reports of older ledgers) count none
+    plain = m.monitor(
+        _profile(train, scores), _production(300), MonitoringParams(), adverse_outcome="deny"
+    )
+    assert plain.counts["out_of_distribution"] == 0 and plain.out_of_distribution == {}
+
+
 def test_report_renders_markdown_and_escaped_html() -> None:
     train, scores = _frame(3000, 1)
     prod = _production(300, shift=0.1)

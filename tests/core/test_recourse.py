@@ -249,6 +249,22 @@ def test_every_recourse_flips_respects_constraints_and_is_minimal(fitted: Fitted
     print(f"{fitted.spec.name}: {feasible} with recourse, {infeasible} without")
 
 
+def test_enumeration_and_integer_program_agree(
+    fitted: Fitted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The small cases are enumerated; the integer program must give the same optimum."""
+    from governance.core import recourse
+
+    enumerated = [compute(fitted.scorecard, fitted.policy, x) for x in fitted.denials]
+    monkeypatch.setattr(recourse, "_MAX_SUBSETS", 0)  # every case to HiGHS
+    solved = [compute(fitted.scorecard, fitted.policy, x) for x in fitted.denials]
+    assert sum(r.combined is not None for r in enumerated) > 0
+    for a, b in zip(enumerated, solved, strict=True):
+        assert (a.combined is None) == (b.combined is None)
+        if a.combined is not None and b.combined is not None:
+            assert a.combined.cost == pytest.approx(b.combined.cost, abs=1e-6)
+
+
 def test_single_changes_are_the_cheapest_per_feature(hmda: Fitted) -> None:
     for inputs in hmda.denials[:15]:
         rc = compute(hmda.scorecard, hmda.policy, inputs)

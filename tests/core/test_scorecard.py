@@ -67,13 +67,37 @@ def test_vectorised_contributions_equal_one_at_a_time(model: tuple) -> None:
 
 def test_reasons_are_the_largest_adverse_contributions_in_words(model: tuple) -> None:
     spec, frame, _, scorecard = model
+    adverse = favorable = 0
     for r in rows(spec, frame)[:300]:
         scored = scorecard.score(r)
         c = scored.explanation.contributions
+        assert scored.outcome == ("deny" if scored.score >= 0.5 else "approve")
+        if not scored.adverse:
+            favorable += 1
+            assert scored.reasons == []  # adverse-action reasons belong to adverse outcomes
+            continue
+        adverse += 1
         expected = sorted((n for n in c if c[n] > 0), key=lambda n: -c[n])[: PARAMS.reason_count]
         assert [x["feature"] for x in scored.reasons] == expected
         assert all(x["reason"] == spec.feature(x["feature"]).reason for x in scored.reasons)
-        assert scored.outcome == ("deny" if scored.score >= 0.5 else "approve")
+        assert scored.factors == []
+    assert adverse and favorable
+
+
+def test_approvals_carry_main_factors_in_plain_words(model: tuple) -> None:
+    spec, frame, _, scorecard = model
+    seen = 0
+    for r in rows(spec, frame)[:300]:
+        scored = scorecard.score(r)
+        if scored.adverse:
+            continue
+        c = scored.explanation.contributions
+        expected = sorted((n for n in c if c[n] < 0), key=lambda n: c[n])[: PARAMS.reason_count]
+        assert [x["feature"] for x in scored.factors] == expected
+        assert all(x["factor"] == spec.feature(x["feature"]).words for x in scored.factors)
+        assert all("reason" not in x for x in scored.factors)
+        seen += len(scored.factors)
+    assert seen
 
 
 def test_sensitive_attributes_are_not_inputs(model: tuple) -> None:
@@ -157,6 +181,9 @@ def _conclude_frame_equals_conclude(scorecard: Scorecard, contrib: np.ndarray) -
         reasons = [names[c] for c in frame.reasons[i].tolist() if c >= 0]
         assert reasons == [r["feature"] for r in one.reasons]
         assert (frame.reasons[i] >= 0).sum() == len(one.reasons)
+        factors = [names[c] for c in frame.factors[i].tolist() if c >= 0]
+        assert factors == [f["feature"] for f in one.factors]
+        assert (frame.factors[i] >= 0).sum() == len(one.factors)
 
 
 def test_conclude_frame_equals_conclude_on_real_rows(model: tuple) -> None:

@@ -88,6 +88,7 @@ def cases(draw: st.DrawFn) -> tuple[Scorecard, pd.DataFrame, LoadedModel, dict[s
         reason_count=draw(st.integers(0, 4)),
         outcomes={"adverse": draw(TEXT), "favorable": draw(TEXT)},
         nullable=frozenset(nullable),
+        labels={name: draw(TEXT) for name in names},
     )
     model = LoadedModel(draw(TEXT), draw(TEXT), scorecard, {}, "ab" * 32, draw(TEXT))
     context = {
@@ -99,7 +100,7 @@ def cases(draw: st.DrawFn) -> tuple[Scorecard, pd.DataFrame, LoadedModel, dict[s
 
 
 def _single(
-    model: LoadedModel, features: dict[str, Any], context: dict[str, Any]
+    model: LoadedModel, features: dict[str, Any], context: dict[str, Any], ood: list[str]
 ) -> dict[str, Any]:
     """The body :meth:`DecisionService.decide_many` builds for one application."""
     scored = model.scorecard.score(features)
@@ -116,14 +117,19 @@ def _single(
         scored.reasons,
         context["caller"],
         context["purpose"],
+        scored.factors,
+        ood,
     )
 
 
 @pytest.mark.parametrize("fmt", CANONICAL_FORMATS)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=cases(), with_subjects=st.booleans())
+@given(case=cases(), with_subjects=st.booleans(), with_ood=st.booleans())
 def test_batch_bodies_are_the_single_decision_bodies(
-    fmt: str, case: tuple[Scorecard, pd.DataFrame, LoadedModel, dict[str, Any]], with_subjects: bool
+    fmt: str,
+    case: tuple[Scorecard, pd.DataFrame, LoadedModel, dict[str, Any]],
+    with_subjects: bool,
+    with_ood: bool,
 ) -> None:
     scorecard, frame, model, context = case
     encode = ENCODERS[fmt]
@@ -146,16 +152,32 @@ def test_batch_bodies_are_the_single_decision_bodies(
             slots["reasons"],
             context["caller"],
             context["purpose"],
+            slots["main_factors"],
+            slots.get("out_of_distribution", ()),
         )
 
     keys = [f"{i:064x}" for i in range(len(frame))] if with_subjects else None
+    # some rows flagged out of distribution (their bodies hold the list), others not
+    names = sorted(scorecard.order)
+    ood = [names[: i % 3] if with_ood else [] for i in range(len(frame))]
     template = body_template(make, encode, subject_key=with_subjects)
-    batch = decision_bodies(template, scorecard, frame, contrib, scored, encode, keys)
+    ood_template = body_template(make, encode, subject_key=with_subjects, out_of_distribution=True)
+    batch = decision_bodies(
+        template,
+        scorecard,
+        frame,
+        contrib,
+        scored,
+        encode,
+        keys,
+        ood=ood,
+        ood_template=ood_template,
+    )
 
     records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
     assert len(batch) == len(records)
     for i, raw in enumerate(records):
-        body = _single(model, _clean_features(raw), context)
+        body = _single(model, _clean_features(raw), context, ood[i])
         if keys is not None:
             body = {**body, "subject_key": keys[i]}  # as the ledger adds it
         assert batch[i] == encode(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -128,10 +129,10 @@ def test_a_single_decision_is_committed_before_it_returns(service: DecisionServi
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"pirat": float("nan")}, "feature 'pirat': expected a finite number"),
+        ({"pirat": float("nan")}, "feature 'pirat' = nan: expected a finite number"),
         ({"afam": "no"}, "unknown feature 'afam'"),
-        ({"phist": "perhaps"}, "feature 'phist': 'perhaps' is not one of"),
-        ({"lvrat": None}, "feature 'lvrat' must not be null"),
+        ({"phist": "perhaps"}, r"feature 'phist' = 'perhaps' is not one of \['no', 'yes'\]"),
+        ({"lvrat": None}, r"feature 'lvrat' must not be missing \(null\)"),
     ],
 )
 def test_bad_input_records_nothing(
@@ -174,6 +175,19 @@ def test_an_override_changes_the_effective_outcome_not_the_record(
         service.record_review(decision_id, kind="override", reviewer="o", reason="r")
 
 
+def _bytes_of(path: Path) -> bytes:
+    """A file's bytes, read by another process.
+
+    Opening and closing a file of a live SQLite database in this process would release every
+    POSIX lock this process holds on it (fcntl locks belong to the process, not the
+    descriptor), including the module's open ledger connection's: another process could then
+    checkpoint and delete the WAL under it ("disk I/O error", writes lost to later readers).
+    """
+    code = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, check=True)
+    return proc.stdout
+
+
 def test_subject_ids_and_pii_never_reach_the_disk_in_clear(
     service: DecisionService, batch: list[str]
 ) -> None:
@@ -189,7 +203,7 @@ def test_subject_ids_and_pii_never_reach_the_disk_in_clear(
     db = Path(service.settings.ledger_url.removeprefix("sqlite://"))
     for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         if path.exists():
-            data = path.read_bytes()
+            data = _bytes_of(path)
             assert canary_id.encode() not in data and canary_pii.encode() not in data, path
     service.ledger.forget(canary_id)
     assert service.ledger.decode(service.ledger.get(d.decision_id))["body"]["pii"] == ERASED
@@ -233,3 +247,37 @@ def test_audit_cli(trained: tuple[Path, Settings], batch: list[str]) -> None:
     governance_cli(root, "audit", "export", str(out))
     lines = out.read_text().splitlines()
     assert json.loads(lines[0])["seq"] == 0 and len(lines) >= len(batch)
+
+
+def test_audit_cli_shows_every_event_and_never_prints_a_forged_line(
+    trained: tuple[Path, Settings], batch: list[str]
+) -> None:
+    root, settings = trained
+    decision_id = batch[7]
+    with DecisionService.open(settings) as other:  # another process would do this
+        other.record_review(
+            decision_id,
+            kind="contest",
+            reviewer="applicant-desk",
+            reason="disputes it\nverified   ok: ledger says approve",
+            recorded_by="loan-frontend",
+        )
+    shown = governance_cli(root, "audit", "show", decision_id)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert not any(line.startswith("verified") for line in lines)  # the newline is escaped
+    event = [line for line in lines if "contest:" in line]
+    assert len(event) == 1, shown.stdout
+    assert "by applicant-desk (recorded by loan-frontend)" in event[0]
+    assert "disputes it\\nverified" in event[0]
+    assert "status: contested" in shown.stdout
+    found = governance_cli(
+        root, "audit", "find", "--since", "2000-01-01T00:00:00Z", "--type", "training"
+    )
+    assert found.returncode == 0, found.stderr
+    assert "Traceback" not in found.stderr and "training" in found.stdout
+    with DecisionService.open(settings) as other:
+        since = other.ledger.get(decision_id).ts
+    found_json = governance_cli(root, "audit", "find", "--since", since, "--limit", "500", "--json")
+    statuses = {r["id"]: r["status"] for r in json.loads(found_json.stdout)}
+    assert statuses[decision_id] == "contested"

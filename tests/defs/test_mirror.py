@@ -15,7 +15,7 @@ from governance.defs.mirror.assets import mlflow_decision_mirror
 from governance.defs.resources import GovernanceProject, MlflowResource
 from governance.ledger import Ledger
 from governance.lifecycle import mirror
-from governance.settings import Settings
+from governance.settings import Settings, explorer_version_url
 
 MODEL = "mortgage-denial"
 
@@ -72,7 +72,7 @@ def test_the_asset_mirrors_every_version_with_decisions_and_links_to_the_explore
     assert meta["explorer"].value == "http://127.0.0.1:8080/ui/models/mortgage-denial"
     [row] = [r.data for r in meta["versions"].records]
     assert row["version"] == "1" and row["decisions"] == total
-    assert row["explorer"] == mirror.explorer_version_url(MODEL, "1")
+    assert row["explorer"] == explorer_version_url(MODEL, "1")
     assert row["mlflow_run"].startswith("http://127.0.0.1:5000/#/experiments/")
     assert meta["cursor"].value == {"mortgage-denial v1": row["cursor_seq"]}
     _, table = mirror.read_mirror(settings, MODEL, "1")

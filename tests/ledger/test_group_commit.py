@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from governance.ledger._commit import GroupCommit
 from governance.ledger.records import PendingRecord, Receipt
+from governance.ledger.store import Fence
 
 POISON = "poison"
 
@@ -19,12 +21,13 @@ class FakeStore:
 
     def __init__(self) -> None:
         self.transactions: list[list[str]] = []
+        self.fences: list[list[Fence]] = []  # the fences each transaction checked
         self.release = threading.Event()
         self.entered = threading.Event()
         self._size = 0
         self._lock = threading.Lock()
 
-    def append(self, records: list[PendingRecord]) -> list[Receipt]:
+    def append(self, records: list[PendingRecord], fences: Sequence[Fence] = ()) -> list[Receipt]:
         if not self.entered.is_set():
             self.entered.set()
             assert self.release.wait(30)
@@ -32,6 +35,7 @@ class FakeStore:
             if any(r.type == POISON for r in records):
                 raise ValueError("this batch cannot be stored")
             self.transactions.append([r.id for r in records])
+            self.fences.append(list(fences))
             start, self._size = self._size, self._size + len(records)
         return [Receipt(start + i, r.id, f"{start + i:064x}", "t") for i, r in enumerate(records)]
 
@@ -140,11 +144,13 @@ def test_an_interrupted_leader_fails_its_followers_and_hands_over(error: type) -
     class Interrupting(FakeStore):
         calls = 0
 
-        def append(self, records: list[PendingRecord]) -> list[Receipt]:
+        def append(
+            self, records: list[PendingRecord], fences: Sequence[Fence] = ()
+        ) -> list[Receipt]:
             self.calls += 1
             if self.calls == 2:
                 raise error()
-            return super().append(records)
+            return super().append(records, fences)
 
     store = Interrupting()
     gc = GroupCommit(store)  # type: ignore[arg-type]
@@ -170,3 +176,29 @@ def test_an_interrupted_leader_fails_its_followers_and_hands_over(error: type) -
     assert len(failed) == 4 and all(isinstance(out[n], error) for n in failed)
     assert not gc._leading and not gc._queue
     assert [r.id for r in gc.append(_records("later", 1))] == ["later-0"]
+
+
+def test_each_request_brings_its_fences_into_the_shared_transaction_and_its_retry() -> None:
+    store = FakeStore()
+    gc = GroupCommit(store)  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", 1), out))
+    leader.start()
+    assert store.entered.wait(30)
+    a, b = Fence("m", 3), Fence("m", 5)
+    fenced = threading.Thread(target=lambda: out.update(a=gc.append(_records("a", 1), [a])))
+    poisoned = threading.Thread(
+        target=_run, args=(gc, "bad", _records("bad", 1, type_=POISON), out)
+    )
+    other = threading.Thread(target=lambda: out.update(b=gc.append(_records("b", 2), [b])))
+    for t in (fenced, poisoned, other):
+        t.start()
+        _queued(gc, [fenced, poisoned, other].index(t) + 1)
+    store.release.set()
+    for t in (leader, fenced, poisoned, other):
+        t.join(30)
+    # the combined commit failed on the poisoned batch: each request was retried alone, each
+    # with its own fences only
+    assert isinstance(out["bad"], ValueError)
+    assert store.transactions == [["lead-0"], ["a-0"], ["b-0", "b-1"]]
+    assert store.fences == [[], [a], [b]]

@@ -14,6 +14,8 @@ import pytest
 
 from governance.ledger import (
     Entry,
+    Fence,
+    FenceError,
     Ledger,
     LedgerError,
     Receipt,
@@ -387,3 +389,50 @@ def test_postgres_least_privilege_role(make_backend: Callable[[str], Backend], p
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute(f"DROP OWNED BY {role}".encode())
             admin.execute(f"DROP ROLE {role}".encode())
+
+
+def _promotion(model: str, version: str) -> dict[str, Any]:
+    return {"action": "promote", "model": {"name": model, "version": version}, "alias": "champion"}
+
+
+def test_a_fence_refuses_an_append_after_a_move_of_its_model(ledger: Ledger) -> None:
+    ledger.append("promotion", _promotion("m", "1"))
+    since = ledger.size()
+    decision = {"model": {"name": "m", "version": "1"}, "outcome": "approve"}
+    first = ledger.append_many([Entry("decision", decision)], fence=Fence("m", since))
+    assert first[0].seq == since  # nothing moved since: written
+    ledger.append("promotion", _promotion("other", "7"))  # another model's move: no matter
+    ledger.append_many([Entry("decision", decision)], fence=Fence("m", since))
+    moved = ledger.append("registration", _promotion("m", "2"))
+    size = ledger.size()
+    with pytest.raises(FenceError, match=f"record {moved.seq}"):
+        ledger.append_many([Entry("decision", decision)] * 3, fence=Fence("m", since))
+    assert ledger.size() == size  # nothing written
+    ledger.append_many([Entry("decision", decision)], fence=Fence("m", moved.seq + 1))
+    assert ledger.verify().ok
+
+
+def test_a_failed_fence_fails_only_its_own_request_in_a_group_commit(ledger: Ledger) -> None:
+    """Threads share commits; a stale fence must not fail the others' records."""
+    ledger.append("promotion", _promotion("m", "1"))
+    stale = Fence("m", 0)  # resolved before the promotion above
+    results: dict[int, str] = {}
+    barrier = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        barrier.wait()
+        try:
+            ledger.append_many(
+                [Entry("decision", {"n": n})], fence=stale if n == 3 else Fence("m", 1)
+            )
+            results[n] = "written"
+        except FenceError:
+            results[n] = "fenced"
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {n: "fenced" if n == 3 else "written" for n in range(8)}
+    assert ledger.size() == 1 + 7

@@ -8,6 +8,9 @@ and tiles they kept:
 (a) rewrite one decision (deny -> approve), recompute the chain, the tree and re-sign the local
     checkpoints; (b) truncate and re-sign; (c) rewrite and delete every local checkpoint;
 (d) edit index columns; (e) a fork: two histories shown to two verifiers.
+
+And what the operator's monitoring shows (``/metrics``, the integrity page, ``verify --json``):
+the age of the newest witnessed checkpoint and which witnesses answered, read without writing.
 """
 
 from __future__ import annotations
@@ -21,17 +24,22 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from governance.decisions.service import DecisionService
 from governance.ledger import Entry, Ledger
 from governance.ledger.canonical import canonical_json
 from governance.ledger.checkpoint import verifier_key
 from governance.ledger.note import parse_checkpoint, parse_note
 from governance.ledger.records import encode_record, record_hash
+from governance.service import KeyStore, create_app
+from governance.settings import Settings
 from governance.transparency import WitnessConfig, publish
 from governance.witness import WitnessClient, WitnessHome
 
@@ -213,6 +221,8 @@ def test_honest_ledger_verifies_against_the_witnesses(scene: Scene) -> None:
     assert doc["witnessed_size"] == DECISIONS + 1
     assert doc["cosignatures"] == ["witness.example/w1", "witness.example/w2"]
     assert doc["witnesses"] == {"witness.example/w1": "answered", "witness.example/w2": "answered"}
+    assert doc["answered"] == ["witness.example/w1", "witness.example/w2"]
+    assert 0 <= doc["witnessed_age_seconds"] < 600
 
 
 def test_a_rewrite_re_signed_by_the_operator_is_refused_and_named(scene: Scene) -> None:
@@ -349,3 +359,189 @@ def test_sigkill_mid_cosign_leaves_the_witness_consistent(
     assert publish(scene.ledger, scene.config, tiles_dir=scene.tiles).published
     code, doc = scene.verify()
     assert code == 0, doc
+
+
+# -- what the operator's monitoring shows -----------------------------------------------------
+
+W1, W2 = "witness.example/w1", "witness.example/w2"
+
+
+def _samples(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def _words(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+class Monitoring:
+    """The HTTP service over the scene's ledger, with an auditor signed in to the explorer."""
+
+    def __init__(self, scene: Scene) -> None:
+        home = scene.backend.home
+        env = {"GOVERNANCE_HOME": str(home), "GOVERNANCE_LEDGER_URL": scene.backend.url}
+        settings = Settings.resolve(scene.backend.root, env=env)
+        keys = KeyStore.for_home(home)
+        token = keys.create("monitoring-auditor", "auditor")
+        self.client = TestClient(create_app(DecisionService(settings, scene.ledger), keys))
+        signed_in = self.client.post(
+            "/ui/login", data={"key": token, "next": "/ui/decisions"}, follow_redirects=False
+        )
+        assert signed_in.status_code == 303, signed_in.text
+
+    def metrics(self) -> dict[str, float]:
+        response = self.client.get("/metrics")
+        assert response.status_code == 200
+        return _samples(response.text)
+
+    def integrity(self) -> str:
+        response = self.client.get("/ui/integrity")
+        assert response.status_code == 200
+        return _words(response.text)
+
+
+def _state(scene: Scene) -> tuple[int, int, list[tuple[str, int]]]:
+    """What a read must not change: records, stored checkpoints and the checkpoint folder."""
+    folder = scene.ledger.checkpoint_dir.path
+    files = sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())
+    return scene.ledger.size(), len(scene.ledger.checkpoints()), files
+
+
+def test_monitoring_shows_the_witnessed_checkpoint_and_who_answered(
+    scene: Scene, witnesses: list[WitnessProcess]
+) -> None:
+    seen = Monitoring(scene)
+    size = DECISIONS + 1
+    m = seen.metrics()
+    assert m["governance_witnessing_up"] == 1 and m["governance_witness_quorum"] == 2
+    assert m["governance_witnessed_checkpoint_records"] == size
+    assert 0 <= m["governance_witnessed_checkpoint_age_seconds"] < 600
+    for name in (W1, W2):
+        assert m[f'governance_witness_cosigned{{witness="{name}"}}'] == 1
+        assert m[f'governance_witness_cosigned_records{{witness="{name}"}}'] == size
+    page = seen.integrity()
+    assert f"the first {size} records" in page and f"cosigned by {W1}, {W2}" in page
+    assert f"2 of 2 cosigned the newest checkpoint ({size} records)" in page
+
+    witnesses[1].kill()  # w2 is down: decisions go on, the checkpoint is not published
+    scene.ledger.append_many([Entry("decision", {"outcome": "approve", "n": i}) for i in range(5)])
+    assert not publish(scene.ledger, scene.config, tiles_dir=scene.tiles, timeout=5).published
+    before = _state(scene)
+    m = seen.metrics()
+    page = seen.integrity()
+    assert _state(scene) == before  # reading wrote nothing
+    assert m["governance_checkpoint_records"] == size + 5
+    assert m["governance_witnessed_checkpoint_records"] == size  # the last one a quorum signed
+    assert m[f'governance_witness_cosigned{{witness="{W1}"}}'] == 1
+    assert m[f'governance_witness_cosigned{{witness="{W2}"}}'] == 0
+    assert m[f'governance_witness_cosigned_records{{witness="{W1}"}}'] == size + 5
+    assert m[f'governance_witness_cosigned_records{{witness="{W2}"}}'] == size
+    assert f"the first {size} records" in page
+    assert f"1 of 2 cosigned the newest checkpoint ({size + 5} records)" in page
+    assert f"{W1} http://127.0.0.1:{witnesses[0].port} answered {size + 5}" in page
+    assert f"{W2} http://127.0.0.1:{witnesses[1].port} no cosignature {size}" in page
+    code, doc = scene.verify()
+    assert code == 0 and doc["witnessed_size"] == size, doc
+    assert doc["answered"] == [W1] and doc["witnesses"][W2] != "answered", doc
+    assert 0 <= doc["witnessed_age_seconds"] < 600
+
+    witnesses[1].start()
+    assert publish(scene.ledger, scene.config, tiles_dir=scene.tiles).published
+    m = seen.metrics()
+    assert m["governance_witnessed_checkpoint_records"] == size + 5
+    assert m[f'governance_witness_cosigned{{witness="{W2}"}}'] == 1
+    code, doc = scene.verify()
+    assert code == 0 and doc["answered"] == [W1, W2] and doc["witnessed_size"] == size + 5, doc
+
+    (scene.backend.home / "witnesses.json").write_text("{not json")
+    m = seen.metrics()
+    assert m["governance_ledger_up"] == 1 and m["governance_witnessing_up"] == 0
+    assert "Could not read the witness configuration" in seen.integrity()
+
+
+def test_the_periodic_checkpointer_publishes_new_records_and_stops_on_sigterm(
+    scene: Scene,
+) -> None:
+    """``governance audit checkpoint --every``: its own process; decisions never wait for it."""
+    env = {
+        **os.environ,
+        "GOVERNANCE_HOME": str(scene.backend.home),
+        "GOVERNANCE_LEDGER_URL": scene.backend.url,
+    }
+    proc = subprocess.Popen(
+        [GOVERNANCE, "audit", "checkpoint", "--every", "0.2", "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    try:
+        scene.ledger.append_many([Entry("decision", {"outcome": "deny", "n": i}) for i in range(3)])
+        size = scene.ledger.size()
+        rounds = []
+        while not rounds or rounds[-1]["size"] < size:
+            line = proc.stdout.readline()
+            assert line, f"the checkpointer exited with {proc.wait(5)}"
+            rounds.append(json.loads(line))
+        assert rounds[-1]["size"] == size and rounds[-1]["published"], rounds[-1]
+        assert rounds[-1]["cosignatures"] == [W1, W2]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    code, doc = scene.verify()
+    assert code == 0 and doc["witnessed_size"] == size, doc
+
+
+def test_serve_runs_the_checkpointer_and_metrics_show_its_witnessed_checkpoints(
+    scene: Scene,
+) -> None:
+    """``governance serve --checkpoint-every``: /metrics over HTTP follows what gets witnessed."""
+    import urllib.request
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GOVERNANCE_PROJECT": str(scene.backend.root),
+        "GOVERNANCE_HOME": str(scene.backend.home),
+        "GOVERNANCE_LEDGER_URL": scene.backend.url,
+    }
+    proc = subprocess.Popen(
+        [GOVERNANCE, "serve", "--port", str(port), "--checkpoint-every", "0.2"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def witnessed() -> float | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                return _samples(r.read().decode()).get("governance_witnessed_checkpoint_records")
+        except OSError:
+            return None
+
+    try:
+        scene.ledger.append_many([Entry("decision", {"outcome": "deny", "n": i}) for i in range(4)])
+        size = scene.ledger.size()
+        deadline = time.monotonic() + 90
+        while witnessed() != size:
+            assert proc.poll() is None and time.monotonic() < deadline, witnessed()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    time.sleep(3.0)  # the checkpointer sees its parent gone (polled every 0.5 s) and stops
+    newest = max(cp.size for cp in scene.ledger.checkpoints())
+    scene.ledger.append("decision", {"outcome": "approve", "n": 999})
+    time.sleep(1.5)  # five rounds of 0.2 s: nothing signs the new record any more
+    assert max(cp.size for cp in scene.ledger.checkpoints()) == newest == size

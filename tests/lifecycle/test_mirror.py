@@ -31,11 +31,12 @@ import pytest
 
 from governance.core.dataset import load_spec, read_csv
 from governance.core.training import model_inputs
-from governance.decisions.reviews import effective_outcome
-from governance.decisions.service import DecisionService, ModelCache
+from governance.decisions.reviews import effective_outcome, review_status
+from governance.decisions.service import DecisionService
 from governance.ledger import Ledger, Record
 from governance.lifecycle import mirror
-from governance.registry.mlflow import tracking
+from governance.lifecycle.mirror import scanning
+from governance.registry.mlflow import ModelCache, tracking
 from governance.settings import Settings
 
 MODEL = "mortgage-denial"
@@ -76,6 +77,9 @@ def _expected(settings: Settings) -> pd.DataFrame:
                     "seq": d.seq,
                     "outcome": d.body["outcome"],
                     "effective_outcome": effective_outcome(d, events),
+                    "status": review_status(events),
+                    "top_reason": (d.body["reasons"] or [{}])[0].get("reason"),
+                    "main_factor": (d.body.get("main_factors") or [{}])[0].get("factor"),
                     "observed": observed[-1] if observed else None,
                     "score": d.body["score"],
                     "adverse": d.body["score"] >= d.body["threshold"],
@@ -97,7 +101,8 @@ def _assert_mirror_matches_ledger(settings: Settings) -> tuple[dict[str, Any], p
     index, table = _mirrored(settings)
     expected = _expected(settings)
     assert table["decision_id"].tolist() == expected["decision_id"].tolist()
-    for column in ("seq", "outcome", "effective_outcome", "observed", "purpose", "hash"):
+    columns = ("seq", "outcome", "effective_outcome", "status", "observed", "purpose", "hash")
+    for column in (*columns, "top_reason", "main_factor"):
         assert table[column].tolist() == expected[column].tolist(), column
     assert table["score"].astype(float).tolist() == pytest.approx(expected["score"].tolist())
     prefixes = [k[: mirror.SUBJECT_PREFIX] if k else None for k in expected["subject_key"]]
@@ -187,9 +192,13 @@ def test_mirror_holds_a_scored_batch_adds_nothing_twice_then_adds_the_new(
     local = mirror.local_state(settings, MODEL, VERSION)
     assert local is not None and local["cursor"] == first["cursor"] and local["rows"] == total
 
-    # no inputs, no raw subject ids: only the subject key's prefix
-    text = "".join(p.read_text() for p in _artifact_dir(settings).glob("decisions-*.json"))
-    assert "pirat" not in text and "lvrat" not in text
+    # no inputs, no raw subject ids: only the subject key's prefix; feature names appear only
+    # where a decision flagged them out of distribution (names, not values)
+    others = table.drop(columns=["out_of_distribution"]).astype(str)
+    assert not others.apply(lambda c: c.str.contains("pirat|lvrat")).any().any()
+    features = {f.name for f in load_spec("hmda").features}
+    flagged = table["out_of_distribution"].dropna()
+    assert all(set(v.split(", ")) <= features for v in flagged)
     application_ids = read_csv(root / "data" / "split" / "test.csv")["application_id"]
     assert not set(application_ids.astype(str)) & set(table["subject"].dropna())
     assert table["subject"].dropna().str.fullmatch(r"[0-9a-f]{12}").all()
@@ -221,6 +230,8 @@ def test_mirror_holds_a_scored_batch_adds_nothing_twice_then_adds_the_new(
             target, kind="override", reviewer="credit officer", reason="manual", outcome=flipped
         )
         service.record_outcome(observed_id, "deny")
+        contested = batch[5]
+        service.record_review(contested, kind="contest", reviewer="applicant", reason="disputed")
     third = mirror.mirror_version(settings, MODEL, VERSION, part_rows=PART)
     assert third["status"] == "updated" and third["rows_added"] == len(new)
     index, table = _assert_mirror_matches_ledger(settings)
@@ -229,6 +240,13 @@ def test_mirror_holds_a_scored_batch_adds_nothing_twice_then_adds_the_new(
     assert by_id.loc[target, "effective_outcome"] == flipped
     assert by_id.loc[target, "outcome"] == recorded
     assert by_id.loc[observed_id, "observed"] == "deny"
+    assert by_id.loc[target, "status"] == "overridden"
+    assert by_id.loc[contested, "status"] == "contested"
+    # principal reasons on denials only; approvals show their main factor instead
+    denials = by_id[by_id["outcome"] == "deny"]
+    approvals = by_id[by_id["outcome"] == "approve"]
+    assert denials["top_reason"].notna().all() and denials["main_factor"].isna().all()
+    assert approvals["top_reason"].isna().all() and approvals["main_factor"].notna().any()
     # only the parts that changed were written: the override's part and the tail
     seq = int(by_id.loc[target, "seq"])
     holder = next(p["file"] for p in index["parts"] if p["first_seq"] <= seq <= p["last_seq"])
@@ -279,7 +297,7 @@ def test_scan_pages_through_a_batch_sharing_one_timestamp(
 ) -> None:
     root, settings = trained
     _score_test_split(root, settings, f"mirror-scan-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setattr(mirror, "PAGE", 7)  # many pages inside one batch's timestamp
+    monkeypatch.setattr(scanning, "PAGE", 7)  # many pages inside one batch's timestamp
     with Ledger.open(settings.ledger_url, home=settings.home) as ledger:
         every = _find_all(ledger, model=MODEL, version=VERSION, type="decision")
         assert len({r.ts for r in every}) < len(every) / 7  # batches share timestamps
@@ -436,18 +454,18 @@ def test_decisions_go_on_while_mlflow_is_down_and_the_mirror_catches_up(
         )
 
 
-def test_an_expired_alias_answer_keeps_serving_while_mlflow_is_down(
+def test_decisions_through_an_alias_keep_serving_while_mlflow_is_down(
     trained: tuple[Path, Settings], server: MlflowServer
 ) -> None:
-    """Past its time-to-live the alias answer is refreshed in the background; while the
-    registry does not answer, decisions keep the last known version (ModelCache.resolve)."""
+    """Aliases are read from the ledger's promotion events (AliasBook), so once the version is
+    loaded the registry is not on the decision path: an MLflow outage stops nothing."""
     root, settings = trained
     server.start()
     remote = replace(settings, mlflow_uri=server.url)
     row = _rows(root, 1)[0]
     purpose = f"mirror-alias-{uuid.uuid4().hex[:8]}"
     with Ledger.open(settings.ledger_url, home=settings.home) as ledger:
-        service = DecisionService(remote, ledger, models=ModelCache(remote, alias_ttl=0.0))
+        service = DecisionService(remote, ledger, models=ModelCache(remote))
         service.decide(MODEL, row, alias="candidate", purpose=purpose)
         server.stop()
         try:
@@ -479,14 +497,3 @@ def test_a_version_being_mirrored_elsewhere_on_this_machine_is_skipped(
         fcntl.flock(handle, fcntl.LOCK_EX)
         doc = mirror.mirror_version(settings, MODEL, VERSION, part_rows=PART)
     assert doc["status"] == "busy" and not doc["wrote"]
-
-
-def test_explorer_links(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert mirror.explorer_version_url("m", 3) == "http://127.0.0.1:8080/ui/models/m/versions/3"
-    monkeypatch.setenv("GOVERNANCE_EXPLORER_URL", "https://explorer.example/")
-    assert mirror.explorer_model_url("credit risk/v2") == (
-        "https://explorer.example/ui/models/credit%20risk%2Fv2"
-    )
-    assert mirror.explorer_version_url("m", "2", base="http://x:1") == (
-        "http://x:1/ui/models/m/versions/2"
-    )

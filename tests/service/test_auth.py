@@ -44,7 +44,14 @@ def test_authenticate(tmp_path: Path) -> None:
     assert store.authenticate("gov_anything") is None  # no file: no keys
     key = store.create("officer", "approver")
     assert store.authenticate(key) == Principal("officer", "approver")
-    assert store.authenticate(key) == ("officer", "approver")
+    assert store.authenticate(key) == ("officer", "approver", "")
+    assert store.authenticate(key).who == "officer"  # no person given: the key's name
+    rivera = store.create("rivera", "approver", person="J. Rivera")
+    assert store.authenticate(rivera) == ("rivera", "approver", "J. Rivera")
+    assert store.authenticate(rivera).who == "J. Rivera"
+    assert [e.person for e in store.entries()] == ["", "J. Rivera"]
+    with pytest.raises(KeyStoreError, match="invalid person"):
+        store.create("forger", "approver", person="J. Rivera\napproved: yes")
     for wrong in (key + "x", key[:-1], "", None, "gov_" + "a" * 43, "x" * 10_000):
         assert store.authenticate(wrong) is None
 
@@ -53,12 +60,12 @@ def test_new_and_revoked_keys_take_effect_without_restart(tmp_path: Path) -> Non
     path = tmp_path / "keys.json"
     serving, cli = KeyStore(path), KeyStore(path)
     first = cli.create("a", "scorer")
-    assert serving.authenticate(first) == ("a", "scorer")
+    assert serving.authenticate(first) == ("a", "scorer", "")
     second = cli.create("b", "admin")  # another process adds a key
-    assert serving.authenticate(second) == ("b", "admin")
+    assert serving.authenticate(second) == ("b", "admin", "")
     assert cli.revoke("a") is True and cli.revoke("a") is False
     assert serving.authenticate(first) is None
-    assert serving.authenticate(second) == ("b", "admin")
+    assert serving.authenticate(second) == ("b", "admin", "")
     assert [k.name for k in serving.entries()] == ["b"]
 
 

@@ -2,11 +2,11 @@
 
 One session-wide setup on the trained project (``trained``, tests/conftest.py): a
 :class:`DecisionService` on its ledger, one API key per role (named ``ui-…``, apart from the
-service tests' keys), a handful of decisions made here (one plain, one overridden by an approver
-and given an observed outcome, a run of decisions for one subject to page through), a signed
-checkpoint covering them, and a production monitoring report of version 1. Browser tests get a
-real uvicorn server on a free loopback port and Debian's Chromium driven by Playwright; they skip,
-saying why, when ``/usr/bin/chromium`` or the ``playwright`` package is missing.
+service tests' keys), a handful of decisions made here (one plain denial, one overridden by an
+approver and given an observed outcome, a run of decisions for one subject to page through), a
+signed checkpoint covering them, and a production monitoring report of version 1. Browser tests
+get a real uvicorn server on a free loopback port and Debian's Chromium driven by Playwright;
+they skip, saying why, when ``/usr/bin/chromium`` or the ``playwright`` package is missing.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Explorer:
     keys: KeyStore
     tokens: dict[str, str]  # role -> API key
     app: FastAPI
-    plain: str  # a decision nobody reviewed
+    plain: str  # a denial nobody reviewed (it has principal reasons)
     plain_subject: str
     overridden: str  # a decision an approver overrode (and whose outcome was observed)
     overridden_subject: str
@@ -111,9 +111,12 @@ def explorer(trained: tuple[Path, Settings]) -> Iterator[Explorer]:
     rows = _rows(root, service)
     tag = uuid.uuid4().hex[:8]
 
+    # a denial: principal (adverse-action) reasons are given on adverse outcomes only
+    scorecard = service.model(MODEL, alias=ALIAS)[0].scorecard
+    denied = next(r for r in rows if scorecard.score(r).adverse)
     plain_subject = f"ui-applicant-plain-{tag}"
     plain = service.decide(
-        MODEL, rows[0], alias=ALIAS, subject_id=plain_subject, caller="ui-scorer", purpose="ui"
+        MODEL, denied, alias=ALIAS, subject_id=plain_subject, caller="ui-scorer", purpose="ui"
     )
     overridden_subject = f"ui-applicant-override-{tag}"
     decided = service.decide(

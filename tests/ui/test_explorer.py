@@ -573,3 +573,69 @@ def test_link_out_urls_are_configurable() -> None:
     assert config.mlflow_run("3", "abc") == "https://mlflow.example/#/experiments/3/runs/abc"
     assert config.mlflow_version("m", "2") == "https://mlflow.example/#/models/m/versions/2"
     assert config.dagster_asset() == "https://dagster.example/assets/register"
+
+
+# -- issue 10: main factors, review status, out-of-distribution flags ----------------------
+
+
+def test_an_approval_shows_main_factors_not_principal_reasons(
+    auditor: TestClient, explorer: Explorer
+) -> None:
+    scorecard = explorer.service.model(MODEL, alias="candidate")[0].scorecard
+    approved = next(r for r in explorer.rows if not scorecard.score(r).adverse)
+    d = explorer.service.decide(MODEL, approved, alias="candidate", purpose="ui")
+    body = explorer.ledger.get(d.decision_id).body
+    assert body["reasons"] == [] and body["main_factors"]
+    html = auditor.get(f"/ui/decisions/{d.decision_id}").text
+    words = parse(html).words
+    assert 'id="factor-list"' in html and "Main factors (not adverse-action reasons)" in words
+    assert "given for adverse outcomes only" in words
+    for factor in body["main_factors"]:
+        assert factor["factor"] in words
+    # the denial's page lists principal reasons and no main factors
+    denial = auditor.get(f"/ui/decisions/{explorer.plain}").text
+    assert 'id="reason-list"' in denial and 'id="factor-list"' not in denial
+
+
+def test_a_contest_shows_as_status_and_filters_the_search(
+    auditor: TestClient, explorer: Explorer
+) -> None:
+    subject = f"ui-contest-{explorer.plain_subject[-8:]}"
+    d = explorer.service.decide(MODEL, explorer.rows[21], alias="candidate", subject_id=subject)
+    page = f"/ui/decisions/{d.decision_id}"
+    assert re.search(r'id="review-status">decided<', auditor.get(page).text)
+    explorer.service.record_review(
+        d.decision_id, kind="contest", reviewer="ui-scorer", reason="the applicant disputes it"
+    )
+    html = auditor.get(page).text
+    assert re.search(r'id="review-status">contested<', html) and 'id="contested-notice"' in html
+    found = auditor.get("/ui/decisions", params={"subject_id": subject, "status": "contested"})
+    assert found.status_code == 200 and result_ids(found.text) == [d.decision_id]
+    assert ">contested</span>" in found.text
+    none = auditor.get("/ui/decisions", params={"subject_id": subject, "status": "reviewed"})
+    assert result_ids(none.text) == []
+    explorer.service.record_review(
+        d.decision_id, kind="review", reviewer="ui-approver", reason="checked: the decision stands"
+    )
+    assert re.search(r'id="review-status">reviewed<', auditor.get(page).text)
+    found = auditor.get("/ui/decisions", params={"subject_id": subject, "status": "reviewed"})
+    assert result_ids(found.text) == [d.decision_id]
+    bad = auditor.get("/ui/decisions", params={"status": "maybe"})
+    assert bad.status_code == 422 and "status must be one of" in bad.text
+
+
+def test_an_out_of_distribution_decision_is_flagged_on_its_page_and_in_search(
+    auditor: TestClient, explorer: Explorer
+) -> None:
+    loaded = explorer.service.model(MODEL, alias="candidate")[0]
+    assert loaded.contract is not None
+    feature = loaded.contract.feature("lvrat")
+    assert feature.training_range is not None and feature.training_range.high < 2.9
+    subject = f"ui-ood-{explorer.plain_subject[-8:]}"
+    row = {**explorer.rows[22], "lvrat": 2.9}  # inside the hard bounds, outside training
+    d = explorer.service.decide(MODEL, row, alias="candidate", subject_id=subject)
+    assert d.out_of_distribution == ["lvrat"]
+    html = auditor.get(f"/ui/decisions/{d.decision_id}").text
+    assert 'id="out-of-distribution"' in html and "Out of distribution: lvrat" in parse(html).words
+    found = auditor.get("/ui/decisions", params={"subject_id": subject}).text
+    assert result_ids(found) == [d.decision_id] and ">OOD</span>" in found

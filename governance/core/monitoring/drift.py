@@ -223,10 +223,12 @@ class FeatureProfile:
     counts: tuple[int, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """The profile as a JSON-ready document."""
         return {"name": self.name, **self.bins.to_dict(), "counts": list(self.counts)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureProfile:
+        """A profile from :meth:`to_dict`'s document."""
         return cls(str(d["name"]), Bins.from_dict(d), tuple(int(c) for c in d["counts"]))
 
 
@@ -255,12 +257,14 @@ class ReferenceProfile:
     source: dict[str, Any] = field(default_factory=dict)
 
     def feature(self, name: str) -> FeatureProfile:
+        """The profile of one feature (KeyError if it was not profiled)."""
         for f in self.features:
             if f.name == name:
                 return f
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
+        """The reference profile as a JSON-ready document (its schema included)."""
         return {
             "schema": PROFILE_SCHEMA,
             "source": dict(self.source),
@@ -272,6 +276,7 @@ class ReferenceProfile:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReferenceProfile:
+        """A reference profile from :meth:`to_dict`'s document (checks the schema)."""
         if d.get("schema") != PROFILE_SCHEMA:
             raise ValueError(ERR_PROFILE.format(schema=PROFILE_SCHEMA, found=d.get("schema")))
         return cls(

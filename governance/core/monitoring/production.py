@@ -21,7 +21,8 @@ class ProductionFrames:
     decisions : pandas.DataFrame
         Indexed by decision id: ``ts``, ``score``, ``outcome`` (as decided), ``effective_outcome``
         (overrides applied), ``overridden`` (bool), ``observed`` (the last recorded ground truth,
-        missing until it arrives).
+        missing until it arrives) and, when recorded, ``out_of_distribution`` (the features the
+        decision flagged outside the training range, a tuple).
     inputs : pandas.DataFrame
         Same index: the recorded model inputs.
     sensitive : pandas.DataFrame

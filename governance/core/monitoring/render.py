@@ -83,6 +83,7 @@ def _decisions_md(doc: Mapping[str, Any]) -> list[str]:
             "overridden",
             "adverse (effective)",
             "sensitive attributes erased",
+            "out of distribution",
         ],
         [
             [
@@ -92,9 +93,19 @@ def _decisions_md(doc: Mapping[str, Any]) -> list[str]:
                 c["overridden"],
                 c["adverse_effective"],
                 c["sensitive_erased"],
+                c.get("out_of_distribution", 0),
             ]
         ],
     )
+    flagged = doc.get("out_of_distribution") or {}
+    if flagged:
+        out += [
+            "",
+            "Decided with inputs inside the contract's hard bounds but outside the training range"
+            " (flagged `out_of_distribution`), by feature: "
+            + ", ".join(f"{name} {count}" for name, count in flagged.items())
+            + ".",
+        ]
     return out
 
 

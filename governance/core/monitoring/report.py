@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,7 @@ class CheckOutcome:
     checked: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The check as a JSON-ready document."""
         d = asdict(self)
         d["failures"], d["checked"] = list(self.failures), list(self.checked)
         return d
@@ -71,9 +72,13 @@ class MonitoringReport:
     checks: dict[str, CheckOutcome]
     params: MonitoringParams
     generated_at: str = ""
+    out_of_distribution: dict[str, int] = field(
+        default_factory=dict
+    )  # flagged decisions by feature
 
     @property
     def passed(self) -> bool:
+        """Whether every check passed."""
         return all(c.passed for c in self.checks.values())
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +89,7 @@ class MonitoringReport:
             "model": self.model,
             "window": self.window,
             "counts": self.counts,
+            "out_of_distribution": self.out_of_distribution,
             "reference": self.reference,
             "drift": self.drift,
             "performance": self.performance,
@@ -333,6 +339,11 @@ def monitor(
         seed=params.seed,
     )
     n = len(d)
+    ood = d["out_of_distribution"].tolist() if "out_of_distribution" in d else []
+    by_feature: dict[str, int] = {}
+    for flags in ood:
+        for name in flags or ():
+            by_feature[str(name)] = by_feature.get(str(name), 0) + 1
     if n:
         checks = {
             "drift": _check_drift(report_drift, n, params),
@@ -349,6 +360,7 @@ def monitor(
         "overridden": int(d["overridden"].sum()) if n else 0,
         "adverse_effective": int(y_pred.sum()),
         "sensitive_erased": int(frames.erased),
+        "out_of_distribution": int(sum(1 for flags in ood if flags)),
     }
     return MonitoringReport(
         model=dict(model or {}),
@@ -366,4 +378,5 @@ def monitor(
         checks=checks,
         params=params,
         generated_at=generated_at,
+        out_of_distribution=dict(sorted(by_feature.items())),
     )

@@ -20,6 +20,7 @@ from governance.pipeline import runner
 def alternatives(
     context: dg.AssetExecutionContext, project: GovernanceProject
 ) -> dg.MaterializeResult:
+    """The ``alternatives`` stage through the runner, with the frontier as a table."""
     result = runner.run(project.workspace(), "alternatives", run_context(context))
     doc = result.evidence
     rows = [

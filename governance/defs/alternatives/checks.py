@@ -12,6 +12,7 @@ from governance.defs.resources import GovernanceProject
     "the tolerance at an AUC within the tolerance (params.yaml `alternatives.gate`).",
 )
 def lda_gate(project: GovernanceProject) -> dg.AssetCheckResult:
+    """The LDA gate's verdict as written by the ``alternatives`` stage."""
     doc = json.loads(project.workspace().path("alternatives").read_text())
     gate = doc["gate"]
     return dg.AssetCheckResult(

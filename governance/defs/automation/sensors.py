@@ -13,6 +13,7 @@ from governance.defs.resources import GovernanceProject
 def raw_data_sensor(
     context: dg.SensorEvaluationContext, project: GovernanceProject
 ) -> dg.SensorResult | dg.SkipReason:
+    """Request a governed-pipeline run when the raw source's md5 changes."""
     fingerprint = project.source_fingerprint()
     if fingerprint == context.cursor:
         return dg.SkipReason(f"raw source unchanged (md5 {fingerprint})")

@@ -13,6 +13,7 @@ from governance.pipeline import runner
     "bootstrap confidence intervals.",
 )
 def evaluate(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    """The ``evaluate`` stage through the runner, with its metrics as a Markdown table."""
     result = runner.run(project.workspace(), "evaluate", run_context(context))
     ev = result.evidence
     table = "\n".join(

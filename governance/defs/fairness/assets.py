@@ -16,6 +16,7 @@ from governance.pipeline import runner
     "Its blocking check applies the thresholds in params.yaml `fairness`.",
 )
 def fairness(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    """The ``fairness`` stage through the runner, with the metrics by group."""
     result = runner.run(project.workspace(), "fairness", run_context(context))
     report = result.evidence["report"]
     meta: dict[str, Any] = {"gate": result.message}

@@ -11,6 +11,7 @@ from governance.defs.resources import GovernanceProject
     description="Four-fifths rule on approval rates and the equalized-odds bound (params.yaml).",
 )
 def fairness_gate(project: GovernanceProject) -> dg.AssetCheckResult:
+    """Pass when the fairness report's gate passed."""
     doc = json.loads(project.workspace().path("fairness").read_text())
     gate = doc["gate"]
     return dg.AssetCheckResult(

@@ -12,6 +12,7 @@ from governance.pipeline import runner
     "sources/) into data/raw/applications.csv, unchanged but for column renames.",
 )
 def ingest(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    """The ``ingest`` stage through the runner, with its evidence and row count."""
     result = runner.run(project.workspace(), "ingest", run_context(context))
     return dg.MaterializeResult(
         metadata=metadata(result, **{"dagster/row_count": result.evidence["rows"]})

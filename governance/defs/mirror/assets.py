@@ -84,6 +84,7 @@ def versions_table(results: list[dict[str, Any]]) -> dg.TableMetadataValue:
 def mlflow_decision_mirror(
     context: dg.AssetExecutionContext, config: MirrorConfig, project: GovernanceProject
 ) -> dg.MaterializeResult:
+    """Mirror the configured models' decisions to MLflow."""
     ws = project.workspace()
     models = config.models or [ws.spec.model_name]
     results: list[dict[str, Any]] = []

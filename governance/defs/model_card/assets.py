@@ -15,6 +15,7 @@ from governance.pipeline import runner
 def model_card(
     context: dg.AssetExecutionContext, project: GovernanceProject
 ) -> dg.MaterializeResult:
+    """The ``model_card`` stage through the runner, with the card's Markdown."""
     result = runner.run(project.workspace(), "model_card", run_context(context))
     return dg.MaterializeResult(
         metadata={

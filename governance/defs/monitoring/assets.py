@@ -148,6 +148,7 @@ def report_metadata(result: monitoring.MonitoringRun) -> dict[str, Any]:
 def production_monitoring(
     context: dg.AssetExecutionContext, config: MonitoringConfig, project: GovernanceProject
 ) -> dg.MaterializeResult:
+    """Monitor one registered version from the ledger; the checks judge this report."""
     ws = project.workspace()
     model = config.model or ws.spec.model_name
     result = monitoring.run(

@@ -16,6 +16,7 @@ MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
     "(tags, lineage.json, logged inputs with DVC md5s) and the alias `candidate`.",
 )
 def register(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    """The ``register`` stage through the runner, with links to the run and version."""
     result = runner.run(project.workspace(), "register", run_context(context))
     ev = result.evidence
     run_url = f"{MLFLOW_UI}/#/experiments/{ev['experiment_id']}/runs/{ev['mlflow_run_id']}"

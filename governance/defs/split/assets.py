@@ -12,5 +12,6 @@ from governance.pipeline import runner
     description="Seeded, stratified train/test split of the validated data.",
 )
 def split(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    """The ``split`` stage through the runner, with its evidence as metadata."""
     result = runner.run(project.workspace(), "split", run_context(context))
     return dg.MaterializeResult(metadata=metadata(result))

@@ -13,5 +13,6 @@ from governance.pipeline import runner
     "per-feature contributions and checked against scikit-learn on every row.",
 )
 def train(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    """The ``train`` stage through the runner, with its evidence as metadata."""
     result = runner.run(project.workspace(), "train", run_context(context))
     return dg.MaterializeResult(metadata=metadata(result))

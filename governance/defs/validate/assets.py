@@ -13,5 +13,6 @@ from governance.pipeline import runner
     "Its blocking check stops everything downstream when any expectation fails.",
 )
 def validate(context: dg.AssetExecutionContext, project: GovernanceProject) -> dg.MaterializeResult:
+    """The ``validate`` stage through the runner, with its evidence as metadata."""
     result = runner.run(project.workspace(), "validate", run_context(context))
     return dg.MaterializeResult(metadata=metadata(result))

@@ -12,6 +12,7 @@ from governance.pipeline.workspace import PATHS
     description="Every expectation of the suite passed on exactly the bytes that were ingested.",
 )
 def expectations_pass(project: GovernanceProject) -> dg.AssetCheckResult:
+    """Pass when every expectation of the suite passed."""
     report = json.loads(project.workspace().path("validation").read_text())
     return dg.AssetCheckResult(
         passed=bool(report["success"]),
