@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,28 @@ def _pipeline_assets() -> list[object]:
 
 
 ASSETS = _pipeline_assets()
+
+
+def copy_state(home: Path, dest: Path, *, leave_out: tuple[str, ...] = ()) -> Path:
+    """Copy a state directory whose SQLite ledger may be open in this very process.
+
+    A file copy of a live SQLite database is unsafe twice over: it can miss pages still in the
+    WAL, and closing this process's file descriptor on ``ledger.db`` drops every POSIX lock the
+    process's open connections hold on it (fcntl semantics). Another process closing the ledger
+    then takes itself for the last user and deletes the WAL under them; the next connection
+    opened here fails with "disk I/O error". So the ledger goes through SQLite's online backup,
+    and everything else (keys, checkpoints, tiles, ...) file by file, ``leave_out`` aside.
+    """
+    shutil.copytree(home, dest, ignore=shutil.ignore_patterns("ledger.db*", *leave_out))
+    if (home / "ledger.db").exists():
+        source = sqlite3.connect(f"file:{home / 'ledger.db'}?mode=ro", uri=True)
+        target = sqlite3.connect(dest / "ledger.db")
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+            source.close()
+    return dest
 
 
 def clone_project(dest: Path) -> Path:

@@ -4,7 +4,6 @@ ledger events, and ``history`` answers "which version held the alias at time T" 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pytest
-from support import set_params
+from support import copy_state, set_params
 from typer.testing import CliRunner
 
 from governance.cli import app
@@ -400,7 +399,7 @@ def test_cli_promote_and_rollback(lab: Lab) -> None:
 def test_history_reads_only_the_ledger(lab: Lab, ledger: Ledger, tmp_path: Path) -> None:
     """A copy of the state directory without MLflow gives the same answers."""
     copy = tmp_path / "home"
-    shutil.copytree(lab.settings.home, copy, ignore=shutil.ignore_patterns("mlflow.db*"))
+    copy_state(lab.settings.home, copy, leave_out=("mlflow.db*",))
     assert not (copy / "mlflow.db").exists()
     with Ledger.open(f"sqlite:///{copy / 'ledger.db'}", home=copy) as alone:
         for alias in ("champion", "candidate", None):

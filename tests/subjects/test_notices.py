@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from support import copy_state
 from typer.testing import CliRunner
 
 from governance.cli import app
@@ -73,9 +73,7 @@ def run(root: Path, *args: str, env: dict[str, str | None] | None = None) -> Any
 def without_mlflow(settings: Settings, dest: Path) -> dict[str, str | None]:
     """A copy of the state directory with the MLflow database and artifacts removed."""
     home = dest / "home"
-    shutil.copytree(
-        settings.home, home, ignore=shutil.ignore_patterns("mlflow.db*", "mlartifacts", "dagster")
-    )
+    copy_state(settings.home, home, leave_out=("mlflow.db*", "mlartifacts", "dagster"))
     assert not (home / "mlflow.db").exists()
     return {"GOVERNANCE_HOME": str(home)}
 
