@@ -74,7 +74,8 @@ def test_a_version_is_served_with_its_lineage(source: ModelSource) -> None:
     assert set(lineage) == LINEAGE_FIELDS
     assert (lineage["model"], lineage["version"]) == (MODEL, "1")
     assert lineage["model_uri"] == f"models:/{MODEL}/1"
-    assert lineage["aliases"] == [ALIAS]
+    # the aliases naming it now (other tests of the session may add their own to the real one)
+    assert ALIAS in lineage["aliases"] and lineage["aliases"] == sorted(lineage["aliases"])
     assert loaded.lineage_id == lineage_id(lineage)
     assert loaded.mlflow_run_id == lineage["mlflow_run_id"] == lineage["run"]["mlflow_run_id"]
     assert [d["name"] for d in lineage["datasets"]] == ["raw", "train", "test"]
