@@ -44,11 +44,9 @@ from governance.registry.mlflow import (
     ModelLoadError,
     RegistryLookupError,
     RegistryUnavailable,
-    alias_version,
-    load_version,
-    tracking,
 )
 from governance.registry.signing import ModelIntegrityError
+from governance.registry.source import ModelSource
 from governance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -246,16 +244,15 @@ def with_recourse(
 class DecisionService:
     """Decide, record, look up, trace and replay decisions."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, models: ModelCache | None = None):
+    def __init__(self, settings: Settings, ledger: Ledger, models: ModelSource | None = None):
         self.settings = settings
         self.ledger = ledger
-        self.models = models or ModelCache(settings)
+        self.models: ModelSource = models or ModelCache(settings)  # MLflow unless told otherwise
         self.aliases = AliasBook(ledger, self._registry_alias)
 
     def _registry_alias(self, name: str, alias: str) -> str:
         """The registry's answer, for an alias the ledger never recorded a move of."""
-        with tracking(self.settings) as client:
-            return alias_version(client, name, alias)
+        return self.models.registry_alias(name, alias)
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> DecisionService:
@@ -631,7 +628,7 @@ class DecisionService:
             key = (record.body["model"]["name"], record.body["model"]["version"])
             if key not in fresh:
                 with _registry_errors():  # not the serving cache
-                    fresh[key] = load_version(self.settings, *key)
+                    fresh[key] = self.models.load(*key)
             out.append(_replay(record, fresh[key]))
         return out
 

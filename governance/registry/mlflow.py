@@ -563,6 +563,8 @@ class LoadedModel:
 class ModelCache:
     """Loads registered versions once; resolves aliases with a short time-to-live.
 
+    The MLflow :class:`~governance.registry.source.ModelSource` (what the decision service uses).
+
     The scorecard comes from the registered MLflow pyfunc itself (``models:/NAME/VERSION``), so
     what decides is exactly what was registered, and replay loads the same artifact.
     """
@@ -640,6 +642,15 @@ class ModelCache:
         with self._lock:
             self._versions[key] = loaded
         return loaded
+
+    def load(self, name: str, version: str) -> LoadedModel:
+        """A version loaded afresh from the registry, not from this cache (for replay)."""
+        return load_version(self.settings, name, str(version))
+
+    def registry_alias(self, name: str, alias: str) -> str:
+        """The version ``alias`` names in the registry now, asked without the alias cache."""
+        with tracking(self.settings) as client:
+            return alias_version(client, name, alias)
 
 
 def load_version(settings: Settings, name: str, version: str) -> LoadedModel:

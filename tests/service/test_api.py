@@ -440,7 +440,8 @@ def test_show_outcome_and_reviews(served: Any) -> None:
     assert shown["status"] == "overridden"
 
 
-def test_trace(served: Any) -> None:
+def test_trace(registered: Any) -> None:
+    served = registered  # the lineage the pipeline recorded in the real registry
     decision_id = served.decide()
     r = served.client.get(f"/v1/decisions/{decision_id}/trace", headers=served.auth("auditor"))
     assert r.status_code == 200, r.text

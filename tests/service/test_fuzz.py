@@ -2,10 +2,10 @@
 
 Schemathesis generates requests for every operation in ``/openapi.json`` (valid ones, and
 invalid ones that break the schema: bodies, query strings and paths) and sends them in-process
-to the session's app with an admin key, so they reach the deepest code paths. The only check
-is "not a server error": a hostile or confused caller must always get a 2xx/4xx that says what
-is wrong. The number of examples is bounded so the test stays a test; promotion is left out
-because it would move aliases of the session's shared registry (it is covered by
+to the session's app (on the registry fake) with an admin key, so they reach the deepest code
+paths. The only check is "not a server error": a hostile or confused caller must always get a
+2xx/4xx that says what is wrong. The number of examples is bounded so the test stays a test;
+promotion is left out because it moves aliases in the real registry (it is covered there by
 tests/service/test_promote.py and test_people.py).
 """
 
@@ -20,7 +20,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 EXAMPLES_PER_OPERATION = 60  # valid and invalid mixed
-SKIPPED = ("/promote",)  # moves aliases of the session's shared registry
+SKIPPED = ("/promote",)  # moves aliases in the real registry
 
 
 def test_no_request_gets_a_server_error(served: Any) -> None:

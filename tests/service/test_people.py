@@ -17,7 +17,8 @@ def _key(served: Any, name: str, role: str, person: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
 
-def test_whoever_registered_a_version_cannot_approve_it(served: Any) -> None:
+def test_whoever_registered_a_version_cannot_approve_it(registered: Any) -> None:
+    served = registered  # promotion: the real MLflow registry and its registrant
     registrant = served.service.model(MODEL, version="1")[0].lineage["registered_by"]
     assert registrant == getpass.getuser()  # the pipeline ran as this user (GOVERNANCE_ACTOR unset)
     headers = _key(served, "self-approver", "approver", registrant)
@@ -34,7 +35,8 @@ def test_whoever_registered_a_version_cannot_approve_it(served: Any) -> None:
     assert refusal.body["checks"]["separation_of_duties"]["passed"] is False
 
 
-def test_the_approver_recorded_is_the_keys_person(served: Any) -> None:
+def test_the_approver_recorded_is_the_keys_person(registered: Any) -> None:
+    served = registered  # promotion: moves an alias in the real MLflow registry
     headers = _key(served, "rivera-key", "approver", "J. Rivera")
     before = served.size
     forged = served.client.post(

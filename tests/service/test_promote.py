@@ -9,7 +9,8 @@ from governance.lifecycle.promotion import history
 MODEL = "mortgage-denial"
 
 
-def test_approver_promotes_and_decisions_follow_the_alias(served: Any) -> None:
+def test_approver_promotes_and_decisions_follow_the_alias(registered: Any) -> None:
+    served = registered  # promotion moves an alias in the real MLflow registry
     path = f"/v1/models/{MODEL}/versions/1/promote"
     # Its own alias: the session's registry is shared, and `champion` must stay unset there.
     body = {"reason": "passed model risk review", "alias": "production"}
