@@ -243,3 +243,22 @@ def test_the_fast_parse_gives_the_reference_columns(
         data = bytes(buf)
     expected = (7, data, record_hash(data), *_parsed_row(data, v1))
     assert bundle_row(7, data, None, v1) == expected
+
+
+@pytest.mark.parametrize("seq", [0, N // 2 - 1, N // 2 + 1, N - 1])
+def test_deep_verification_reports_the_same_in_both_modes(
+    bundle: Path, tmp_path: Path, seq: int
+) -> None:
+    """With ``deep`` the helper walks deep too: an intact bundle verifies, and a changed record
+    (one space added) is named alike by one process and by two."""
+    copy = _copy(bundle, tmp_path, tiles=True)
+    records = copy / "records.jsonl"
+    assert verify_bundle(copy, fetch=False, deep=True, workers=2).ok
+    lines = records.read_bytes().split(b"\n")[:-1]
+    lines[seq] = lines[seq].replace(b'"outcome":', b'"outcome": ', 1)
+    records.write_bytes(b"".join(line + b"\n" for line in lines))
+    reports = [verify_bundle(copy, fetch=False, deep=True, workers=w) for w in (1, 2)]
+    assert [(r.code, r.first_bad, r.reason) for r in reports] == [
+        (reports[0].code, seq, reports[0].reason)
+    ] * 2
+    assert reports[0].code == 1
