@@ -13,13 +13,10 @@ from typer.core import TyperGroup
 
 from governance.cli.audit import IdArg, audit_app
 from governance.cli.common import JsonOpt, ProjectOpt, app, emit, fail, guard, ledger
-from governance.core.notice import FORMATS
-from governance.core.retention import RetentionPolicy
 from governance.settings import Settings
-from governance.subjects import holds, notices, report
-from governance.subjects.project import params
-from governance.subjects.recourse import recourse_of
 
+# The subjects' modules (notices, recourse, reports) import scikit-learn, MLflow and model
+# signing: about 3.5 s, paid by every command if imported here. Each command imports its own.
 SubjectArg = Annotated[str, typer.Argument(help="Subject id (stored only as its keyed hash).")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded).")]
 ByOpt = Annotated[str, typer.Option("--by", help="Who decided (recorded).")]
@@ -32,6 +29,8 @@ def recourse_command(
     """The exact recourse recorded with an adverse decision: single changes and the
     minimal-cost combined change, each re-scored to the favourable outcome, or "no feasible
     recourse"."""
+    from governance.subjects.recourse import recourse_of
+
     with ledger(project) as book:
         doc = guard(lambda: recourse_of(book, decision_id))
     if as_json:
@@ -89,6 +88,9 @@ def notice_issue(
 ) -> None:
     """Issue the adverse-action notice of a denial from the ledger alone (no model registry)
     and record it as a `notice` event holding the document's SHA-256."""
+    from governance.core.notice import FORMATS
+    from governance.subjects import notices
+
     if fmt not in FORMATS:
         fail(f"--format must be one of {list(FORMATS)}, got {fmt!r}")
     settings = Settings.resolve(project)
@@ -118,6 +120,8 @@ def notice_verify(
     event, the decision it names is unchanged, and rendering it again from the ledger gives the
     same bytes; the event's inclusion proof verifies. Exit 1 otherwise (one changed character
     is enough)."""
+    from governance.subjects import notices
+
     settings = Settings.resolve(project)
     with ledger(project) as book:
         doc = guard(lambda: notices.verify(book, settings.project_dir, file))
@@ -145,6 +149,8 @@ def hold_command(
     subject: SubjectArg, reason: ReasonOpt = "", by: ByOpt = "", project: ProjectOpt = None
 ) -> None:
     """Put a subject's records under a legal hold: `forget` is refused until it is released."""
+    from governance.subjects import holds
+
     with ledger(project) as book:
         receipt = guard(lambda: holds.hold(book, subject, reason=reason, by=by))
     typer.echo(f"legal hold recorded as {receipt.id} (seq {receipt.seq})")
@@ -155,6 +161,8 @@ def release_command(
     subject: SubjectArg, reason: ReasonOpt = "", by: ByOpt = "", project: ProjectOpt = None
 ) -> None:
     """Release the legal hold on a subject."""
+    from governance.subjects import holds
+
     with ledger(project) as book:
         receipt = guard(lambda: holds.release(book, subject, reason=reason, by=by))
     typer.echo(f"legal hold released: recorded as {receipt.id} (seq {receipt.seq})")
@@ -170,6 +178,10 @@ def retention_command(
 ) -> None:
     """What is past its retention period (params.yaml `retention`; Reg B 25 months, AI Act 6
     months minimum) and which subjects may be erased; subjects under a legal hold are kept."""
+    from governance.core.retention import RetentionPolicy
+    from governance.subjects import holds
+    from governance.subjects.project import params
+
     settings = Settings.resolve(project)
     policy = guard(
         lambda: RetentionPolicy.from_params(params(settings.project_dir).get("retention"))
@@ -214,6 +226,8 @@ def subject_report_command(
     """Everything the ledger holds about one subject (GDPR art. 15): decisions with inputs,
     outcome, logic, contributions, recourse, reviews, contests, overrides, notices, legal holds
     and erasures, each record with its inclusion proof."""
+    from governance.subjects import report
+
     kind = fmt or ("json" if out.suffix.lower() == ".json" else "html")
     if kind not in ("html", "json"):
         fail(f"--format must be html or json, got {kind!r}")

@@ -8,14 +8,16 @@ checkpoint public key: no secret.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -59,6 +61,15 @@ def verify_helper_main() -> None:
     result = _walk_job(job)
     pickle.dump(result, sys.stdout.buffer)
     sys.stdout.flush()
+
+
+def _send(job: Mapping[str, Any], stdin: IO[bytes]) -> None:
+    """Pickle ``job`` to a helper's stdin and close it (a dead helper is noticed in finish)."""
+    with contextlib.suppress(OSError):
+        try:
+            pickle.dump(job, stdin)
+        finally:
+            stdin.close()
 
 
 class _VerifyHelper:
@@ -109,19 +120,19 @@ class _VerifyHelper:
         )
         stdin = self._proc.stdin
         assert stdin is not None
-        self._proc.stdin = None  # the job is small (well under a pipe buffer): send it now
-        try:
-            pickle.dump(self._job, stdin)
-            stdin.close()
-        except OSError:
-            self.close()
-            raise
+        self._proc.stdin = None
+        # A store's job is small, but a bundle's carries published leaf hashes (megabytes): a
+        # thread sends it while the helper starts, so this process starts walking at once. If
+        # the helper dies first, the write fails here and finish() walks its half instead.
+        self._sender = threading.Thread(target=_send, args=(self._job, stdin), daemon=True)
+        self._sender.start()
 
     def finish(self, walker: ChainWalker, tree: MerkleTree, target: int) -> ChainWalker:
         """Join the helper's half to ``walker`` (which has walked ``[0, start)``)."""
         if walker.prev != self.prev or walker.prev_ts != self.prev_ts:
             raise ChainBreak(self.start - 1, "inconsistent record (changed during verification)")
         out, err = self._proc.communicate()
+        self._sender.join()
         try:
             if self._proc.returncode != 0:
                 raise ValueError(err.decode(errors="replace")[-500:])
@@ -159,6 +170,7 @@ class _VerifyHelper:
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.communicate()
+        self._sender.join()
 
 
 @dataclass(frozen=True)
