@@ -99,7 +99,7 @@ BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END;"""
 )
 """The schema, with the append-only triggers."""
 
-_FENCE_SQL = fence_sql("records", "?")
+_FENCE_SQL = fence_sql("records", "?", index="INDEXED BY records_type")
 _INSERT_SQL = (
     f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"

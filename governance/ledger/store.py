@@ -83,11 +83,19 @@ class FenceError(StoreError):
         self.seq = seq
 
 
-def fence_sql(table: str, mark: str) -> str:
-    """The query both stores run per fence: the first alias-moving record since ``since``."""
+def fence_sql(table: str, mark: str, index: str = "") -> str:
+    """The query both stores run per fence: the first alias-moving record since ``since``.
+
+    It must seek the ``(type, seq)`` index: alias moves are a handful of records however long
+    the ledger. The ``(model_name, model_version, type)`` index looks as good to a planner
+    without statistics (SQLite's, unless ``ANALYZE`` ran) and walks every decision the model
+    ever made (24 ms per decision at 300,000 records against 11 us), so a store can name the
+    index (``index``, e.g. SQLite's ``INDEXED BY records_type``).
+    """
     types = ", ".join(f"'{t}'" for t in FENCE_TYPES)
+    hint = f" {index}" if index else ""
     return (
-        f"SELECT seq FROM {table} WHERE seq >= {mark} AND model_name = {mark}"
+        f"SELECT seq FROM {table}{hint} WHERE seq >= {mark} AND model_name = {mark}"
         f" AND type IN ({types}) ORDER BY seq LIMIT 1"
     )
 

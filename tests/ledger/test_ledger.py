@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from governance.ledger import (
     LedgerError,
     Receipt,
     leaf_hash,
+    sqlite_store,
     verify_checkpoint,
     verify_consistency,
     verify_inclusion,
@@ -436,3 +438,21 @@ def test_a_failed_fence_fails_only_its_own_request_in_a_group_commit(ledger: Led
         t.join()
     assert results == {n: "fenced" if n == 3 else "written" for n in range(8)}
     assert ledger.size() == 1 + 7
+
+
+def test_the_sqlite_fence_seeks_the_alias_moves_not_the_models_decisions(tmp_path: Path) -> None:
+    """The fence runs on every decision: it must not walk the model's history.
+
+    Without statistics SQLite's planner prefers the (model_name, model_version, type) index
+    for ``model_name = ?``, which reads every decision the model ever made (O(ledger) per
+    decision); the fence names the (type, seq) index instead.
+    """
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    conn.executescript(sqlite_store.SCHEMA_SQL)
+    plan = " ".join(
+        str(row[-1])
+        for row in conn.execute(f"EXPLAIN QUERY PLAN {sqlite_store._FENCE_SQL}", (0, "m"))
+    )
+    conn.close()
+    assert "records_type (type=? AND rowid>?)" in plan, plan
+    assert "records_model_type" not in plan, plan
