@@ -1,16 +1,28 @@
 """Fixtures for the decision explorer (``/ui``) tests.
 
-One session-wide setup on the trained project (``trained``, tests/conftest.py): a
-:class:`DecisionService` on its ledger, one API key per role (named ``ui-…``, apart from the
-service tests' keys), a handful of decisions made here (one plain denial, one overridden by an
-approver and given an observed outcome, a run of decisions for one subject to page through), a
-signed checkpoint covering them, and a production monitoring report of version 1. Browser tests
-get a real uvicorn server on a free loopback port and Debian's Chromium driven by Playwright;
-they skip, saying why, when ``/usr/bin/chromium`` or the ``playwright`` package is missing.
+``explorer``: the explorer on the registry fake (``tests/fakes.py``: a real scorecard, trained by
+the pipeline's own stages in-process, held in memory), as the service tests' ``served``: a
+:class:`DecisionService` on a fresh ledger in a throwaway project (its ``params.yaml`` and
+expectations, what notices read), one API key per role (named ``ui-…``), a handful of decisions
+made here (one plain denial, one overridden by an approver and given an observed outcome, a run
+of decisions for one subject to page through) and a signed checkpoint covering them. Nothing
+waits for a pipeline run. The fake has no MLflow run: a decision page links to the run without
+its experiment.
+
+``registered_explorer``: the same world on the session's real pipeline run (``trained``,
+tests/conftest.py: version 1 registered in MLflow with alias ``candidate``), plus a production
+monitoring report of version 1, for what reads the real registry: a model version's page (it
+resolves the version, its model card and the card's frontier from MLflow, and links to the
+MLflow run) and the lineage links of a decision page to that run.
+
+Browser tests get a real uvicorn server on a free loopback port (``server`` on the fake,
+``registered_server`` on the real registry) and Debian's Chromium driven by Playwright; they
+skip, saying why, when ``/usr/bin/chromium`` or the ``playwright`` package is missing.
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -24,10 +36,12 @@ import pandas as pd
 import pytest
 import uvicorn
 import yaml
+from fakes import FakeRegistry, trained_model
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from governance.decisions.service import DecisionService
+from governance.ledger import Ledger
 from governance.service import KeyStore, create_app
 from governance.settings import Settings
 
@@ -75,12 +89,11 @@ class Explorer:
         return self.service.ledger
 
 
-def _rows(root: Path, service: DecisionService) -> list[dict[str, Any]]:
+def _rows(test: pd.DataFrame, service: DecisionService) -> list[dict[str, Any]]:
     order = list(service.model(MODEL, alias=ALIAS)[0].scorecard.order)
-    test = pd.read_csv(root / "data" / "split" / "test.csv").head(40)
     return [
         {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-        for r in test[order].to_dict(orient="records")
+        for r in test.head(40)[order].to_dict(orient="records")
     ]
 
 
@@ -102,13 +115,18 @@ def _monitoring_report(root: Path, settings: Settings, service: DecisionService)
     monitoring.run(settings, params, MODEL, version="1", purpose=purpose)
 
 
-@pytest.fixture(scope="session")
-def explorer(trained: tuple[Path, Settings]) -> Iterator[Explorer]:
-    root, settings = trained
-    service = DecisionService.open(settings)
+def _explore(
+    root: Path,
+    settings: Settings,
+    service: DecisionService,
+    test: pd.DataFrame,
+    *,
+    monitored: bool,
+) -> Iterator[Explorer]:
+    """The explorer's world on ``service``: keys, decisions, (a report,) a checkpoint, the app."""
     keys = KeyStore.for_home(settings.home)
     tokens = {role: keys.create(f"ui-{role}", role) for role in ROLES}
-    rows = _rows(root, service)
+    rows = _rows(test, service)
     tag = uuid.uuid4().hex[:8]
 
     # a denial: principal (adverse-action) reasons are given on adverse outcomes only
@@ -143,7 +161,8 @@ def explorer(trained: tuple[Path, Settings]) -> Iterator[Explorer]:
         service.decide(MODEL, rows[2 + i], alias=ALIAS, subject_id=paged_subject).decision_id
         for i in range(PAGED)
     ]
-    _monitoring_report(root, settings, service)
+    if monitored:
+        _monitoring_report(root, settings, service)
     service.ledger.checkpoint()
     app = create_app(service, keys, default_model=MODEL, default_alias=ALIAS)
     yield Explorer(
@@ -166,21 +185,66 @@ def explorer(trained: tuple[Path, Settings]) -> Iterator[Explorer]:
     service.close()
 
 
-@pytest.fixture
-def client(explorer: Explorer) -> Iterator[TestClient]:
-    """A fresh HTTP client (no cookies) on the app; redirects are not followed."""
-    with TestClient(explorer.app, follow_redirects=False) as c:
+@pytest.fixture(scope="session")
+def explorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Explorer]:
+    """The explorer on the registry fake, with its own ledger: no pipeline run, no MLflow."""
+    root = tmp_path_factory.mktemp("explorer")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")  # what notices read of a project
+    shutil.copytree(REPO / "expectations", root / "expectations")
+    settings = Settings.resolve(root, env={})
+    settings.home.mkdir(parents=True, exist_ok=True)
+    trained = trained_model()
+    models = FakeRegistry()
+    models.register(trained.model, ALIAS)
+    ledger = Ledger.open(settings.ledger_url, home=settings.home)
+    service = DecisionService(settings, ledger, models)
+    yield from _explore(root, settings, service, trained.test, monitored=False)
+
+
+@pytest.fixture(scope="session")
+def registered_explorer(trained: tuple[Path, Settings]) -> Iterator[Explorer]:
+    """The explorer on the real MLflow registry of the session's pipeline run."""
+    root, settings = trained
+    test = pd.read_csv(root / "data" / "split" / "test.csv")
+    service = DecisionService.open(settings)
+    yield from _explore(root, settings, service, test, monitored=True)
+
+
+def _client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, follow_redirects=False) as c:
         yield c
 
 
-@pytest.fixture
-def auditor(client: TestClient, explorer: Explorer) -> TestClient:
-    """A client signed in as the auditor."""
+def _auditor(client: TestClient, explorer: Explorer) -> TestClient:
     response = client.post(
         "/ui/login", data={"key": explorer.tokens["auditor"], "next": "/ui/decisions"}
     )
     assert response.status_code == 303, response.text
     return client
+
+
+@pytest.fixture
+def client(explorer: Explorer) -> Iterator[TestClient]:
+    """A fresh HTTP client (no cookies) on the app; redirects are not followed."""
+    yield from _client(explorer.app)
+
+
+@pytest.fixture
+def auditor(client: TestClient, explorer: Explorer) -> TestClient:
+    """A client signed in as the auditor."""
+    return _auditor(client, explorer)
+
+
+@pytest.fixture
+def registered_client(registered_explorer: Explorer) -> Iterator[TestClient]:
+    """``client`` on the explorer of the real registry."""
+    yield from _client(registered_explorer.app)
+
+
+@pytest.fixture
+def registered_auditor(registered_client: TestClient, registered_explorer: Explorer) -> TestClient:
+    """``auditor`` on the explorer of the real registry."""
+    return _auditor(registered_client, registered_explorer)
 
 
 # -- a real server and a real browser -------------------------------------------------------
@@ -192,13 +256,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def server(explorer: Explorer) -> Iterator[str]:
-    """The app served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+def _serve(app: FastAPI) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
     port = _free_port()
-    config = uvicorn.Config(
-        explorer.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, name="ui-test-server", daemon=True)
     thread.start()
@@ -210,6 +271,18 @@ def server(explorer: Explorer) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(explorer: Explorer) -> Iterator[str]:
+    """The explorer on the fake, served by uvicorn; yields its base URL."""
+    yield from _serve(explorer.app)
+
+
+@pytest.fixture(scope="session")
+def registered_server(registered_explorer: Explorer) -> Iterator[str]:
+    """The explorer on the real registry, served by uvicorn; yields its base URL."""
+    yield from _serve(registered_explorer.app)
 
 
 def browser_missing() -> str | None:
@@ -243,14 +316,24 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Any]:
-    """A fresh browser context (no cookies) and page; navigation times out after 15 s."""
-    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
+def _page(browser: Any, base_url: str) -> Iterator[Any]:
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and page; navigation times out after 15 s."""
+    yield from _page(browser, server)
+
+
+@pytest.fixture
+def registered_page(browser: Any, registered_server: str) -> Iterator[Any]:
+    """``page`` on the explorer of the real registry."""
+    yield from _page(browser, registered_server)
 
 
 @pytest.fixture(scope="session")

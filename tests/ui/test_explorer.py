@@ -6,6 +6,10 @@ link to the model card; a scorer key is refused; an overridden decision shows it
 outcome. Screenshots of the decision page and the model page go to ``test-artifacts/ui/``.
 The other tests use FastAPI's TestClient: sessions, paging, filters, 404s, headers.
 Expected values come from the ledger and the registry, never from the explorer's own code.
+
+Most tests run on the registry fake (``explorer``, tests/ui/conftest.py); those that open a model
+version's page, which reads MLflow itself (the version, its model card, the run's experiment),
+run on the session's real pipeline run (``registered_explorer``).
 """
 
 from __future__ import annotations
@@ -121,8 +125,10 @@ def _browser_sign_in(page: Any, token: str, start: str = "/ui/decisions") -> Non
 
 
 def test_auditor_finds_a_decision_and_follows_its_lineage_to_the_model_card(
-    page: Any, explorer: Explorer, artifacts: Path
+    registered_page: Any, registered_explorer: Explorer, artifacts: Path
 ) -> None:
+    """On the real registry: the MLflow run link, the model card, its alias history."""
+    page, explorer = registered_page, registered_explorer
     record = explorer.ledger.get(explorer.plain)
     body = record.body
     lineage = registry.resolve(explorer.settings, MODEL, "1")
@@ -460,7 +466,11 @@ def test_search_by_decision_id(auditor: TestClient, explorer: Explorer) -> None:
 # -- pages -----------------------------------------------------------------------------------
 
 
-def test_unknown_pages_are_html_404s(auditor: TestClient, explorer: Explorer) -> None:
+def test_unknown_pages_are_html_404s(
+    registered_auditor: TestClient, registered_explorer: Explorer
+) -> None:
+    """On the real registry: a model version's page asks MLflow whether the version exists."""
+    auditor, explorer = registered_auditor, registered_explorer
     review = explorer.ledger.find(ref=explorer.overridden, type="review")[0]
     for path, text in [
         ("/ui/decisions/00000000-0000-7000-8000-000000000000", "no decision with id"),
@@ -475,7 +485,11 @@ def test_unknown_pages_are_html_404s(auditor: TestClient, explorer: Explorer) ->
         assert "text/html" in response.headers["content-type"]
 
 
-def test_pages_are_self_contained(auditor: TestClient, explorer: Explorer) -> None:
+def test_pages_are_self_contained(
+    registered_auditor: TestClient, registered_explorer: Explorer
+) -> None:
+    """On the real registry: the model version's page (and its card) comes from MLflow."""
+    auditor, explorer = registered_auditor, registered_explorer
     allowed = ("/", "#", "http://127.0.0.1:5000/", "http://127.0.0.1:3000/")
     for path in (
         "/ui/decisions",

@@ -3,7 +3,7 @@
 Search runs on a small in-memory ledger (:class:`FakeLedger`) that answers ``find`` the way
 ``Ledger.find`` does (seq order, ``offset``, keyset ``after``, a model filter), so paging can be
 walked page by page and checked against the decisions it holds. The last test uses the session's
-real explorer app: the explorer state is kept in ``app.state.explorer``.
+explorer app (on the registry fake): the explorer state is kept in ``app.state.explorer``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Recourse and notices in the explorer (Chromium) and over HTTP, on the trained project."""
+"""Recourse and notices in the explorer (Chromium) and over HTTP.
+
+On the registry fake (``explorer``), but for the model card's frontier, which is an MLflow
+artifact of the real pipeline run (``registered_explorer``).
+"""
 
 from __future__ import annotations
 
@@ -110,7 +114,11 @@ def test_an_approval_has_no_recourse_and_no_notice(
     assert "is not adverse" in page.inner_text("main")
 
 
-def test_the_model_card_shows_the_frontier(page: Any, explorer: Explorer) -> None:
+def test_the_model_card_shows_the_frontier(
+    registered_page: Any, registered_explorer: Explorer
+) -> None:
+    """On the real registry: the card and its frontier are MLflow artifacts of the run."""
+    page, explorer = registered_page, registered_explorer
     _sign_in(page, explorer.tokens["auditor"], f"/ui/models/{MODEL}/versions/1")
     card = page.locator("#model-card")
     assert "Less discriminatory alternatives" in card.inner_text()
