@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -170,6 +171,16 @@ def test_check_scalars_takes_numbers_strings_booleans_and_null() -> None:
 # -- read_body and the media types ---------------------------------------------------------
 
 
+def _run(coroutine: Coroutine[Any, Any, bytes]) -> bytes:
+    """Run ``coroutine`` to its end on a loop of its own thread.
+
+    Not ``asyncio.run`` here: the browser tests keep an event loop running in the main thread
+    for the whole session, and ``asyncio.run`` refuses to start under a running loop.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def _request(chunks: Sequence[bytes], headers: dict[str, str]) -> Request:
     """A Starlette request whose body arrives in ``chunks``."""
     pending = list(chunks)
@@ -189,12 +200,12 @@ def _request(chunks: Sequence[bytes], headers: dict[str, str]) -> Request:
 
 def test_read_body_joins_the_chunks_within_the_limit() -> None:
     request = _request([b"ab", b"cd", b"e"], {"content-length": "5"})
-    assert asyncio.run(read_body(request, 5)) == b"abcde"
+    assert _run(read_body(request, 5)) == b"abcde"
 
 
 def test_read_body_refuses_a_declared_length_over_the_limit_before_reading() -> None:
     request = _request([b"x" * 11], {"content-length": "11"})
-    message = _refused(lambda: asyncio.run(read_body(request, 10)), 413)
+    message = _refused(lambda: _run(read_body(request, 10)), 413)
     assert message == "the request body is 11 bytes; the limit is 10 bytes"
 
 
@@ -202,13 +213,13 @@ def test_read_body_counts_the_bytes_actually_sent() -> None:
     # Content-Length understates (or is absent): the stream itself is cut off at the limit
     for headers in ({"content-length": "3"}, {}):
         request = _request([b"x" * 6, b"x" * 6], headers)
-        message = _refused(lambda r=request: asyncio.run(read_body(r, 10)), 413)
+        message = _refused(lambda r=request: _run(read_body(r, 10)), 413)
         assert message == "the request body exceeds the limit of 10 bytes"
 
 
 def test_read_body_refuses_a_content_length_that_is_not_a_number() -> None:
     request = _request([b"{}"], {"content-length": "two"})
-    assert "is not a number" in _refused(lambda: asyncio.run(read_body(request, 10)), 400)
+    assert "is not a number" in _refused(lambda: _run(read_body(request, 10)), 400)
 
 
 @pytest.fixture(scope="module")
