@@ -68,6 +68,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from governance.decisions.service import DecisionError, DecisionService
 from governance.ledger import IntegrityError, PiiError
 from governance.service import schemas as s
+from governance.service import ui
 from governance.service.api import audit, decisions, invocations, ledger, models, ops
 from governance.service.auth import KeyStore, KeyStoreError
 from governance.service.bodies import ApiError, error_response, json_response, pydantic_message
@@ -261,9 +262,7 @@ def create_app(
         app.include_router(module.router)
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
 
-    from governance.service import ui  # the decision explorer under /ui (HTML pages)
-
-    app.include_router(ui.router(service, keys))
+    app.include_router(ui.router(service, keys))  # the decision explorer under /ui (HTML pages)
     return app
 
 
