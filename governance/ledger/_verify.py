@@ -14,7 +14,7 @@ import pickle
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -148,9 +148,7 @@ class _VerifyHelper:
             )
             leaves: list[bytes] = []
             for rows in self._job["source"].rows(self.start, deep=walker.deep):
-                leaves.clear()
-                rest.feed(rows, leaves if rest.next_seq < target else None)
-                tree.extend(leaves[: max(0, target - tree.size)])
+                feed_tree(rest, tree, rows, target, leaves)
             return rest
         if result["break"] is not None:
             seq, reason = result["break"]
@@ -334,6 +332,30 @@ def _check_checkpoints(
     return VerifyResult(True, records, None, None, len(cps))
 
 
+def feed_tree(
+    walker: ChainWalker,
+    tree: MerkleTree,
+    rows: Iterable[Sequence[Any]],
+    target: int,
+    leaves: list[bytes],
+) -> None:
+    """Walk ``rows``, adding their leaf hashes to ``tree`` until it holds ``target`` leaves.
+
+    ``leaves`` is a buffer the caller reuses from one batch to the next.
+
+    Raises
+    ------
+    ChainBreak
+        At the first bad record of ``rows``.
+    """
+    if tree.size < target:
+        leaves.clear()
+        walker.feed(rows, leaves)
+        tree.extend(leaves[: target - tree.size])
+    else:
+        walker.feed(rows)
+
+
 def _walk(
     store: LedgerStore,
     walker: ChainWalker,
@@ -347,12 +369,7 @@ def _walk(
     leaves: list[bytes] = []
     total = store.head().size if progress is not None else 0
     for rows in store.iter_chain(walker.next_seq, stop, deep=deep):
-        if tree.size < target:
-            leaves.clear()
-            walker.feed(rows, leaves)
-            tree.extend(leaves[: target - tree.size])
-        else:
-            walker.feed(rows)
+        feed_tree(walker, tree, rows, target, leaves)
         if progress is not None:
             progress(walker.next_seq, max(total, walker.next_seq))
     if stop is not None and walker.next_seq < stop:

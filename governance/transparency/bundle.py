@@ -33,7 +33,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from governance.ledger._verify import _VerifyHelper
+from governance.ledger._verify import _VerifyHelper, feed_tree
 from governance.ledger.bundle_rows import BundleRows, bundle_row, split_point
 from governance.ledger.canonical import utc_now
 from governance.ledger.checkpoint import (
@@ -244,12 +244,7 @@ def _walk_bundle(
     try:
         fed: list[bytes] = []
         for rows in source.rows(0, stop):
-            if tree.size < target:
-                fed.clear()
-                walker.feed(rows, fed)
-                tree.extend(fed[: target - tree.size])
-            else:
-                walker.feed(rows)
+            feed_tree(walker, tree, rows, target, fed)
         if helper is not None:
             walker = helper.finish(walker, tree, target)
     finally:

@@ -7,6 +7,7 @@ disabled (PostgreSQL) on a privileged connection before each edit.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -352,3 +353,24 @@ def test_parallel_verify_agrees_with_sequential(
         backend.sql(f"DELETE FROM {table} WHERE seq = ?", (seq,), bypass=True)
         parallel, sequential = ledger.verify(workers=2), ledger.verify(workers=1)
         assert parallel.first_bad == sequential.first_bad == first_bad, (parallel, sequential)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_helper_that_fails_has_its_half_walked_here(
+    kind: str, make_backend: Callable[[str], Backend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper process that cannot run (here: it exits 1 at once) checks nothing less."""
+    backend = make_backend(kind)
+    ledger = backend.open()
+    ledger.append_many([Entry("decision", {"n": i}, f"s{i % 7}") for i in range(40)])
+    ledger.checkpoint()
+    ledger.append_many([Entry("decision", {"n": i}) for i in range(40, 50)])
+    expected = ledger.verify(workers=1)
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the helper's interpreter
+    assert ledger.verify(workers=2) == expected and expected.ok
+    table = backend.table("records")
+    original = _row(backend, 37)[9]
+    changed = bytearray(original)
+    changed[len(changed) // 2] ^= 0x20
+    backend.sql(f"UPDATE {table} SET data = ? WHERE seq = ?", (bytes(changed), 37), bypass=True)
+    assert ledger.verify(workers=2).first_bad == 37  # in the helper's half, found here
