@@ -94,10 +94,10 @@ def ledger(project: Path | None, *, create: bool = True) -> Any:
     ``create=False`` for commands that only read: a missing ledger is an error and nothing is
     created.
     """
-    from governance.ledger import Ledger
+    from governance.ledger.shards import open_ledger
     from governance.settings import Settings
 
     settings = Settings.resolve(project)
     if create:
         settings.home.mkdir(parents=True, exist_ok=True)
-    return guard(lambda: Ledger.open(settings.ledger_url, home=settings.home, create=create))
+    return guard(lambda: open_ledger(settings.ledger_url, home=settings.home, create=create))

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,7 @@ from governance.decisions.reviews import effective_outcome, review_status
 from governance.ledger import EncodedBody, Entry, FenceError, Ledger, Receipt, Record
 from governance.ledger.canonical import encoder_for
 from governance.ledger.records import new_record_ids
+from governance.ledger.shards import open_ledger
 from governance.registry.mlflow import (
     DEFAULT_ALIAS,
     ERR_VERSION_AND_ALIAS,
@@ -259,7 +260,9 @@ class DecisionService:
         """The service on the configured ledger and registry (``settings`` or the environment's)."""
         settings = settings or Settings.resolve()
         settings.home.mkdir(parents=True, exist_ok=True)
-        return cls(settings, Ledger.open(settings.ledger_url, home=settings.home))
+        ledger = open_ledger(settings.ledger_url, home=settings.home)
+        # A ShardedLedger (shards=K in the URL) offers the Ledger interface the service uses.
+        return cls(settings, cast(Ledger, ledger))
 
     def close(self) -> None:
         """Close the ledger."""
@@ -311,8 +314,9 @@ class DecisionService:
             return None
         except (ValueError, TypeError) as exc:
             raise DecisionError(str(exc)) from None
-        if resolved is not None and via is not None and receipts:
-            self.aliases.advance(name, via, resolved, receipts[-1].seq)
+        through = self.ledger.fenced_through(receipts)
+        if resolved is not None and via is not None and through is not None:
+            self.aliases.advance(name, via, resolved, through)
         return receipts
 
     def decide(

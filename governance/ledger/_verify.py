@@ -234,11 +234,17 @@ def verify_store(
     deep: bool = False,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    also: Sequence[tuple[str, Checkpoint]] = (),
 ) -> VerifyResult:
-    """Verify a store's chain, hashes and checkpoints (see :meth:`Ledger.verify`)."""
+    """Verify a store's chain, hashes and checkpoints (see :meth:`Ledger.verify`).
+
+    ``also`` holds more checkpoints to check, each with where it came from.
+    """
     cps, problem = gather_checkpoints(store, directory)
     if problem is not None:
         return VerifyResult(False, 0, None, problem, 0)
+    if also:
+        cps = sorted([*cps, *also], key=lambda item: (item[1].size, item[1].timestamp))
     target = max((cp.size for _, cp in cps), default=0)
     tree = MerkleTree()
     walker = ChainWalker(deep=deep, canonical=canonical, record_format=record_format)

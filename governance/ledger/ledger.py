@@ -23,7 +23,7 @@ truncation or rewriting detectable.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
@@ -610,6 +610,7 @@ class Ledger:
         deep: bool = False,
         progress: Callable[[int, int], None] | None = None,
         workers: int | None = None,
+        also: Sequence[tuple[str, Checkpoint]] = (),
     ) -> VerifyResult:
         """Verify the whole ledger: chain, hashes and every checkpoint.
 
@@ -636,6 +637,9 @@ class Ledger:
             Processes walking the chain: 1, or 2 to have a helper process walk the second half
             (each half is checked from the stored hash at its start, and the halves must meet).
             By default 2 from 200,000 records on a machine with two or more cores.
+        also
+            More checkpoints of this ledger to check, each with where it came from (a sharded
+            ledger's control shard commits to its shards' checkpoints).
 
         Returns
         -------
@@ -652,7 +656,15 @@ class Ledger:
             deep=deep,
             progress=progress,
             workers=workers,
+            also=also,
         )
+
+    def fenced_through(self, receipts: Sequence[Receipt]) -> int | None:
+        """The ledger size up to which an append under a fence proved no alias moved.
+
+        Here the last record the append wrote: the fence and the append share one chain.
+        """
+        return receipts[-1].seq if receipts else None
 
     # -- checkpoints and proofs -----------------------------------------------------------
 

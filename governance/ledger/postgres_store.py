@@ -8,6 +8,10 @@ a database.
   (``pg_advisory_xact_lock``): an append reads the chain head, inserts and commits while holding
   it, so any number of processes and hosts build one linear chain. Advisory locks need no table
   privilege beyond INSERT, unlike ``LOCK TABLE`` or a mutable head row.
+* In a sharded ledger (:mod:`governance.ledger.shards`) alias moves live in the control shard.
+  A store told so (``moves=CONTROL_SCHEMA``) checks fences against the control shard's records
+  under a shared advisory lock that every alias-moving append takes exclusively, so a decision
+  on any shard and a promotion are still ordered one after the other.
 * Commits are durable with the server's default ``synchronous_commit = on``.
 * Triggers refuse UPDATE, DELETE and TRUNCATE on ``records``, ``checkpoints`` and ``meta``. A
   table owner or superuser can drop triggers, so production writers should connect as a role
@@ -25,7 +29,8 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -45,6 +50,7 @@ from governance.ledger.records import (
 )
 from governance.ledger.store import (
     APPEND_ONLY_MESSAGE,
+    FENCE_TYPES,
     ChainSource,
     Fence,
     FenceError,
@@ -305,9 +311,19 @@ class PostgresStore(LedgerStore):
         ``postgresql://...`` with optional ``schema=NAME``.
     connect_timeout
         Seconds to wait for the server.
+    moves
+        For a shard of a sharded ledger: the schema of its control shard, which holds the
+        alias moves every fence is checked against (see the module docstring).
     """
 
-    def __init__(self, url: str, *, connect_timeout: float = 10.0, create: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 10.0,
+        create: bool = True,
+        moves: str | None = None,
+    ) -> None:
         self._conninfo, self.schema = split_url(url)
         self.location = _redact(url)
         self._connect_timeout = connect_timeout
@@ -324,7 +340,10 @@ class PostgresStore(LedgerStore):
             f"COPY {s}.records ({', '.join(INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         )
         self._head_sql = f"SELECT seq, hash, ts FROM {s}.records ORDER BY seq DESC LIMIT 1"
-        self._fence_sql = fence_sql(f"{s}.records", "%s")
+        self._moves = None if moves is None else _check_name("schema", moves)
+        moves_digest = hashlib.sha256(f"governance.ledger.moves:{moves}".encode()).digest()
+        self._moves_key = int.from_bytes(moves_digest[:8], "big", signed=True)
+        self._fence_sql = fence_sql(f"{self._moves or s}.records", "%s")
         try:
             self._create_schema(create)
         except BaseException:
@@ -386,6 +405,13 @@ class PostgresStore(LedgerStore):
             conn = self.conn
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                if self._moves is None:
+                    pass  # one chain: its lock orders alias moves and decisions
+                elif self._moves == self.schema:
+                    if any(p.type in FENCE_TYPES for p in pending):
+                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._moves_key,))
+                elif fences:
+                    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._moves_key,))
                 for fence in fences:
                     moved = cur.execute(self._fence_sql, (fence.since, fence.model)).fetchone()
                     if moved is not None:
@@ -406,6 +432,29 @@ class PostgresStore(LedgerStore):
                 else:
                     cur.executemany(self._insert_sql, rows)
         return receipts
+
+    @contextmanager
+    def moves_frozen(self) -> Iterator[Callable[[Fence], None]]:
+        """Hold every alias move of a sharded ledger back; yield a fence check.
+
+        A shared session lock on the moves key, on a connection of its own, for appends that
+        span shards: the fences are checked once, here, and no move commits until the block
+        ends, so every shard's part is written under the same answer.
+        """
+        if self._moves is None:
+            raise StoreError("moves_frozen needs a shard of a sharded ledger (moves=...)")
+        conn = self._connect()
+        try:
+            conn.execute("SELECT pg_advisory_lock_shared(%s)", (self._moves_key,))
+
+            def check(fence: Fence) -> None:
+                moved = conn.execute(self._fence_sql, (fence.since, fence.model)).fetchone()
+                if moved is not None:
+                    raise FenceError(fence, int(moved[0]))
+
+            yield check
+        finally:
+            conn.close()  # ends the session, and its lock
 
     def head(self) -> Head:
         with self._lock:
