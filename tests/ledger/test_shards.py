@@ -286,8 +286,19 @@ def test_a_move_waits_for_a_batch_that_spans_shards(shards: Shards) -> None:
 
 
 def _filled(shards: Shards) -> tuple[ShardedLedger, list[Any]]:
+    """80 decisions about 12 subjects, 3 in each shard (the routing key is the home's own)."""
     ledger = shards.open()
-    receipts = ledger.append_many([_decision(i, f"v{i % 13}") for i in range(80)])
+    chosen: dict[int, list[str]] = {i: [] for i in range(K)}
+    n = 0
+    while any(len(got) < 3 for got in chosen.values()):
+        name = f"v{n}"
+        n += 1
+        got = chosen[ledger.shard_for_subject(ledger.subject_key(name))]
+        if len(got) < 3:
+            got.append(name)
+    subjects = [name for i in range(K) for name in chosen[i]]
+    receipts = ledger.append_many([_decision(i, subjects[i % len(subjects)]) for i in range(80)])
+    assert all(part.size() >= 18 for part in ledger.shards)
     return ledger, receipts
 
 
