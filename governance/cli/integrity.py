@@ -105,8 +105,10 @@ def _report_out(report: Report, as_json: bool) -> None:
             if report.witnessed_size is not None
             else "; no witnesses configured"
         )
+        shards = f" in {len(report.shards)} shards" if report.shards else ""
         typer.echo(
-            f"ok: {report.records} records verified, {report.checkpoints} checkpoints{witnessed}"
+            f"ok: {report.records} records verified{shards}, {report.checkpoints} checkpoints"
+            f"{witnessed}"
         )
     if report.code == 1 and not as_json:
         typer.echo(

@@ -60,16 +60,18 @@ from governance.ledger.records import (
     new_record_ids,
     register_event_type,
 )
-from governance.ledger.store import FENCE_TYPES, Fence, StoreError
+from governance.ledger.store import FENCE_TYPES, Fence, LedgerStore, Query, StoreError
 
 __all__ = [
     "MAX_SHARDS",
     "SHARD_HEADS",
     "ShardedLedger",
     "ShardedVerifyResult",
+    "committed_heads",
     "open_ledger",
     "shard_schema",
     "split_shards",
+    "with_schema",
 ]
 
 MAX_SHARDS = 64
@@ -80,6 +82,7 @@ register_event_type(
     required=("shards",),
 )
 _MAX_WINDOW = 10_000  # Ledger.find's limit: a merged page reads offset + limit per shard
+_PAGE = 1_000  # shard_heads records read per query
 
 
 def split_shards(url: str) -> tuple[str, int]:
@@ -104,7 +107,8 @@ def shard_schema(schema: str, shard: int) -> str:
     return schema if shard == 0 else f"{schema}_shard{shard}"
 
 
-def _with_schema(url: str, schema: str) -> str:
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with its ``schema=`` query parameter set to ``schema``."""
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
     return urlunsplit(parts._replace(query=urlencode([*query, ("schema", schema)])))
@@ -147,6 +151,7 @@ class ShardedLedger:
         self.canonical_format = self.control.canonical_format
         self.public_key = self.control.public_key
         self.checkpoint_dir = self.control.checkpoint_dir  # the control's: the ones to witness
+        self.tree = self.control.tree  # what the control's checkpoint covers (tiles, proofs)
         self.store = self.control.store  # the control shard's, for its location
 
     @classmethod
@@ -171,7 +176,7 @@ class ShardedLedger:
         try:
             for i in range(shards):
                 store = PostgresStore(
-                    _with_schema(url, shard_schema(schema, i)), create=create, moves=schema
+                    with_schema(url, shard_schema(schema, i)), create=create, moves=schema
                 )
                 try:
                     opened.append(Ledger(store, home))
@@ -444,23 +449,8 @@ class ShardedLedger:
         return self.control.consistency_proof(old_size, new_size)
 
     def committed_heads(self) -> dict[int, list[tuple[str, Checkpoint]]]:
-        """The shard checkpoints the control shard committed to, by shard, with their source.
-
-        Raises
-        ------
-        IntegrityError
-            (from reading) if a ``shard_heads`` record does not match its hash.
-        """
-        from governance.ledger.paging import iter_find
-
-        found: dict[int, list[tuple[str, Checkpoint]]] = {}
-        for record in iter_find(self.control, type=SHARD_HEADS):
-            for item in record.body.get("shards", []):
-                source = f"committed in the control shard's record {record.seq}"
-                found.setdefault(int(item["shard"]), []).append(
-                    (source, Checkpoint.from_json(item["checkpoint"]))
-                )
-        return found
+        """The shard checkpoints the control shard committed to (see :func:`committed_heads`)."""
+        return committed_heads(self.control.store)
 
     def verify(
         self,
@@ -479,7 +469,7 @@ class ShardedLedger:
         for i, ledger in enumerate(self.shards):
             if i == 1:
                 try:
-                    committed = self.committed_heads()
+                    committed = committed_heads(self.control.store, results[0].records)
                 except (ValueError, KeyError, TypeError) as exc:
                     return self._failed(results, 0, f"a shard_heads record is malformed: {exc}")
             for _, cp in committed.get(i, []):
@@ -531,6 +521,37 @@ class ShardedLedger:
             raise LedgerError(f"no record with id {record_id}")
         proof = self.shards[found[0]].inclusion_proof(record_id, checkpoint=checkpoint)
         return {**proof, "shard": found[0]}
+
+
+def committed_heads(
+    control: LedgerStore, stop: int | None = None
+) -> dict[int, list[tuple[str, Checkpoint]]]:
+    """The shard checkpoints a control shard's ``shard_heads`` records commit to, by shard.
+
+    Each comes with its source (``"committed in the control shard's record <seq>"``). With
+    ``stop``, only records before that seq are read (the ones a walk has verified).
+
+    Raises
+    ------
+    ValueError, KeyError, TypeError
+        If a ``shard_heads`` record is malformed.
+    """
+    found: dict[int, list[tuple[str, Checkpoint]]] = {}
+    after: int | None = None
+    while True:
+        page = control.find(Query(type=SHARD_HEADS, after=after, limit=_PAGE))
+        for data in page:
+            record = Record.from_bytes(data)
+            if stop is not None and record.seq >= stop:
+                return found
+            source = f"committed in the control shard's record {record.seq}"
+            for item in record.body["shards"]:
+                found.setdefault(int(item["shard"]), []).append(
+                    (source, Checkpoint.from_json(item["checkpoint"]))
+                )
+            after = record.seq
+        if len(page) < _PAGE:
+            return found
 
 
 def _check_layout(ledgers: Sequence[Ledger]) -> None:

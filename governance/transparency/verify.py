@@ -79,6 +79,11 @@ class Report:
         Cosignatures required.
     witnesses
         ``{witness name: "answered" or why not}`` for the witnesses asked this time.
+    shard
+        On a sharded ledger, the shard that failed (``reason`` names it too), else ``None``.
+    shards
+        On a sharded ledger, each shard checked, in order: ``shard``, ``schema``,
+        ``ledger_id`` and its own report (the control shard, 0, carries the witnesses).
 
     ``to_dict`` adds ``answered``: the names of the witnesses that answered, sorted.
     """
@@ -95,6 +100,8 @@ class Report:
     cosignatures: list[str] = field(default_factory=list)
     quorum: int = 0
     witnesses: dict[str, str] = field(default_factory=dict)
+    shard: int | None = None
+    shards: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def answered(self) -> list[str]:
