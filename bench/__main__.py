@@ -25,7 +25,17 @@ from pathlib import Path
 from bench import project, report
 from bench.common import log, pg_available
 
-BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "witness", "pipeline", "growth")
+BENCHMARKS = (
+    "decisions",
+    "batch",
+    "http",
+    "audit",
+    "ui",
+    "witness",
+    "shards",
+    "pipeline",
+    "growth",
+)
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

@@ -153,7 +153,10 @@ def pg_available() -> str | None:
 
 @contextmanager
 def pg_schema(prefix: str) -> Iterator[tuple[str, str]]:
-    """A fresh schema name, dropped (with everything in it) afterwards: ``(url, schema)``."""
+    """A fresh schema name, dropped (with everything in it) afterwards: ``(url, schema)``.
+
+    The schemas of a sharded ledger's other shards (``SCHEMA_shard<i>``) are dropped too.
+    """
     import psycopg
 
     schema = f"bench_{prefix}_{uuid.uuid4().hex[:10]}"
@@ -163,4 +166,9 @@ def pg_schema(prefix: str) -> Iterator[tuple[str, str]]:
         yield f"{base}{sep}schema={schema}", schema
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            shards = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname ~ %s",
+                (f"^{schema}_shard[0-9]+$",),
+            ).fetchall()
+            for name in [schema, *(str(row[0]) for row in shards)]:
+                conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import BENCHMARKS
 from bench.project import STAGES
 from governance.pipeline import stages
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("decisions", "batch", "http", "audit", "ui", "witness", "pipeline", "growth")
 HAVE_DVC = (REPO / ".venv-dvc" / "bin" / "dvc").exists() or shutil.which("dvc") is not None
 
 EXPECTED = {
@@ -94,6 +94,7 @@ EXPECTED = {
         "verify-bundle",
         "bundle-write",
     },
+    "shards": set(),  # PostgreSQL only
     "pipeline": {"inprocess", "dvc-cold", "dvc-noop", "dvc-version"},
     "growth": {
         "total-2000",
@@ -110,6 +111,7 @@ EXPECTED = {
 POSTGRES = {
     "decisions": {"postgres-raw", "postgres-1", "postgres-8"},
     "batch": {"postgres-raw", "postgres"},
+    "shards": {"shards-1", "shards-2", "shards-4"},
 }
 
 
@@ -140,6 +142,10 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return doc
 
 
+def _postgres(results: dict) -> bool:
+    return not str(results["machine"].get("postgresql", "not used")).startswith("not used")
+
+
 def _rows(results: dict, bench: str) -> dict[str, dict]:
     return {r["key"]: r for r in results["rows"] if r["bench"] == bench}
 
@@ -154,8 +160,10 @@ def test_every_benchmark_ran_without_errors(results: dict) -> None:
 def test_benchmark_rows_and_baselines(results: dict, bench: str) -> None:
     rows = _rows(results, bench)
     expected = set(EXPECTED[bench])
-    if not str(results["machine"].get("postgresql", "not used")).startswith("not used"):
+    if _postgres(results):
         expected |= POSTGRES.get(bench, set())
+    if not expected:
+        pytest.skip(f"{bench} has PostgreSQL rows only: {results['machine'].get('postgresql')}")
     if bench == "pipeline" and not HAVE_DVC:  # `make test` builds .venv-dvc; a bare venv may not
         expected = {"inprocess"}
     assert expected <= set(rows), f"{bench}: missing rows {sorted(expected - set(rows))}"
@@ -169,6 +177,20 @@ def test_benchmark_rows_and_baselines(results: dict, bench: str) -> None:
             assert row["ratios"][row["baseline"]] > 0
         # the table shows every row
         assert row["label"] in results["stdout"]
+
+
+def test_shards_every_reported_decision_is_in_a_shard(results: dict) -> None:
+    if not _postgres(results):
+        pytest.skip(f"PostgreSQL only: {results['machine'].get('postgresql')}")
+    rows = _rows(results, "shards")
+    for k in (1, 2, 4):
+        extra = rows[f"shards-{k}"]["extra"]
+        assert extra["shards"] == k
+        assert len(extra["records_per_shard"]) == len(extra["decisions_per_shard"]) == k
+        assert extra["ledger_equals_reported"] is True
+        assert sum(extra["decisions_per_shard"]) == extra["decisions_written"]
+        assert extra["decisions_written"] == extra["decisions_reported"] + extra["processes"] > 0
+        assert all(n > 0 for n in extra["decisions_per_shard"])
 
 
 def test_http_every_answered_request_is_a_ledger_decision(results: dict) -> None:
