@@ -234,3 +234,21 @@ def check_event_log(
         ]
         assert complete[0]["run"]["facets"]["governance"]["dagsterRunId"] == run_id
     return chain
+
+
+def subjects_per_shard(ledger: Any, per_shard: int, prefix: str = "applicant-") -> list[str]:
+    """Subject ids, ``per_shard`` routed to each shard of a sharded ledger, shard by shard.
+
+    Routing keys are HMACs under the home's own key, so fixed ids land in random shards; a
+    test that needs every shard populated picks its subjects with this.
+    """
+    k = len(ledger.shards)
+    chosen: dict[int, list[str]] = {i: [] for i in range(k)}
+    n = 0
+    while any(len(got) < per_shard for got in chosen.values()):
+        name = f"{prefix}{n}"
+        n += 1
+        got = chosen[ledger.shard_for_subject(ledger.subject_key(name))]
+        if len(got) < per_shard:
+            got.append(name)
+    return [name for i in range(k) for name in chosen[i]]

@@ -186,7 +186,7 @@ def _decision(body: Mapping[str, Any], receipt: Receipt) -> Decision:
         reasons=body["reasons"],
         explanation=body["explanation"],
         model={k: body["model"][k] for k in ("name", "version", "alias", "lineage_id")},
-        ledger={"seq": receipt.seq, "hash": receipt.hash},
+        ledger=receipt.ref(),
         timestamp=receipt.ts,
         main_factors=body["main_factors"],
         out_of_distribution=body.get("out_of_distribution", []),

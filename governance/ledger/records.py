@@ -388,12 +388,22 @@ class Receipt(NamedTuple):
         Record hash, 64 hex digits.
     ts
         Record timestamp (UTC, ISO 8601 with ``Z``).
+    shard
+        In a sharded ledger, the shard whose chain ``seq`` counts in; ``None`` otherwise.
     """
 
     seq: int
     id: str
     hash: str
     ts: str
+    shard: int | None = None
+
+    def ref(self) -> dict[str, Any]:
+        """Where the record sits: ``{"seq", "hash"}``, and ``"shard"`` in a sharded ledger."""
+        where: dict[str, Any] = {"seq": self.seq, "hash": self.hash}
+        if self.shard is not None:
+            where["shard"] = self.shard
+        return where
 
 
 @dataclass(frozen=True, slots=True)

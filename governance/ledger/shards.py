@@ -275,7 +275,7 @@ class ShardedLedger:
 
         Atomic per shard. Under a ``fence`` nothing is written if an alias moved; an append
         that spans shards checks it once under a lock that holds moves back until every part
-        is written. Receipts carry each shard's own seq.
+        is written. Receipts carry each shard's own seq and name the shard.
         """
         entries = [item if isinstance(item, Entry) else Entry(**item) for item in items]
         if not entries:
@@ -298,7 +298,7 @@ class ShardedLedger:
                     [entries[pos] for pos in groups[shard]], fence=fence
                 )
                 for pos, receipt in zip(groups[shard], got, strict=True):
-                    receipts[pos] = receipt
+                    receipts[pos] = receipt._replace(shard=shard)
         return [r for r in receipts if r is not None]
 
     def fenced_through(self, receipts: Sequence[Receipt]) -> int | None:
@@ -308,7 +308,7 @@ class ShardedLedger:
     def forget(self, subject_id: str, *, reason: str | None = None) -> Receipt:
         """Erase a subject's PII in the subject's shard (see :meth:`Ledger.forget`)."""
         shard = self.shard_for_subject(self.subject_key(subject_id))
-        return self.shards[shard].forget(subject_id, reason=reason)
+        return self.shards[shard].forget(subject_id, reason=reason)._replace(shard=shard)
 
     def legal_hold(
         self, subject_id: str | None = None, *, subject_key: str | None = None

@@ -307,8 +307,11 @@ class ModelRef(BaseModel):
 class LedgerRef(BaseModel):
     """Where the record sits in the ledger."""
 
-    seq: int
+    seq: int = Field(description="Position in the chain (in a sharded ledger, in its shard's).")
     hash: str
+    shard: int | None = Field(
+        None, description="The shard holding the record; only on a sharded ledger (shards=K)."
+    )
 
 
 class DecisionResponse(BaseModel):

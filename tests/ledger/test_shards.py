@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import subjects_per_shard
 
 from governance.ledger import Entry, Fence, FenceError, Ledger, LedgerError
 from governance.ledger.shards import (
@@ -288,15 +289,7 @@ def test_a_move_waits_for_a_batch_that_spans_shards(shards: Shards) -> None:
 def _filled(shards: Shards) -> tuple[ShardedLedger, list[Any]]:
     """80 decisions about 12 subjects, 3 in each shard (the routing key is the home's own)."""
     ledger = shards.open()
-    chosen: dict[int, list[str]] = {i: [] for i in range(K)}
-    n = 0
-    while any(len(got) < 3 for got in chosen.values()):
-        name = f"v{n}"
-        n += 1
-        got = chosen[ledger.shard_for_subject(ledger.subject_key(name))]
-        if len(got) < 3:
-            got.append(name)
-    subjects = [name for i in range(K) for name in chosen[i]]
+    subjects = subjects_per_shard(ledger, 3, "v")
     receipts = ledger.append_many([_decision(i, subjects[i % len(subjects)]) for i in range(80)])
     assert all(part.size() >= 18 for part in ledger.shards)
     return ledger, receipts

@@ -12,11 +12,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from fakes import REPO, FakeRegistry, trained_model
 from fastapi.testclient import TestClient
+from support import subjects_per_shard
 
 from governance.decisions.service import DecisionService
 from governance.ledger.shards import ShardedLedger, open_ledger, shard_schema
@@ -99,8 +101,8 @@ def scene(tmp_path: Path) -> Iterator[Scene]:
 def test_the_service_on_a_sharded_ledger(scene: Scene) -> None:
     with TestClient(scene.app) as client:
         ids: dict[str, str] = {}
-        for n, row in enumerate(scene.rows[:12]):
-            subject = f"applicant-{n}"
+        answered: dict[str, dict[str, Any]] = {}
+        for subject, row in zip(subjects_per_shard(scene.ledger, 4), scene.rows[:12], strict=True):
             r = client.post(
                 "/v1/decisions",
                 json={"model": MODEL, "alias": ALIAS, "subject_id": subject, "features": row},
@@ -108,12 +110,13 @@ def test_the_service_on_a_sharded_ledger(scene: Scene) -> None:
             )
             assert r.status_code == 201, r.text
             ids[subject] = r.json()["decision_id"]
+            answered[subject] = r.json()["ledger"]
         r = client.post(
             "/v1/decisions:batch",
             json={
                 "model": MODEL,
                 "alias": ALIAS,
-                "applications": [{"subject_id": "applicant-0", "features": scene.rows[12]}],
+                "applications": [{"subject_id": next(iter(ids)), "features": scene.rows[12]}],
             },
             headers=scene.auth("scorer"),
         )
@@ -124,8 +127,13 @@ def test_the_service_on_a_sharded_ledger(scene: Scene) -> None:
         for s, shard in placed.items():
             assert shard == scene.ledger.shard_for_subject(scene.ledger.subject_key(s))
         assert set(placed.values()) == set(range(K))
+        for s, where in answered.items():  # the answer names the shard its seq counts in
+            record = scene.ledger.get(ids[s])
+            assert record is not None and where["shard"] == placed[s]
+            assert (where["seq"], where["hash"]) == (record.seq, record.hash)
 
-        subject, decision_id = "applicant-0", ids["applicant-0"]
+        subject = next(iter(ids))
+        decision_id = ids[subject]
         r = client.get(f"/v1/decisions/{decision_id}", headers=scene.auth("auditor"))
         assert r.status_code == 200 and r.json()["id"] == decision_id, r.text
         r = client.post(
@@ -135,6 +143,7 @@ def test_the_service_on_a_sharded_ledger(scene: Scene) -> None:
         )
         assert r.status_code in (200, 201), r.text
         assert scene.ledger.shard_of(r.json()["event_id"]) == placed[subject]
+        assert r.json()["ledger"]["shard"] == placed[subject]
         r = client.get(f"/v1/subjects/{subject}/report", headers=scene.auth("auditor"))
         assert r.status_code == 200, r.text
         assert len(r.json()["decisions"]) == 2

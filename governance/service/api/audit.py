@@ -213,7 +213,7 @@ def record_outcome(
             "decision_id": decision_id,
             "type": "outcome",
             "timestamp": receipt.ts,
-            "ledger": {"seq": receipt.seq, "hash": receipt.hash},
+            "ledger": receipt.ref(),
         },
         201,
     )
@@ -261,7 +261,7 @@ def add_review(
             "type": "review",
             "kind": req.kind,
             "timestamp": receipt.ts,
-            "ledger": {"seq": receipt.seq, "hash": receipt.hash},
+            "ledger": receipt.ref(),
         },
         201,
     )
