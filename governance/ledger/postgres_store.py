@@ -343,7 +343,7 @@ class PostgresStore(LedgerStore):
         self._moves = None if moves is None else _check_name("schema", moves)
         moves_digest = hashlib.sha256(f"governance.ledger.moves:{moves}".encode()).digest()
         self._moves_key = int.from_bytes(moves_digest[:8], "big", signed=True)
-        self._fence_sql = fence_sql(f"{self._moves or s}.records", "%s")
+        self._fence_sql = fence_sql(f"{self._moves or s}.records", "%s", model="model_name || ''")
         try:
             self._create_schema(create)
         except BaseException:

@@ -83,19 +83,23 @@ class FenceError(StoreError):
         self.seq = seq
 
 
-def fence_sql(table: str, mark: str, index: str = "") -> str:
+def fence_sql(table: str, mark: str, index: str = "", model: str = "model_name") -> str:
     """The query both stores run per fence: the first alias-moving record since ``since``.
 
     It must seek the ``(type, seq)`` index: alias moves are a handful of records however long
     the ledger. The ``(model_name, model_version, type)`` index looks as good to a planner
-    without statistics (SQLite's, unless ``ANALYZE`` ran) and walks every decision the model
-    ever made (24 ms per decision at 300,000 records against 11 us), so a store can name the
-    index (``index``, e.g. SQLite's ``INDEXED BY records_type``).
+    without statistics and walks every decision the model made since ``since`` (24 ms per
+    decision at 300,000 records against 11 us). SQLite's planner takes a hint (``index``:
+    ``INDEXED BY records_type``); PostgreSQL's does not, so there the model is compared as an
+    expression no index covers (``model``: ``model_name || ''``), which leaves ``(type, seq)``
+    as the only index that fits. (Seen on PostgreSQL before its first ``ANALYZE``: 1.6 ms
+    against 0.04 ms per fence at 20,000 decisions, and on a sharded ledger, whose fences
+    reach back to when the alias was resolved, 2,600 index entries per decision.)
     """
     types = ", ".join(f"'{t}'" for t in FENCE_TYPES)
     hint = f" {index}" if index else ""
     return (
-        f"SELECT seq FROM {table}{hint} WHERE seq >= {mark} AND model_name = {mark}"
+        f"SELECT seq FROM {table}{hint} WHERE seq >= {mark} AND {model} = {mark}"
         f" AND type IN ({types}) ORDER BY seq LIMIT 1"
     )
 
