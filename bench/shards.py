@@ -13,6 +13,11 @@ waits until each has decided once (model loaded, connections open), then release
 (a line on each one's stdin) for every repeat. Decisions/s is every worker's count over the
 span from the first start to the last end. Afterwards the decision records in every shard are
 counted: they must equal what the workers reported, plus their warm-ups (nothing lost).
+
+Each row's ``extra`` also says where the time went: ``cpu_busy`` (the machine's CPU, 0..1,
+from /proc/stat) and ``commits_per_decision`` (PostgreSQL transactions committed per decision,
+from pg_stat_database: how much each group commit gathered) and ``cpu_ms_per_decision`` (CPU
+milliseconds per decision in the worker processes and in PostgreSQL's, from /proc).
 """
 
 from __future__ import annotations
@@ -163,6 +168,53 @@ def _shard_counts(schema: str, k: int) -> list[dict[str, int]]:
     return counts
 
 
+def _cpu() -> tuple[int, int] | None:
+    """(busy, total) CPU time of the whole machine in clock ticks, from /proc/stat (Linux)."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _cpu_by_kind(workers: list[int]) -> dict[str, float] | None:
+    """CPU seconds used so far by the worker processes and by PostgreSQL's (Linux /proc)."""
+    import os
+
+    hz = os.sysconf("SC_CLK_TCK")
+    used = {"workers": 0.0, "postgres": 0.0}
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        kind = "workers" if int(pid) in workers else "postgres" if name == "postgres" else None
+        if kind is not None:
+            utime, stime = fields.split()[11:13]
+            used[kind] += (int(utime) + int(stime)) / hz
+    return used
+
+
+def _pg_commits() -> int:
+    """Transactions committed in the benchmark's database so far (pg_stat_database)."""
+    import psycopg
+
+    from bench.common import pg_base_url
+
+    with psycopg.connect(pg_base_url(), autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _measure(ctx: Context, k: int, s: dict[str, Any]) -> tuple[list[float], dict[str, Any]]:
     from governance.ledger.shards import open_ledger
 
@@ -176,6 +228,8 @@ def _measure(ctx: Context, k: int, s: dict[str, Any]) -> tuple[list[float], dict
             workers = [Worker(ctx, url, i, s["threads"], s["seconds"]) for i in range(PROCESSES)]
             for w in workers:
                 w.expect()
+            pids = [w.proc.pid for w in workers]
+            cpu0, commits0, by_kind0 = _cpu(), _pg_commits(), _cpu_by_kind(pids)
             for _ in Budget(s["repeats"], seconds=s["budget"]):
                 for w in workers:
                     w.send("go")
@@ -184,6 +238,7 @@ def _measure(ctx: Context, k: int, s: dict[str, Any]) -> tuple[list[float], dict
                 span = max(g["end"] for g in got) - min(g["start"] for g in got)
                 reported += count
                 runs.append(count / span)
+            cpu1, commits1, by_kind1 = _cpu(), _pg_commits(), _cpu_by_kind(pids)
         finally:
             for w in workers:
                 w.stop()
@@ -204,8 +259,25 @@ def _measure(ctx: Context, k: int, s: dict[str, Any]) -> tuple[list[float], dict
         "decisions_reported": reported,
         "decisions_written": written,
         "ledger_equals_reported": True,
+        # where the time went (whole machine, from the first start to the last end, so a
+        # little idle time between repeats is counted): CPU busy, and transactions per decision
+        "cpu_busy": None
+        if cpu0 is None or cpu1 is None
+        else round((cpu1[0] - cpu0[0]) / max(1, cpu1[1] - cpu0[1]), 3),
+        "commits_per_decision": round((commits1 - commits0) / max(1, reported), 3),
+        "cpu_ms_per_decision": None
+        if by_kind0 is None or by_kind1 is None
+        else {
+            kind: round(1000 * (by_kind1[kind] - by_kind0[kind]) / max(1, reported), 3)
+            for kind in by_kind0
+        },
     }
-    log(f"shards: {k} shard(s): {statistics.median(runs):,.0f}/s; per shard {shards}")
+    log(
+        f"shards: {k} shard(s): {statistics.median(runs):,.0f}/s; CPU busy"
+        f" {extra['cpu_busy']}, {extra['commits_per_decision']} commits and CPU ms"
+        f" {extra['cpu_ms_per_decision']} per decision;"
+        f" per shard {shards}"
+    )
     return runs, extra
 
 
