@@ -354,6 +354,21 @@ class Ledger:
         list[Receipt]
             One per item, in order; all or nothing is written.
         """
+        pending = self.prepare(items)
+        if not pending:
+            return []
+        return self._writer.append(pending, () if fence is None else (fence,))
+
+    def prepare(self, items: Iterable[Entry | Mapping[str, Any]]) -> list[PendingRecord]:
+        """Encode entries into records ready for the store, as :meth:`append_many` does.
+
+        Assigns ids, index columns and encrypts PII (creating data keys for new subjects).
+
+        Raises
+        ------
+        ValueError, TypeError
+            If an entry is malformed (nothing is written).
+        """
         entries = [item if isinstance(item, Entry) else Entry(**item) for item in items]
         if not entries:
             return []
@@ -383,7 +398,7 @@ class Ledger:
                 if len(entries) > 1:
                     exc.add_note(f"in item {n} of the batch; nothing was written")
                 raise
-        return self._writer.append(pending, () if fence is None else (fence,))
+        return pending
 
     def _data_keys_for(self, subject_keys: set[str]) -> dict[str, tuple[str, bytes]]:
         """Return ``{subject_key: (kid, data_key)}``, creating keys for new subjects."""

@@ -11,7 +11,10 @@ a database.
 * In a sharded ledger (:mod:`governance.ledger.shards`) alias moves live in the control shard.
   A store told so (``moves=CONTROL_SCHEMA``) checks fences against the control shard's records
   under a shared advisory lock that every alias-moving append takes exclusively, so a decision
-  on any shard and a promotion are still ordered one after the other.
+  on any shard and a promotion are still ordered one after the other. The moves lock is always
+  taken before a chain's: a batch spanning shards holds it (shared, ``moves_frozen``) while it
+  takes chain locks, so a move or a fenced append that held a chain lock while queueing for the
+  moves lock would close a cycle through the client, which PostgreSQL cannot see, and hang.
 * Commits are durable with the server's default ``synchronous_commit = on``.
 * Triggers refuse UPDATE, DELETE and TRUNCATE on ``records``, ``checkpoints`` and ``meta``. A
   table owner or superuser can drop triggers, so production writers should connect as a role
@@ -29,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -302,6 +305,24 @@ class PostgresChainSource(ChainSource):
             yield [bytes(row[0]) for row in rows]
 
 
+class FrozenMoves:
+    """What :meth:`PostgresStore.moves_frozen` yields: a connection holding the moves lock."""
+
+    def __init__(self, conn: psycopg.Connection[Any], fence_sql: str) -> None:
+        self._conn = conn
+        self._fence_sql = fence_sql
+
+    def check(self, fence: Fence) -> None:
+        """Raise :class:`FenceError` if an alias of ``fence.model`` moved since ``fence.since``."""
+        moved = self._conn.execute(self._fence_sql, (fence.since, fence.model)).fetchone()
+        if moved is not None:
+            raise FenceError(fence, int(moved[0]))
+
+    def append(self, store: PostgresStore, pending: Sequence[PendingRecord]) -> list[Receipt]:
+        """Append to ``store`` (a shard of this ledger) in one transaction on this connection."""
+        return store._append_on(self._conn, pending, ()) if pending else []
+
+
 class PostgresStore(LedgerStore):
     """A ledger in one PostgreSQL schema.
 
@@ -402,57 +423,62 @@ class PostgresStore(LedgerStore):
         if not pending:
             return []
         with self._lock:
-            conn = self.conn
-            with conn.transaction(), conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                if self._moves is None:
-                    pass  # one chain: its lock orders alias moves and decisions
-                elif self._moves == self.schema:
-                    if any(p.type in FENCE_TYPES for p in pending):
-                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._moves_key,))
-                elif fences:
-                    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._moves_key,))
-                for fence in fences:
-                    moved = cur.execute(self._fence_sql, (fence.since, fence.model)).fetchone()
-                    if moved is not None:
-                        raise FenceError(fence, int(moved[0]))
-                row = cur.execute(self._head_sql).fetchone()
-                if row is None:
-                    size, prev, last_ts = 0, GENESIS_HASH, None
-                else:
-                    size, prev, last_ts = row[0] + 1, bytes(row[1]), row[2]
-                rows, receipts = chain_rows(size, prev, last_ts, pending, utc_now())
-                if len(rows) >= _COPY_THRESHOLD:
-                    with cur.copy(self._copy_sql) as copy:
-                        copy.set_types(_COPY_TYPES)
-                        for values in rows:
-                            copy.write_row(values)
-                elif len(rows) == 1:
-                    cur.execute(self._insert_sql, rows[0])
-                else:
-                    cur.executemany(self._insert_sql, rows)
+            return self._append_on(self.conn, pending, fences)
+
+    def _append_on(
+        self,
+        conn: psycopg.Connection[Any],
+        pending: Sequence[PendingRecord],
+        fences: Sequence[Fence],
+    ) -> list[Receipt]:
+        """Append in one transaction on ``conn`` (the store's, or a frozen batch's)."""
+        with conn.transaction(), conn.cursor() as cur:
+            # The moves lock before the chain's, always (see the module docstring).
+            if self._moves is None:
+                pass  # one chain: its lock orders alias moves and decisions
+            elif self._moves == self.schema:
+                if any(p.type in FENCE_TYPES for p in pending):
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._moves_key,))
+            elif fences:
+                cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._moves_key,))
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            for fence in fences:
+                moved = cur.execute(self._fence_sql, (fence.since, fence.model)).fetchone()
+                if moved is not None:
+                    raise FenceError(fence, int(moved[0]))
+            row = cur.execute(self._head_sql).fetchone()
+            if row is None:
+                size, prev, last_ts = 0, GENESIS_HASH, None
+            else:
+                size, prev, last_ts = row[0] + 1, bytes(row[1]), row[2]
+            rows, receipts = chain_rows(size, prev, last_ts, pending, utc_now())
+            if len(rows) >= _COPY_THRESHOLD:
+                with cur.copy(self._copy_sql) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for values in rows:
+                        copy.write_row(values)
+            elif len(rows) == 1:
+                cur.execute(self._insert_sql, rows[0])
+            else:
+                cur.executemany(self._insert_sql, rows)
         return receipts
 
     @contextmanager
-    def moves_frozen(self) -> Iterator[Callable[[Fence], None]]:
-        """Hold every alias move of a sharded ledger back; yield a fence check.
+    def moves_frozen(self) -> Iterator[FrozenMoves]:
+        """Hold every alias move of a sharded ledger back; yield the fence check and writer.
 
         A shared session lock on the moves key, on a connection of its own, for appends that
         span shards: the fences are checked once, here, and no move commits until the block
-        ends, so every shard's part is written under the same answer.
+        ends, so every shard's part is written under the same answer. The parts are written on
+        that same connection (:meth:`FrozenMoves.append`), never through a store's own: a move
+        or a fenced append queued for the moves lock may hold a store's connection meanwhile.
         """
         if self._moves is None:
             raise StoreError("moves_frozen needs a shard of a sharded ledger (moves=...)")
         conn = self._connect()
         try:
             conn.execute("SELECT pg_advisory_lock_shared(%s)", (self._moves_key,))
-
-            def check(fence: Fence) -> None:
-                moved = conn.execute(self._fence_sql, (fence.since, fence.model)).fetchone()
-                if moved is not None:
-                    raise FenceError(fence, int(moved[0]))
-
-            yield check
+            yield FrozenMoves(conn, self._fence_sql)
         finally:
             conn.close()  # ends the session, and its lock
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from os import PathLike
@@ -275,7 +274,9 @@ class ShardedLedger:
 
         Atomic per shard. Under a ``fence`` nothing is written if an alias moved; an append
         that spans shards checks it once under a lock that holds moves back until every part
-        is written. Receipts carry each shard's own seq and name the shard.
+        is written, and writes the parts on that lock's own connection (see
+        :meth:`~governance.ledger.postgres_store.PostgresStore.moves_frozen`). Receipts carry
+        each shard's own seq and name the shard.
         """
         entries = [item if isinstance(item, Entry) else Entry(**item) for item in items]
         if not entries:
@@ -289,16 +290,24 @@ class ShardedLedger:
             placed[str(entry.id)] = shard
             groups.setdefault(shard, []).append(pos)
         receipts: list[Receipt | None] = [None] * len(entries)
-        with ExitStack() as stack:
-            if fence is not None and len(groups) > 1:
-                stack.enter_context(self.control.store.moves_frozen())(fence)  # type: ignore[attr-defined]
-                fence = None  # checked, and no move can commit until the block ends
+
+        def place(shard: int, got: Sequence[Receipt]) -> None:
+            for pos, receipt in zip(groups[shard], got, strict=True):
+                receipts[pos] = receipt._replace(shard=shard)
+
+        if fence is not None and len(groups) > 1:
+            parts = {
+                shard: self.shards[shard].prepare([entries[pos] for pos in groups[shard]])
+                for shard in sorted(groups)
+            }
+            with self.control.store.moves_frozen() as frozen:  # type: ignore[attr-defined]
+                frozen.check(fence)  # and no move can commit until the block ends
+                for shard, pending in parts.items():
+                    place(shard, frozen.append(self.shards[shard].store, pending))
+        else:
             for shard in sorted(groups):
-                got = self.shards[shard].append_many(
-                    [entries[pos] for pos in groups[shard]], fence=fence
-                )
-                for pos, receipt in zip(groups[shard], got, strict=True):
-                    receipts[pos] = receipt._replace(shard=shard)
+                part = [entries[pos] for pos in groups[shard]]
+                place(shard, self.shards[shard].append_many(part, fence=fence))
         return [r for r in receipts if r is not None]
 
     def fenced_through(self, receipts: Sequence[Receipt]) -> int | None:

@@ -270,8 +270,8 @@ def test_a_move_waits_for_a_batch_that_spans_shards(shards: Shards) -> None:
     """While a multi-shard batch is being written under its answer, no move can commit."""
     ledger = shards.open()
     done: list[Any] = []
-    with ledger.control.store.moves_frozen() as check:  # type: ignore[attr-defined]
-        check(Fence("m", 0))
+    with ledger.control.store.moves_frozen() as frozen:  # type: ignore[attr-defined]
+        frozen.check(Fence("m", 0))
         mover = threading.Thread(target=lambda: done.append(ledger.append_many([_promotion("3")])))
         mover.start()
         for _ in range(2000):  # until the server shows the move waiting on the lock
@@ -281,6 +281,73 @@ def test_a_move_waits_for_a_batch_that_spans_shards(shards: Shards) -> None:
         assert not done and mover.is_alive(), "the move committed under a frozen answer"
     mover.join(30)
     assert done and ledger.find(type="promotion")
+
+
+@pytest.mark.parametrize("waiter", ["move", "fenced-append"])
+def test_a_batch_across_shards_is_not_held_up_by_what_waits_for_it(
+    shards: Shards, waiter: str
+) -> None:
+    """A fenced batch spanning shards holds the moves lock until every part is written.
+
+    Meanwhile a move queues for that lock, and a fenced append queues behind the move. Each
+    holds its store's connection (and, had it taken its chain lock first, that chain) while it
+    waits. Had the batch written its parts through the stores' connections or waited for those
+    chains, it would wait for them and they for it -- a cycle through the client that
+    PostgreSQL cannot see, and all of them hang. The batch writes on its own connection, and
+    every lock is taken moves first, then chain.
+    """
+    ledger = shards.open()
+    occupied = 0 if waiter == "move" else 1  # the store whose connection the waiter holds
+    results: dict[str, Any] = {}
+
+    def run(name: str, call: Any) -> threading.Thread:
+        def body() -> None:
+            try:
+                results[name] = call()
+            except Exception as exc:  # a FenceError, once the move commits
+                results[name] = exc
+
+        thread = threading.Thread(target=body, daemon=True)
+        thread.start()
+        return thread
+
+    def until_waiting(n: int, thread: threading.Thread) -> None:
+        for _ in range(2000):  # until the server shows n lock requests waiting
+            if _waiting_advisory_locks() >= n:
+                return
+            thread.join(0.005)
+        raise AssertionError(f"expected {n} waiting lock requests")
+
+    since = ledger.size()
+    subjects = subjects_per_shard(ledger, 2, "w")  # two in each shard, shard by shard
+    batch = [_decision(n, subject) for n, subject in enumerate(subjects)]
+    frozen = ledger.control.store.moves_frozen  # type: ignore[attr-defined]
+    with frozen() as holding:  # the batch's lock, taken first so the others queue behind it
+        holding.check(Fence("m", since))
+        threads = [run("move", lambda: ledger.append_many([_promotion("4")]))]
+        until_waiting(1, threads[0])
+        if waiter == "fenced-append":
+            entry = _decision(99, subjects[2])  # in shard 1
+            threads.append(
+                run(
+                    "fenced", lambda: ledger.shards[1].append_many([entry], fence=Fence("m", since))
+                )
+            )
+            until_waiting(2, threads[1])
+        for shard in range(K):  # the batch's parts, as ShardedLedger.append_many writes them
+            part = ledger.shards[shard].prepare(batch[2 * shard : 2 * shard + 2])
+            store = ledger.shards[shard].store
+            writer = run(f"part{shard}", lambda store=store, part=part: holding.append(store, part))
+            writer.join(20)
+            assert f"part{shard}" in results, f"shard {shard}'s part waits for the {waiter}"
+        assert "move" not in results  # still held back
+    for thread in threads:
+        thread.join(30)
+    assert not isinstance(results["move"], Exception), results
+    if waiter == "fenced-append":
+        assert isinstance(results["fenced"], FenceError), results  # the move came first
+    assert ledger.shards[occupied].size() >= 2
+    assert sorted(r.body["n"] for r in ledger.find(type="decision")) == list(range(2 * K))
 
 
 # -- one checkpoint over every shard; verify; the insider -----------------------------------
