@@ -144,8 +144,22 @@ def verify_ledger(
                 *([tiles_dir_for(tiles_root, meta["ledger_id"])] if tiles_root is not None else []),
             ],
         )
+        committed: dict[int, list[tuple[str, Checkpoint]]] = {}
+        if report.ok:
+            try:
+                committed = committed_heads(control, report.records)
+            except (ValueError, KeyError, TypeError) as exc:
+                why = f"a shard_heads record is malformed: {exc}"
+                report = replace(report, ok=False, code=EXIT_INTEGRITY, reason=why)
+        stray = sorted(i for i in committed if not 1 <= i < k)
+        if stray:  # the shard count in the metadata was lowered (or removed) to hide shards
+            why = (
+                f"the ledger's records commit to shard(s) {', '.join(map(str, stray))}, but its"
+                f" metadata says it has {k} shard(s)"
+            )
+            report = replace(report, ok=False, code=EXIT_INTEGRITY, reason=why)
         if k > 1:
-            report = _check_shards(chain, base, control, meta, k, report)
+            report = _check_shards(chain, base, meta, k, report, committed)
     finally:
         control.close()
     return report
@@ -232,28 +246,23 @@ class _Chain:
 
 
 def _check_shards(
-    chain: _Chain, base: str, control: LedgerStore, meta: dict[str, str], k: int, report: Report
+    chain: _Chain,
+    base: str,
+    meta: dict[str, str],
+    k: int,
+    report: Report,
+    committed: dict[int, list[tuple[str, Checkpoint]]],
 ) -> Report:
     """Check shards 1..k-1 after the control shard (``report``).
 
     Every shard is checked against its own checkpoints and those the control shard's verified
-    ``shard_heads`` records commit to. The result is the control shard's report (witnesses,
-    quorum) with every shard's records and checkpoints added, ``shards`` holding each shard's
-    outcome, and the first failure named by shard.
+    ``shard_heads`` records commit to (``committed``). The result is the control shard's
+    report (witnesses, quorum) with every shard's records and checkpoints added, ``shards``
+    holding each shard's outcome, and the first failure named by shard.
     """
     from governance.ledger.postgres_store import split_url
 
     schema = split_url(base)[1]
-    try:
-        committed = committed_heads(control, report.records) if report.ok else {}
-    except (ValueError, KeyError, TypeError) as exc:
-        committed = {}
-        report = replace(
-            report,
-            ok=False,
-            code=EXIT_INTEGRITY,
-            reason=f"a shard_heads record is malformed: {exc}",
-        )
     results = [(0, schema, meta["ledger_id"], report)]
     for i in range(1, k if report.ok else 1):
         name = shard_schema(schema, i)

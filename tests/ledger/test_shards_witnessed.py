@@ -230,3 +230,19 @@ def test_erasing_the_controls_commitment_contradicts_the_witnesses(scene: Sharde
     assert code == 1 and doc["shard"] == 0, doc  # ...the witnesses are not
     assert doc["first_bad"] == heads[0], doc
     assert doc["reason"].startswith(f"shard 0 ({scene.schema}): "), doc
+
+
+def test_hiding_the_shards_by_editing_the_shard_count_is_caught(scene: ShardedScene) -> None:
+    """The insider removes the shard count from the control shard's metadata.
+
+    A verifier given the plain URL would then check the control shard alone; but its verified
+    ``shard_heads`` records commit to the other shards, which the metadata no longer admits.
+    """
+    scene.ledger.close()
+    control = scene.view(0)
+    control.sql(f"DELETE FROM {control.table('meta')} WHERE key = 'shards'", bypass=True)
+    code, doc = scene.verify(scene.base)
+    assert code == 1, doc
+    assert "commit to shard(s) 1, 2, but its metadata says it has 1 shard(s)" in doc["reason"]
+    code, doc = scene.verify()  # the auditor who names the count cannot be given fewer
+    assert code == 2 and f"says shards={K}, the ledger has 1 shard(s)" in doc["reason"], doc
