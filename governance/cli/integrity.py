@@ -33,6 +33,7 @@ from governance.cli.common import (
 )
 from governance.ledger import load_public_key, open_store
 from governance.ledger.checkpoint import verifier_key
+from governance.ledger.shards import shard_url, split_shards
 from governance.settings import Settings
 from governance.transparency import (
     CannotCheck,
@@ -45,6 +46,7 @@ from governance.transparency import (
     verify_ledger,
     write_bundle,
 )
+from governance.transparency.bundle import ShardSource
 from governance.transparency.config import WITNESSES_FILE
 from governance.transparency.local import tiles_dir_for
 from governance.transparency.publish import keep_publishing
@@ -330,9 +332,11 @@ def bundle(
     """Write everything an outside verifier needs, and nothing secret, to OUT_DIR."""
     settings = Settings.resolve(project)
     try:
-        store = open_store(settings.ledger_url, create=False)
+        base, _ = split_shards(settings.ledger_url)
+        store = open_store(base, create=False)
     except Exception as exc:
         fail(f"could not bundle: {exc}", EXIT_CANNOT_CHECK)
+    opened = [store]
     try:
         meta = store.meta()
         if "ledger_id" not in meta:
@@ -340,6 +344,18 @@ def bundle(
         key_path = settings.home / "keys" / "checkpoint.pub"
         public = guard(lambda: load_public_key(key_path))
         config = guard(lambda: WitnessConfig.load(settings.home / WITNESSES_FILE))
+        shards = []
+        for i in range(1, int(meta.get("shards", "1"))):
+            try:
+                part = open_store(shard_url(base, i), create=False)
+            except Exception as exc:
+                fail(f"could not bundle: shard {i}: {exc}", EXIT_CANNOT_CHECK)
+            opened.append(part)
+            found = part.meta()
+            if "ledger_id" not in found:
+                fail(f"could not bundle: shard {i}: {part.location}: no ledger", EXIT_CANNOT_CHECK)
+            folder = settings.home / "checkpoints" / found["ledger_id"]
+            shards.append(ShardSource(part, found, folder))
         try:
             summary = write_bundle(
                 out_dir,
@@ -349,13 +365,16 @@ def bundle(
                 folder=settings.home / "checkpoints" / meta["ledger_id"],
                 config=config,
                 tiles_dir=tiles_dir_for(settings.tiles_root, meta["ledger_id"]),
+                shards=shards,
             )
         except CannotCheck as exc:
             fail(f"could not bundle: {exc}", EXIT_CANNOT_CHECK)
     finally:
-        store.close()
+        for opened_store in opened:
+            opened_store.close()
     doc = {
         "path": str(summary.path),
+        "shards": summary.shards,
         "records": summary.records,
         "not_bundled": summary.newer,
         "checkpoints": summary.checkpoints,

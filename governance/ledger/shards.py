@@ -66,9 +66,11 @@ __all__ = [
     "SHARD_HEADS",
     "ShardedLedger",
     "ShardedVerifyResult",
+    "add_committed",
     "committed_heads",
     "open_ledger",
     "shard_schema",
+    "shard_url",
     "split_shards",
     "with_schema",
 ]
@@ -111,6 +113,17 @@ def with_schema(url: str, schema: str) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
     return urlunsplit(parts._replace(query=urlencode([*query, ("schema", schema)])))
+
+
+def shard_url(url: str, shard: int) -> str:
+    """The store URL of shard ``shard`` of the ledger whose control shard is at ``url``."""
+    from governance.ledger.postgres_store import split_url
+
+    try:
+        _, schema = split_url(url)
+    except StoreError as exc:
+        raise LedgerError(str(exc)) from exc
+    return with_schema(url, shard_schema(schema, shard))
 
 
 def _bucket(key: str, k: int) -> int:
@@ -553,14 +566,25 @@ def committed_heads(
             record = Record.from_bytes(data)
             if stop is not None and record.seq >= stop:
                 return found
-            source = f"committed in the control shard's record {record.seq}"
-            for item in record.body["shards"]:
-                found.setdefault(int(item["shard"]), []).append(
-                    (source, Checkpoint.from_json(item["checkpoint"]))
-                )
+            add_committed(found, record)
             after = record.seq
         if len(page) < _PAGE:
             return found
+
+
+def add_committed(found: dict[int, list[tuple[str, Checkpoint]]], record: Record) -> None:
+    """Add the shard checkpoints one ``shard_heads`` record commits to, by shard, to ``found``.
+
+    Raises
+    ------
+    ValueError, KeyError, TypeError
+        If the record is malformed.
+    """
+    source = f"committed in the control shard's record {record.seq}"
+    for item in record.body["shards"]:
+        found.setdefault(int(item["shard"]), []).append(
+            (source, Checkpoint.from_json(item["checkpoint"]))
+        )
 
 
 def _check_layout(ledgers: Sequence[Ledger]) -> None:

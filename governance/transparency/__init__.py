@@ -18,7 +18,13 @@ Public API::
     status = WitnessMonitor.for_ledger(ledger).status(newest)    # read-only, for monitoring
 """
 
-from governance.transparency.bundle import BUNDLE_FORMAT, BundleSummary, verify_bundle, write_bundle
+from governance.transparency.bundle import (
+    BUNDLE_FORMAT,
+    BundleSummary,
+    ShardSource,
+    verify_bundle,
+    write_bundle,
+)
 from governance.transparency.config import WitnessConfig, WitnessEntry
 from governance.transparency.local import verify_ledger
 from governance.transparency.publish import Publication, publish
@@ -42,6 +48,7 @@ __all__ = [
     "NoteSource",
     "Publication",
     "Report",
+    "ShardSource",
     "WitnessConfig",
     "WitnessEntry",
     "WitnessMonitor",

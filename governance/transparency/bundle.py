@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ from governance.ledger.note import parse_verifier_key
 from governance.ledger.records import (
     RECORD_FORMAT_V1,
     ChainWalker,
+    Record,
 )
+from governance.ledger.shards import MAX_SHARDS, SHARD_HEADS, add_committed
 from governance.ledger.store import LedgerStore
 from governance.ledger.tiles import (
     TILE_WIDTH,
@@ -66,9 +69,17 @@ from governance.transparency.sources import (
     fetch_witness_notes,
     local_notes,
 )
-from governance.transparency.verify import NoteSource, Report, check
+from governance.transparency.verify import (
+    EXIT_CANNOT_CHECK,
+    EXIT_INTEGRITY,
+    NoteSource,
+    Report,
+    check,
+    merge_shards,
+    stray_shards,
+)
 
-__all__ = ["BUNDLE_FORMAT", "BundleSummary", "verify_bundle", "write_bundle"]
+__all__ = ["BUNDLE_FORMAT", "BundleSummary", "ShardSource", "verify_bundle", "write_bundle"]
 
 BUNDLE_FORMAT = "governance.bundle/v1"
 # About 60,000 records of 1.5-2 KB: below that a helper process costs more than it saves.
@@ -77,10 +88,30 @@ _PARALLEL_MIN_BYTES = 100_000_000
 
 @dataclass(frozen=True)
 class BundleSummary:
-    """What :func:`write_bundle` wrote."""
+    """What :func:`write_bundle` wrote (records, newer and checkpoints over every shard)."""
 
     path: Path
     records: int
+    newer: int
+    checkpoints: int
+    notes: int
+    tiles: str
+    shards: int = 1
+
+
+@dataclass(frozen=True)
+class ShardSource:
+    """Shard ``1..K-1`` of a sharded ledger, for :func:`write_bundle`: its store, metadata and
+    exported checkpoint folder (``<home>/checkpoints/<its ledger id>``)."""
+
+    store: LedgerStore
+    meta: dict[str, str]
+    folder: Path
+
+
+@dataclass(frozen=True)
+class _Written:
+    size: int
     newer: int
     checkpoints: int
     notes: int
@@ -105,6 +136,7 @@ def write_bundle(
     folder: Path,
     config: WitnessConfig,
     tiles_dir: Path | None,
+    shards: Sequence[ShardSource] = (),
 ) -> BundleSummary:
     """Write an audit bundle of the records up to the newest checkpoint.
 
@@ -113,7 +145,7 @@ def write_bundle(
     out
         A new (or empty) folder.
     store, meta
-        The ledger's store and its metadata.
+        The ledger's store and its metadata (a sharded ledger's: its control shard's).
     public_key
         The log's public key (from ``keys/checkpoint.pub``).
     folder
@@ -122,66 +154,111 @@ def write_bundle(
         The witness configuration.
     tiles_dir
         Where tiles were published, if anywhere.
+    shards
+        A sharded ledger's other shards, in order: each is bundled the same way in
+        ``shards/<i>/`` (up to its own newest checkpoint, no witnesses of its own), and
+        ``ledger.json`` says ``"shards": K``.
 
     Raises
     ------
     CannotCheck
-        If there is no checkpoint to bundle or ``out`` is not empty.
+        If there is no checkpoint to bundle (in any shard) or ``out`` is not empty.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CannotCheck(f"{out} exists and is not an empty folder")
-    origin = f"governance/ledger/{meta['ledger_id']}"
-    by_size = _checkpoints(store, folder, origin)
-    if not by_size:
-        raise CannotCheck("no checkpoint to bundle: run `governance audit checkpoint` first")
-    size = max(by_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
-        target = CheckpointDirectory(tmp / "checkpoints")
-        for cp in by_size.values():
-            target.write(cp)
-        notes = local_notes(folder)
-        (tmp / COSIGNED_DIR).mkdir()
-        for note in notes:
-            shutil.copyfile(note.where, tmp / COSIGNED_DIR / Path(note.where).name)
-        digest = hashlib.sha256()
-        with (tmp / "records.jsonl").open("wb") as fh:
-            for rows in store.iter_chain(0, size):
-                chunk = b"".join(bytes(row[1]) + b"\n" for row in rows)
-                digest.update(chunk)
-                fh.write(chunk)
-        tiles = _bundle_tiles(tmp / "tiles", store, size, by_size[size].root, tiles_dir)
-        keys = tmp / "keys"
-        keys.mkdir()
-        raw = public_key_bytes(public_key)
-        pem = public_key.public_bytes(
-            encoding=serialization.Encoding.PEM,
-            format=serialization.PublicFormat.SubjectPublicKeyInfo,
-        )
-        (keys / "checkpoint.pub").write_bytes(pem)
-        (keys / "log.vkey").write_text(verifier_key(origin, raw) + "\n")
-        WitnessConfig(config.witnesses, config.quorum).save(tmp / WITNESSES_FILE)
-        doc = {
-            "format": BUNDLE_FORMAT,
-            "ledger_id": meta["ledger_id"],
-            "origin": origin,
-            "canonical": meta["canonical"],
-            "record_format": meta.get("record_format", RECORD_FORMAT_V1),
-            "size": size,
-            "records_sha256": digest.hexdigest(),
-            "created": utc_now(),
-        }
-        (tmp / "ledger.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-        (tmp / "README.md").write_text(bundle_readme(doc))
+        extra = {"shards": len(shards) + 1} if shards else {}
+        parts = [_write_chain(tmp, store, meta, public_key, folder, config, tiles_dir, extra)]
+        for i, shard in enumerate(shards, 1):
+            try:
+                parts.append(
+                    _write_chain(
+                        tmp / "shards" / str(i),
+                        shard.store,
+                        shard.meta,
+                        public_key,
+                        shard.folder,
+                        WitnessConfig(),
+                        None,
+                        {"shard": i, "shard_of": meta["ledger_id"]},
+                    )
+                )
+            except CannotCheck as exc:
+                raise CannotCheck(f"shard {i}: {exc}") from None
         if out.exists():
             out.rmdir()
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return BundleSummary(out, size, store.head().size - size, len(by_size), len(notes), tiles)
+    return BundleSummary(
+        out,
+        sum(p.size for p in parts),
+        sum(p.newer for p in parts),
+        sum(p.checkpoints for p in parts),
+        parts[0].notes,
+        parts[0].tiles,
+        len(parts),
+    )
+
+
+def _write_chain(
+    tmp: Path,
+    store: LedgerStore,
+    meta: dict[str, str],
+    public_key: Ed25519PublicKey,
+    folder: Path,
+    config: WitnessConfig,
+    tiles_dir: Path | None,
+    extra: dict[str, Any],
+) -> _Written:
+    """Bundle one chain into the folder ``tmp`` (see :func:`write_bundle`)."""
+    origin = f"governance/ledger/{meta['ledger_id']}"
+    by_size = _checkpoints(store, folder, origin)
+    if not by_size:
+        raise CannotCheck("no checkpoint to bundle: run `governance audit checkpoint` first")
+    size = max(by_size)
+    target = CheckpointDirectory(tmp / "checkpoints")
+    for cp in by_size.values():
+        target.write(cp)
+    notes = local_notes(folder)
+    (tmp / COSIGNED_DIR).mkdir(parents=True)
+    for note in notes:
+        shutil.copyfile(note.where, tmp / COSIGNED_DIR / Path(note.where).name)
+    digest = hashlib.sha256()
+    with (tmp / "records.jsonl").open("wb") as fh:
+        for rows in store.iter_chain(0, size):
+            chunk = b"".join(bytes(row[1]) + b"\n" for row in rows)
+            digest.update(chunk)
+            fh.write(chunk)
+    tiles = _bundle_tiles(tmp / "tiles", store, size, by_size[size].root, tiles_dir)
+    keys = tmp / "keys"
+    keys.mkdir()
+    raw = public_key_bytes(public_key)
+    pem = public_key.public_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PublicFormat.SubjectPublicKeyInfo,
+    )
+    (keys / "checkpoint.pub").write_bytes(pem)
+    (keys / "log.vkey").write_text(verifier_key(origin, raw) + "\n")
+    WitnessConfig(config.witnesses, config.quorum).save(tmp / WITNESSES_FILE)
+    doc = {
+        "format": BUNDLE_FORMAT,
+        "ledger_id": meta["ledger_id"],
+        "origin": origin,
+        "canonical": meta["canonical"],
+        "record_format": meta.get("record_format", RECORD_FORMAT_V1),
+        "size": size,
+        "records_sha256": digest.hexdigest(),
+        "created": utc_now(),
+        **extra,
+    }
+    (tmp / "ledger.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    (tmp / "README.md").write_text(bundle_readme(doc))
+    return _Written(size, store.head().size - size, len(by_size), len(notes), tiles)
 
 
 def _bundle_tiles(
@@ -352,12 +429,7 @@ def verify_bundle(
         If the folder is not a readable bundle (exit code 2).
     """
     path = Path(path)
-    if not path.is_dir():
-        raise CannotCheck(f"--bundle {path}: no such folder")
-    doc = _read_json(path / "ledger.json", "ledger.json")
-    if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
-        raise CannotCheck(f"{path}/ledger.json: not a {BUNDLE_FORMAT} bundle")
-    origin, size = doc["origin"], doc["size"]
+    doc = _bundle_doc(path)
     if public_key is None:
         try:
             public_key = load_public_key(path / "keys" / "checkpoint.pub")
@@ -368,42 +440,145 @@ def verify_bundle(
             config = WitnessConfig.from_json(_read_json(path / WITNESSES_FILE, WITNESSES_FILE))
         except ValueError as exc:
             raise CannotCheck(str(exc)) from None
-    try:
-        checkpoints = CheckpointDirectory(path / "checkpoints").all()
-    except ValueError as exc:
-        raise CannotCheck(f"{path}/checkpoints: {exc}") from None
-    if not (path / "records.jsonl").is_file():
-        raise CannotCheck(f"{path}: not an audit bundle (records.jsonl is missing)")
-    log = parse_verifier_key(verifier_key(origin, public_key_bytes(public_key)))
     all_notes = [*local_notes(path), *notes]
     answers: dict[str, str] = {}
     if fetch:
-        fetched, answers = fetch_witness_notes(config, origin, timeout=timeout)
+        fetched, answers = fetch_witness_notes(config, doc["origin"], timeout=timeout)
         all_notes += fetched
-    signed = {cp.size: cp for cp in checkpoints if cp.origin == origin}
-    tiles = path / "tiles"
-    leaves = _leaf_hashes(tiles, size) if size in signed else None
-    if leaves is not None and TileTree(tiles, size).root() != signed[size].root:
-        leaves = None  # tiles of another tree: use the hashes the records give
-    v1 = doc.get("record_format") == RECORD_FORMAT_V1
-    records = path / "records.jsonl"
+    chain = _BundleChain(public_key, deep, workers)
+    report = chain.check(path, doc, all_notes, config, answers, tile_dirs)
+    k = doc.get("shards", 1)
+    if not isinstance(k, int) or not 1 <= k <= MAX_SHARDS:
+        raise CannotCheck(f"{path}/ledger.json: unreadable shard count {k!r}")
+    committed: dict[int, list[tuple[str, Checkpoint]]] = {}
+    if report.ok:
+        try:
+            committed = _committed(path / "records.jsonl", report.records)
+        except (ValueError, KeyError, TypeError) as exc:
+            why = f"a shard_heads record is malformed: {exc}"
+            report = replace(report, ok=False, code=EXIT_INTEGRITY, reason=why)
+    report = stray_shards(report, committed, k)
+    if k == 1:
+        return report
+    parts = [(0, ".", doc["ledger_id"], report)]
+    for i in range(1, k if report.ok else 1):
+        ledger_id, part = chain.shard(path / "shards" / str(i), i, doc, committed.get(i, []))
+        parts.append((i, f"shards/{i}", ledger_id, part))
+        if not part.ok:
+            break
+    return merge_shards(report, parts)
 
-    def walk(target: int) -> tuple[MerkleTree, int]:
-        walker = ChainWalker(
-            deep=deep, canonical=doc["canonical"], record_format=doc["record_format"]
+
+def _bundle_doc(path: Path) -> dict[str, Any]:
+    """A bundle's ``ledger.json``, checked to be one (:class:`CannotCheck` otherwise)."""
+    if not path.is_dir():
+        raise CannotCheck(f"--bundle {path}: no such folder")
+    doc = _read_json(path / "ledger.json", "ledger.json")
+    if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
+        raise CannotCheck(f"{path}/ledger.json: not a {BUNDLE_FORMAT} bundle")
+    return doc
+
+
+def _committed(records: Path, stop: int) -> dict[int, list[tuple[str, Checkpoint]]]:
+    """The shard checkpoints the ``shard_heads`` records among the first ``stop`` commit to."""
+    found: dict[int, list[tuple[str, Checkpoint]]] = {}
+    marker = f'"type":"{SHARD_HEADS}"'.encode()  # canonical JSON: no spaces
+    if records.stat().st_size == 0:
+        return found
+    with records.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        at = mm.find(marker)  # a memory search: about the cost of reading the file once
+        while at >= 0:
+            start = mm.rfind(b"\n", 0, at) + 1
+            end = mm.find(b"\n", at)
+            record = Record.from_bytes(mm[start : end if end >= 0 else len(mm)])
+            if record.seq >= stop:
+                break
+            if record.type == SHARD_HEADS:  # not a string inside some other record's body
+                add_committed(found, record)
+            at = mm.find(marker, end if end >= 0 else len(mm))
+    return found
+
+
+@dataclass(frozen=True)
+class _BundleChain:
+    """How to check one chain of a bundle (the bundle, or one shard's folder in it)."""
+
+    public_key: Ed25519PublicKey
+    deep: bool
+    workers: int | None
+
+    def shard(
+        self,
+        path: Path,
+        i: int,
+        control: dict[str, Any],
+        committed: Sequence[tuple[str, Checkpoint]],
+    ) -> tuple[str, Report]:
+        """Check shard ``i``'s folder against its checkpoints and the ``committed`` ones."""
+        try:
+            doc = _bundle_doc(path)
+        except CannotCheck as exc:
+            if not committed:
+                raise
+            why = f"the control shard committed to its records, and its folder is unusable: {exc}"
+            return "?", Report(ok=False, code=EXIT_INTEGRITY, reason=why)
+        if doc.get("shard_of") != control["ledger_id"] or doc.get("shard") != i:
+            why = (
+                f"it is shard {doc.get('shard')} of ledger {doc.get('shard_of')},"
+                f" not shard {i} of {control['ledger_id']}"
+            )
+            code = EXIT_INTEGRITY if committed else EXIT_CANNOT_CHECK
+            return str(doc.get("ledger_id", "?")), Report(ok=False, code=code, reason=why)
+        return doc["ledger_id"], self.check(
+            path, doc, local_notes(path), WitnessConfig(), {}, (), committed
         )
-        tree = MerkleTree()
-        walker = _walk_bundle(records, leaves, v1, walker, tree, target, workers)
-        return tree, walker.next_seq
 
-    return check(
-        walk=walk,
-        origin=origin,
-        log_key=public_key,
-        log_verifier=log,
-        checkpoints=[(f"bundled {path.name}/checkpoints", cp) for cp in checkpoints],
-        notes=all_notes,
-        config=config,
-        answers=answers,
-        tile_dirs=[*tile_dirs, tiles],
-    )
+    def check(
+        self,
+        path: Path,
+        doc: dict[str, Any],
+        notes: Sequence[NoteSource],
+        config: WitnessConfig,
+        answers: dict[str, str],
+        tile_dirs: Sequence[Path],
+        committed: Sequence[tuple[str, Checkpoint]] = (),
+    ) -> Report:
+        """Check the chain in the bundle folder ``path`` described by ``doc``."""
+        origin, size = doc["origin"], doc["size"]
+        try:
+            checkpoints = CheckpointDirectory(path / "checkpoints").all()
+        except ValueError as exc:
+            raise CannotCheck(f"{path}/checkpoints: {exc}") from None
+        if not (path / "records.jsonl").is_file():
+            raise CannotCheck(f"{path}: not an audit bundle (records.jsonl is missing)")
+        log = parse_verifier_key(verifier_key(origin, public_key_bytes(self.public_key)))
+        signed = {cp.size: cp for cp in checkpoints if cp.origin == origin}
+        tiles = path / "tiles"
+        leaves = _leaf_hashes(tiles, size) if size in signed else None
+        if leaves is not None and TileTree(tiles, size).root() != signed[size].root:
+            leaves = None  # tiles of another tree: use the hashes the records give
+        v1 = doc.get("record_format") == RECORD_FORMAT_V1
+        records = path / "records.jsonl"
+
+        def walk(target: int) -> tuple[MerkleTree, int]:
+            walker = ChainWalker(
+                deep=self.deep, canonical=doc["canonical"], record_format=doc["record_format"]
+            )
+            tree = MerkleTree()
+            walker = _walk_bundle(records, leaves, v1, walker, tree, target, self.workers)
+            return tree, walker.next_seq
+
+        return check(
+            walk=walk,
+            origin=origin,
+            log_key=self.public_key,
+            log_verifier=log,
+            checkpoints=[
+                *((f"bundled {path.name}/checkpoints", cp) for cp in checkpoints),
+                *committed,
+            ],
+            notes=notes,
+            config=config,
+            answers=answers,
+            tile_dirs=[*tile_dirs, tiles],
+        )

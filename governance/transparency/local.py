@@ -29,9 +29,8 @@ from governance.ledger.records import RECORD_FORMAT_V1, ChainWalker
 from governance.ledger.shards import (
     MAX_SHARDS,
     committed_heads,
-    shard_schema,
+    shard_url,
     split_shards,
-    with_schema,
 )
 from governance.ledger.store import LedgerStore, StoreError
 from governance.transparency.config import WITNESSES_FILE, WitnessConfig
@@ -47,6 +46,8 @@ from governance.transparency.verify import (
     NoteSource,
     Report,
     check,
+    merge_shards,
+    stray_shards,
 )
 
 __all__ = ["tiles_dir_for", "verify_ledger"]
@@ -151,13 +152,7 @@ def verify_ledger(
             except (ValueError, KeyError, TypeError) as exc:
                 why = f"a shard_heads record is malformed: {exc}"
                 report = replace(report, ok=False, code=EXIT_INTEGRITY, reason=why)
-        stray = sorted(i for i in committed if not 1 <= i < k)
-        if stray:  # the shard count in the metadata was lowered (or removed) to hide shards
-            why = (
-                f"the ledger's records commit to shard(s) {', '.join(map(str, stray))}, but its"
-                f" metadata says it has {k} shard(s)"
-            )
-            report = replace(report, ok=False, code=EXIT_INTEGRITY, reason=why)
+        report = stray_shards(report, committed, k)
         if k > 1:
             report = _check_shards(chain, base, meta, k, report, committed)
     finally:
@@ -265,27 +260,12 @@ def _check_shards(
     schema = split_url(base)[1]
     results = [(0, schema, meta["ledger_id"], report)]
     for i in range(1, k if report.ok else 1):
-        name = shard_schema(schema, i)
-        ledger_id, part = _check_shard(
-            chain, with_schema(base, name), i, meta, committed.get(i, [])
-        )
-        results.append((i, name, ledger_id, part))
+        url = shard_url(base, i)
+        ledger_id, part = _check_shard(chain, url, i, meta, committed.get(i, []))
+        results.append((i, split_url(url)[1], ledger_id, part))
         if not part.ok:
             break
-    merged = replace(
-        report,
-        records=sum(r.records for *_, r in results),
-        checkpoints=sum(r.checkpoints for *_, r in results),
-        shards=[
-            {**r.to_dict(), "shard": i, "schema": name, "ledger_id": lid, "shards": None}
-            for i, name, lid, r in results
-        ],
-    )
-    i, name, _, last = results[-1]
-    if not last.ok:
-        merged.ok, merged.code, merged.first_bad, merged.shard = False, last.code, last.first_bad, i
-        merged.reason = f"shard {i} ({name}): {last.reason}"
-    return merged
+    return merge_shards(report, results)
 
 
 def _check_shard(

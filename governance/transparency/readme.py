@@ -52,6 +52,32 @@ created {created}.
 """
 
 
+_SHARDED = """
+## A sharded ledger: {shards} chains
+
+This ledger is {shards} hash chains: this folder holds the control shard (shard 0), and
+`shards/<i>/` holds shard *i* the same way (its own records, tree, checkpoints and README).
+The control shard's `shard_heads` records (`"type":"shard_heads"`) each hold every other
+shard's signed checkpoint, and the control shard's checkpoints, which the witnesses cosign,
+cover those records. So check this folder first, then each shard's records against its own
+checkpoints *and* against every checkpoint the control shard's records hold for it: a shard
+whose tree of that size has another root was rewritten after the control shard committed to it.
+"""
+
+_SHARD = """
+## Shard {shard} of ledger {shard_of}
+
+This folder is one chain of a sharded ledger. Its witnesses are the control shard's: the
+control shard's `shard_heads` records (in the bundle's top folder) hold this shard's signed
+checkpoints, and those are the ones to check it against (step 3), besides its own.
+"""
+
+
 def bundle_readme(doc: dict[str, Any]) -> str:
     """Return the README of a bundle described by its ``ledger.json`` document."""
-    return _TEMPLATE.format(last=max(doc["size"] - 1, 0), **doc)
+    text = _TEMPLATE.format(last=max(doc["size"] - 1, 0), **doc)
+    if doc.get("shards", 1) > 1:
+        text += _SHARDED.format(**doc)
+    if "shard" in doc:
+        text += _SHARD.format(**doc)
+    return text

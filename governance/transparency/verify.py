@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ __all__ = [
     "Report",
     "Witnessed",
     "check",
+    "merge_shards",
+    "stray_shards",
 ]
 
 EXIT_OK, EXIT_INTEGRITY, EXIT_CANNOT_CHECK = 0, 1, 2
@@ -372,3 +374,45 @@ def _answers_text(answers: dict[str, str]) -> str:
     if not failed:
         return ""
     return " (" + "; ".join(f"{name}: {why}" for name, why in sorted(failed.items())) + ")"
+
+
+def stray_shards(
+    report: Report, committed: dict[int, list[tuple[str, Checkpoint]]], k: int
+) -> Report:
+    """``report``, failed if the control's records commit to shards outside ``1..k-1``.
+
+    The shard count lives in metadata outside the chain; an insider who lowers or removes it
+    would have the control shard checked alone, but its verified ``shard_heads`` records
+    still name every shard.
+    """
+    stray = sorted(i for i in committed if not 1 <= i < k)
+    if not stray or not report.ok:
+        return report
+    why = (
+        f"the ledger's records commit to shard(s) {', '.join(map(str, stray))}, but its"
+        f" metadata says it has {k} shard(s)"
+    )
+    return replace(report, ok=False, code=EXIT_INTEGRITY, reason=why)
+
+
+def merge_shards(report: Report, parts: Sequence[tuple[int, str, str, Report]]) -> Report:
+    """One report over a sharded ledger from each shard's, in order (``(shard, where,
+    ledger id, report)``; shard 0, the control, is ``report``, carrying the witnesses).
+
+    Records and checkpoints add up, ``shards`` lists each shard's outcome, and the first that
+    failed is the result's: ``shard``, ``first_bad``, code and a reason ``shard i (where): ``.
+    """
+    merged = replace(
+        report,
+        records=sum(r.records for *_, r in parts),
+        checkpoints=sum(r.checkpoints for *_, r in parts),
+        shards=[
+            {**r.to_dict(), "shard": i, "schema": where, "ledger_id": lid, "shards": None}
+            for i, where, lid, r in parts
+        ],
+    )
+    i, where, _, last = parts[-1]
+    if not last.ok:
+        merged.ok, merged.code, merged.first_bad, merged.shard = False, last.code, last.first_bad, i
+        merged.reason = f"shard {i} ({where}): {last.reason}"
+    return merged

@@ -101,28 +101,30 @@ class ShardedScene:
         self.views.append(made)
         return made
 
-    def verify(self, url: str | None = None) -> tuple[int, dict[str, Any]]:
-        """``governance audit verify --json`` with what the auditor kept."""
+    def run(self, *args: str, url: str | None = None) -> tuple[int, dict[str, Any]]:
+        """``governance <args> --json`` against this ledger; (exit code, JSON)."""
         env = {
             **os.environ,
             "GOVERNANCE_HOME": str(self.home),
             "GOVERNANCE_LEDGER_URL": url or f"{self.base}&shards={K}",
         }
         done = subprocess.run(
-            [
-                *(GOVERNANCE, "audit", "verify", "--json"),
-                *("--witnesses", str(self.auditor / "witnesses.json")),
-                *("--public-key", str(self.auditor / "log.pub")),
-                *("--tiles", str(self.auditor / "tiles")),
-                *("--checkpoint-note", str(self.auditor / "first.note")),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
+            [GOVERNANCE, *args, "--json"], capture_output=True, text=True, env=env, timeout=120
         )
         assert done.stdout, done.stderr
         return done.returncode, json.loads(done.stdout)
+
+    def verify(self, url: str | None = None, *, bundle: Path | None = None) -> tuple[int, Any]:
+        """``governance audit verify`` with what the auditor kept (of the ledger, or a bundle)."""
+        return self.run(
+            *("audit", "verify"),
+            *("--witnesses", str(self.auditor / "witnesses.json")),
+            *("--public-key", str(self.auditor / "log.pub")),
+            *("--tiles", str(self.auditor / "tiles")),
+            *("--checkpoint-note", str(self.auditor / "first.note")),
+            *(("--bundle", str(bundle)) if bundle is not None else ()),
+            url=url,
+        )
 
     def cleanup(self) -> None:
         import psycopg
@@ -246,3 +248,54 @@ def test_hiding_the_shards_by_editing_the_shard_count_is_caught(scene: ShardedSc
     assert "commit to shard(s) 1, 2, but its metadata says it has 1 shard(s)" in doc["reason"]
     code, doc = scene.verify()  # the auditor who names the count cannot be given fewer
     assert code == 2 and f"says shards={K}, the ledger has 1 shard(s)" in doc["reason"], doc
+
+
+def test_a_sharded_ledger_bundles_and_verifies_offline(scene: ShardedScene) -> None:
+    """``audit bundle`` writes every shard; ``audit verify --bundle`` checks them all."""
+    out = scene.root / "bundle"
+    code, made = scene.run("audit", "bundle", str(out))
+    assert code == 0 and made["shards"] == K, made
+    assert made["records"] == scene.ledger.total() - made["not_bundled"]
+    for i in range(1, K):
+        shard = json.loads((out / "shards" / str(i) / "ledger.json").read_text())
+        assert shard["shard"] == i and shard["shard_of"] == scene.ledger.ledger_id
+        assert shard["ledger_id"] == scene.ledger.shards[i].ledger_id
+    code, doc = scene.verify(bundle=out)
+    assert code == 0, doc
+    assert [s["shard"] for s in doc["shards"]] == list(range(K))
+    assert doc["records"] == made["records"] and doc["witnessed_size"] is not None
+    assert f"A sharded ledger: {K} chains" in (out / "README.md").read_text()
+    assert "Shard 2 of ledger" in (out / "shards" / "2" / "README.md").read_text()
+    # A bundle that hides its shards (the count removed from ledger.json) is refused...
+    doc_path = out / "ledger.json"
+    plain = json.loads(doc_path.read_text())
+    del plain["shards"]
+    doc_path.write_text(json.dumps(plain))
+    code, doc = scene.verify(bundle=out)
+    assert code == 1 and "commit to shard(s) 1, 2" in doc["reason"], doc
+    # ...and so is one whose shard folder is gone.
+    plain["shards"] = K
+    doc_path.write_text(json.dumps(plain))
+    shutil.rmtree(out / "shards" / "2")
+    code, doc = scene.verify(bundle=out)
+    assert code == 1 and doc["shard"] == 2 and "shards/2" in doc["reason"], doc
+
+
+def test_a_bundle_of_a_rewritten_shard_contradicts_the_control(scene: ShardedScene) -> None:
+    """The insider rewrites a shard, re-signs it with the operator's key, then bundles."""
+    shard, seq = _a_denial(scene.ledger)
+    exported = scene.ledger.shards[shard].checkpoint_dir.path
+    scene.ledger.close()
+    view = scene.view(shard)
+    rewrite(view, seq, _deny_to_approve)
+    view.sql(f"DELETE FROM {view.table('checkpoints')}", bypass=True)
+    shutil.rmtree(exported)
+    with Ledger.open(view.url, home=scene.home) as alone:
+        alone.checkpoint()
+    out = scene.root / "forged-bundle"
+    code, made = scene.run("audit", "bundle", str(out))
+    assert code == 0, made
+    code, doc = scene.verify(bundle=out)
+    assert code == 1 and doc["shard"] == shard, doc
+    assert doc["reason"].startswith(f"shard {shard} (shards/{shard}): "), doc
+    assert "committed in the control shard's record" in doc["reason"]
