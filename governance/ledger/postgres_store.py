@@ -433,20 +433,31 @@ class PostgresStore(LedgerStore):
     ) -> list[Receipt]:
         """Append in one transaction on ``conn`` (the store's, or a frozen batch's)."""
         with conn.transaction(), conn.cursor() as cur:
-            # The moves lock before the chain's, always (see the module docstring).
-            if self._moves is None:
-                pass  # one chain: its lock orders alias moves and decisions
-            elif self._moves == self.schema:
-                if any(p.type in FENCE_TYPES for p in pending):
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._moves_key,))
-            elif fences:
-                cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._moves_key,))
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            for fence in fences:
-                moved = cur.execute(self._fence_sql, (fence.since, fence.model)).fetchone()
+            # One round trip for the locks, the fences and the head: pipelined, they still run
+            # one after the other, each statement seeing what committed before it started (so
+            # the head is read under the chain's lock). The moves lock before the chain's,
+            # always (see the module docstring). 1.16x decisions/s at 1 thread and 1.20x at 8
+            # against a round trip each, same run; pipelining the INSERT and COMMIT too was
+            # 0.85x (measured 2026-12-03).
+            with conn.pipeline():
+                if self._moves is None:
+                    pass  # one chain: its lock orders alias moves and decisions
+                elif self._moves == self.schema:
+                    if any(p.type in FENCE_TYPES for p in pending):
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._moves_key,))
+                elif fences:
+                    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._moves_key,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                checks = [
+                    (fence, conn.execute(self._fence_sql, (fence.since, fence.model)))
+                    for fence in fences
+                ]
+                head = conn.execute(self._head_sql)
+            for fence, found in checks:
+                moved = found.fetchone()
                 if moved is not None:
                     raise FenceError(fence, int(moved[0]))
-            row = cur.execute(self._head_sql).fetchone()
+            row = head.fetchone()
             if row is None:
                 size, prev, last_ts = 0, GENESIS_HASH, None
             else:
