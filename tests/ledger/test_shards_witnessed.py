@@ -26,7 +26,13 @@ from governance.ledger.shards import SHARD_HEADS, ShardedLedger, shard_schema
 from governance.transparency import WitnessConfig, publish
 
 from .conftest import PG_URL, Backend, pg_unavailable
-from .test_witnessed import GOVERNANCE, WitnessProcess, rewrite, witnesses  # noqa: F401
+from .test_witnessed import (  # noqa: F401  (witnesses: the fixture)
+    GOVERNANCE,
+    WitnessProcess,
+    auditors_copies,
+    rewrite,
+    witnesses,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -81,13 +87,7 @@ class ShardedScene:
         )
         first = publish(self.ledger, self.config, tiles_dir=self.tiles)
         assert first.published, first.errors
-        self.auditor = root / "auditor"
-        self.auditor.mkdir()
-        assert first.note_path is not None
-        shutil.copy(first.note_path, self.auditor / "first.note")
-        shutil.copy(self.home / "witnesses.json", self.auditor / "witnesses.json")
-        shutil.copy(self.home / "keys" / "checkpoint.pub", self.auditor / "log.pub")
-        shutil.copytree(self.tiles, self.auditor / "tiles")
+        self.auditor = auditors_copies(root / "auditor", first, self.home, self.tiles)
         self.ledger.append_many(
             [
                 Entry("decision", {"model": {"name": "hmda", "version": "1"}, "n": i}, f"s{i}")

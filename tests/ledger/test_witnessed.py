@@ -40,7 +40,7 @@ from governance.ledger.note import parse_checkpoint, parse_note
 from governance.ledger.records import encode_record, record_hash
 from governance.service import KeyStore, create_app
 from governance.settings import Settings
-from governance.transparency import WitnessConfig, publish
+from governance.transparency import Publication, WitnessConfig, publish
 from governance.witness import WitnessClient, WitnessHome
 
 Backend = Any  # tests/ledger/conftest.py:Backend
@@ -114,6 +114,18 @@ def rewrite(backend: Backend, seq: int, change: Callable[[dict[str, Any]], None]
     backend.sql_many(steps, bypass=True)
 
 
+def auditors_copies(auditor: Path, first: Publication, home: Path, tiles: Path) -> Path:
+    """The auditor's own copies, in the new folder ``auditor``: the witness list, the log key,
+    and a publication (the cosigned checkpoint note and the tiles written with it)."""
+    auditor.mkdir()
+    assert first.note_path is not None
+    shutil.copy(first.note_path, auditor / "first.note")
+    shutil.copy(home / "witnesses.json", auditor / "witnesses.json")
+    shutil.copy(home / "keys" / "checkpoint.pub", auditor / "log.pub")
+    shutil.copytree(tiles, auditor / "tiles")
+    return auditor
+
+
 class Scene:
     """A ledger whose checkpoints two witnesses cosigned, and what an auditor kept of it."""
 
@@ -146,15 +158,7 @@ class Scene:
         )
         first = publish(self.ledger, self.config, tiles_dir=self.tiles)
         assert first.published, first.errors
-        # The auditor's own copies: the witness list, the log key, and a publication (the
-        # cosigned checkpoint note and the tiles written with it).
-        self.auditor = root / "auditor"
-        self.auditor.mkdir()
-        assert first.note_path is not None
-        shutil.copy(first.note_path, self.auditor / "first.note")
-        shutil.copy(backend.home / "witnesses.json", self.auditor / "witnesses.json")
-        shutil.copy(backend.home / "keys" / "checkpoint.pub", self.auditor / "log.pub")
-        shutil.copytree(self.tiles, self.auditor / "tiles")
+        self.auditor = auditors_copies(root / "auditor", first, backend.home, self.tiles)
         self.ledger.append("decision", {"model": {"name": "hmda", "version": "1"}, "n": 99})
         assert publish(self.ledger, self.config, tiles_dir=self.tiles).published
 
