@@ -568,15 +568,15 @@ class _BundleChain:
             walker = _walk_bundle(records, leaves, v1, walker, tree, target, self.workers)
             return tree, walker.next_seq
 
+        found = [(f"bundled {path.name}/checkpoints", cp) for cp in checkpoints]
+        found += committed  # the same checkpoint bundled and committed to counts once
+        unique = {(cp.size, cp.root, cp.timestamp, cp.signature): (w, cp) for w, cp in found}
         return check(
             walk=walk,
             origin=origin,
             log_key=self.public_key,
             log_verifier=log,
-            checkpoints=[
-                *((f"bundled {path.name}/checkpoints", cp) for cp in checkpoints),
-                *committed,
-            ],
+            checkpoints=sorted(unique.values(), key=lambda item: item[1].size),
             notes=notes,
             config=config,
             answers=answers,

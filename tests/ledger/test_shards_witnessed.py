@@ -264,6 +264,7 @@ def test_a_sharded_ledger_bundles_and_verifies_offline(scene: ShardedScene) -> N
     assert code == 0, doc
     assert [s["shard"] for s in doc["shards"]] == list(range(K))
     assert doc["records"] == made["records"] and doc["witnessed_size"] is not None
+    assert doc["checkpoints"] == made["checkpoints"]  # committed and bundled count once
     assert f"A sharded ledger: {K} chains" in (out / "README.md").read_text()
     assert "Shard 2 of ledger" in (out / "shards" / "2" / "README.md").read_text()
     # A bundle that hides its shards (the count removed from ledger.json) is refused...
