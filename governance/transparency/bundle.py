@@ -569,14 +569,12 @@ class _BundleChain:
             return tree, walker.next_seq
 
         found = [(f"bundled {path.name}/checkpoints", cp) for cp in checkpoints]
-        found += committed  # the same checkpoint bundled and committed to counts once
-        unique = {(cp.size, cp.root, cp.timestamp, cp.signature): (w, cp) for w, cp in found}
         return check(
             walk=walk,
             origin=origin,
             log_key=self.public_key,
             log_verifier=log,
-            checkpoints=sorted(unique.values(), key=lambda item: item[1].size),
+            checkpoints=[*found, *committed],
             notes=notes,
             config=config,
             answers=answers,

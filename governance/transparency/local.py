@@ -226,13 +226,12 @@ class _Chain:
             return tree, end.next_seq
 
         verifier = parse_verifier_key(verifier_key(origin, public_key_bytes(self.public_key)))
-        unique = {(cp.size, cp.root, cp.timestamp, cp.signature): (w, cp) for w, cp in found}
         return check(
             walk=walk,
             origin=origin,
             log_key=self.public_key,
             log_verifier=verifier,
-            checkpoints=sorted(unique.values(), key=lambda item: item[1].size),
+            checkpoints=found,
             notes=all_notes,
             config=config or WitnessConfig(),
             answers=answers,

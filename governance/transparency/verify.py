@@ -280,7 +280,8 @@ def check(
     origin, log_key, log_verifier
         The log's origin and trusted public key (raw and as a note verifier).
     checkpoints
-        ``[(where, checkpoint)]`` signed by the log (local, exported, bundled).
+        ``[(where, checkpoint)]`` signed by the log (local, exported, bundled, committed to by a
+        control shard), in any order; one found in several places counts once.
     notes
         Cosigned checkpoint notes (from witnesses, files, a bundle).
     config
@@ -292,6 +293,8 @@ def check(
     """
     report = Report(ok=False, code=EXIT_CANNOT_CHECK, quorum=config.quorum)
     report.witnesses = dict(answers or {})
+    unique = {(cp.size, cp.root, cp.timestamp, cp.signature): (w, cp) for w, cp in checkpoints}
+    checkpoints = sorted(unique.values(), key=lambda item: item[1].size)
     try:
         heads = read_notes(notes, origin, log_verifier, config.verifiers)
         witnessed = sorted(
