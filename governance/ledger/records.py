@@ -66,6 +66,7 @@ __all__ = [
     "index_columns",
     "is_record_id",
     "new_record_ids",
+    "record_front",
     "record_hash",
     "register_event_type",
     "subject_tag",
@@ -115,6 +116,8 @@ RECORD_FORMATS = (RECORD_FORMAT_V1, RECORD_FORMAT)
 
 _RECORD_V1 = b'{"body":%b,"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
 _RECORD_V2 = b'{"body":%b,"id":"%b","idx":%b,"prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
+_FRONT_V1 = b'{"body":%b,"id":"%b"'
+_FRONT_V2 = b'{"body":%b,"id":"%b","idx":%b'
 _TAIL_V1 = b',"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
 _TAIL_V2 = b',"id":"%b","idx":%b,"prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
 _TAIL_RE = re.compile(
@@ -449,6 +452,19 @@ class PendingRecord(NamedTuple):
     model_version: str | None = None
     ref: str | None = None
     idx: bytes | None = None
+
+
+def record_front(pending: PendingRecord) -> bytes:
+    """The bytes of ``pending``'s record before ``,"prev":``, which do not depend on the head.
+
+    A store that chains in the database (PostgreSQL's ``append_records`` function) sends these
+    and appends ``,"prev":"<hex>","seq":<n>,"ts":"<ts>","type":"<type>"}`` under the chain's
+    lock; :func:`chain_rows` builds the same bytes in one go.
+    """
+    rid = pending.id.encode()
+    if pending.idx is None:
+        return _FRONT_V1 % (pending.body, rid)
+    return _FRONT_V2 % (pending.body, rid, pending.idx)
 
 
 def chain_rows(
