@@ -16,14 +16,15 @@ a database.
   takes chain locks, so a move or a fenced append that held a chain lock while queueing for the
   moves lock would close a cycle through the client, which PostgreSQL cannot see, and hang.
 * An append of fewer than 32 records is one statement and one round trip: the schema's
-  ``append_records`` function takes the locks, checks the fences, reads the head, builds and
-  hashes each record from the bytes the client sent (:func:`~governance.ledger.records.
-  record_front`) and inserts it, and the statement's own transaction commits. The client
-  rebuilds every returned hash with :func:`~governance.ledger.records.chain_rows` and refuses
-  an answer that differs, so a function someone replaced cannot make it hand out a receipt
-  for a record it did not send. Larger appends build the rows in the client and ``COPY``
-  them. A role that may not create the function in a ledger made before it (or replace an
-  outdated one) appends the second way, which costs three more round trips.
+  ``append_record`` (one record) or ``append_records`` function (:func:`append_functions`)
+  takes the locks, checks the fences, reads the head and the server's clock, builds and hashes
+  each record from the bytes the client sent (:func:`~governance.ledger.records.record_front`)
+  and inserts it, and the statement's own transaction commits. The client rebuilds every
+  returned hash with :func:`~governance.ledger.records.chain_rows` and refuses an answer that
+  differs, so a function someone replaced cannot make it hand out a receipt for a record it
+  did not send. Larger appends build the rows in the client and ``COPY`` them. A role that
+  may not create the functions in a ledger made before them (or replace outdated ones)
+  appends the second way, which costs three more round trips.
 * Commits are durable with the server's default ``synchronous_commit = on``.
 * Triggers refuse UPDATE, DELETE and TRUNCATE on ``records``, ``checkpoints`` and ``meta``. A
   table owner or superuser can drop triggers, so production writers should connect as a role
@@ -113,25 +114,99 @@ def _lock_key(label: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def append_function(schema: str, moves: str | None) -> tuple[str, str, str]:
-    """The function that appends to the chain in ``schema`` in one statement.
+_PARAMS = (  # (name, type) of append_record's parameters; append_records takes arrays of them
+    ("p_fence_model", "text"),
+    ("p_fence_since", "bigint"),
+    ("p_id", "text"),
+    ("p_type", "text"),
+    ("p_front", "bytea"),
+    ("p_subject_key", "text"),
+    ("p_subject_tag", "bigint"),
+    ("p_model_name", "text"),
+    ("p_model_version", "text"),
+    ("p_ref", "text"),
+)
 
-    ``moves`` is the control shard's schema for a shard of a sharded ledger (its fences are
-    checked against the control's records under the moves lock, taken shared), else ``None``
-    (fences against the schema's own records; the moves lock, taken exclusively when asked,
-    is a control shard's own). Mode ``'none'``, ``'shared'`` or ``'exclusive'`` says which
-    lock the caller needs (see :meth:`PostgresStore._moves_mode`).
 
-    Returns
-    -------
-    tuple
-        ``(name, body, create statement)``; ``body`` is what ``pg_proc.prosrc`` holds.
+@dataclass(frozen=True)
+class AppendFunction:
+    """A function that appends to one chain in one statement (see :func:`append_functions`).
+
+    Attributes
+    ----------
+    name
+        Its name in the ledger's schema.
+    body
+        Its PL/pgSQL source, as ``pg_proc.prosrc`` holds it.
+    create
+        The ``CREATE OR REPLACE FUNCTION`` statement.
+    call
+        The ``SELECT`` that calls it: the mode, then :data:`_PARAMS` in order.
+    """
+
+    name: str
+    body: str
+    create: str
+    call: str
+
+
+def append_functions(schema: str, moves: str | None) -> tuple[AppendFunction, AppendFunction]:
+    """The functions that append to the chain in ``schema``: one record, and several.
+
+    Both take the moves lock the mode names (``'none'``, ``'shared'`` or ``'exclusive'``, see
+    :meth:`PostgresStore._moves_mode`), then the chain's; check the fences; read the head and
+    the server's clock; and build, hash and insert each record from its front bytes
+    (:func:`~governance.ledger.records.record_front`). ``append_record`` takes one record and
+    at most one fence as scalars (psycopg dumps a scalar in a third of an array's client CPU);
+    ``append_records`` takes arrays.
+
+    ``moves`` is the control shard's schema for a shard of a sharded ledger (fences are checked
+    against the control's records, the moves lock is the control's, taken shared), else
+    ``None`` (fences against the schema's own records; a control shard takes its own moves
+    lock exclusively for a move).
     """
     s = _check_name("schema", schema)
     control = s if moves is None else _check_name("schema", moves)
-    name = "append_records" if moves is None else "append_records_shard"
+    suffix = "" if moves is None else "_shard"
+    return (
+        _append_function(s, control, f"append_record{suffix}", one=True),
+        _append_function(s, control, f"append_records{suffix}", one=False),
+    )
+
+
+def _append_function(s: str, control: str, name: str, *, one: bool) -> AppendFunction:
+    at, hint = ("", "1") if one else ("[i]", "i::text")
     types = ", ".join(f"'{t}'" for t in FENCE_TYPES)
     columns = ", ".join(INSERT_COLUMNS)
+    fence = f"""
+        SELECT r.seq INTO v_moved FROM {control}.records r
+            WHERE r.seq >= p_fence_since{at} AND r.model_name || '' = p_fence_model{at}
+            AND r.type IN ({types}) ORDER BY r.seq LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'an alias of model % moved', p_fence_model{at}
+                USING ERRCODE = '{_FENCE_SQLSTATE}', DETAIL = v_moved::text, HINT = {hint};
+        END IF;"""
+    record = f"""
+        v_data := p_front{at} || convert_to(',"prev":"' || encode(v_hash, 'hex') || '","seq":'
+            || v_seq || ',"ts":"' || o_ts || '","type":"' || p_type{at} || '"}}', 'UTF8');
+        v_hash := sha256('\\x00'::bytea || v_data);
+        INSERT INTO {s}.records ({columns}) VALUES (v_seq, p_id{at}, p_type{at}, o_ts,
+            p_subject_key{at}, p_subject_tag{at}, p_model_name{at}, p_model_version{at},
+            p_ref{at}, v_data, v_hash);
+        o_hashes := o_hashes || v_hash;"""
+    if one:
+        fences = f"    IF p_fence_model IS NOT NULL THEN{fence}\n    END IF;"
+        records = f"    v_seq := o_seq;{record}"
+    else:
+        fences = (
+            f"    FOR i IN 1 .. coalesce(array_length(p_fence_model, 1), 0) LOOP{fence}"
+            "\n    END LOOP;"
+        )
+        records = (
+            f"    FOR i IN 1 .. array_length(p_front, 1) LOOP\n        v_seq := o_seq + i - 1;"
+            f"{record}\n    END LOOP;"
+        )
+    moves_key = _lock_key(f"governance.ledger.moves:{control}")
     body = f"""
 DECLARE
     v_now text;
@@ -142,20 +217,12 @@ DECLARE
     v_seq bigint;
 BEGIN
     IF p_mode = 'exclusive' THEN
-        PERFORM pg_advisory_xact_lock({_lock_key(f"governance.ledger.moves:{control}")});
+        PERFORM pg_advisory_xact_lock({moves_key});
     ELSIF p_mode = 'shared' THEN
-        PERFORM pg_advisory_xact_lock_shared({_lock_key(f"governance.ledger.moves:{control}")});
+        PERFORM pg_advisory_xact_lock_shared({moves_key});
     END IF;
     PERFORM pg_advisory_xact_lock({_lock_key(f"governance.ledger:{s}")});
-    FOR i IN 1 .. coalesce(array_length(p_fence_models, 1), 0) LOOP
-        SELECT r.seq INTO v_moved FROM {control}.records r
-            WHERE r.seq >= p_fence_since[i] AND r.model_name || '' = p_fence_models[i]
-            AND r.type IN ({types}) ORDER BY r.seq LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'an alias of model % moved', p_fence_models[i]
-                USING ERRCODE = '{_FENCE_SQLSTATE}', DETAIL = v_moved::text, HINT = i::text;
-        END IF;
-    END LOOP;
+{fences}
     SELECT r.seq + 1, r.hash, r.ts INTO o_seq, o_prev, v_last
         FROM {s}.records r ORDER BY r.seq DESC LIMIT 1;
     IF NOT FOUND THEN
@@ -167,25 +234,17 @@ BEGIN
                  THEN v_now ELSE v_last END;
     o_hashes := '{{}}';
     v_hash := o_prev;
-    FOR i IN 1 .. array_length(p_fronts, 1) LOOP
-        v_seq := o_seq + i - 1;
-        v_data := p_fronts[i] || convert_to(',"prev":"' || encode(v_hash, 'hex') || '","seq":'
-            || v_seq || ',"ts":"' || o_ts || '","type":"' || p_types[i] || '"}}', 'UTF8');
-        v_hash := sha256('\\x00'::bytea || v_data);
-        INSERT INTO {s}.records ({columns}) VALUES (v_seq, p_ids[i], p_types[i], o_ts,
-            p_subject_keys[i], p_subject_tags[i], p_model_names[i], p_model_versions[i],
-            p_refs[i], v_data, v_hash);
-        o_hashes := o_hashes || v_hash;
-    END LOOP;
+{records}
 END
 """
-    create = f"""CREATE OR REPLACE FUNCTION {s}.{name}(
-    p_mode text, p_fence_models text[], p_fence_since bigint[], p_ids text[],
-    p_types text[], p_fronts bytea[], p_subject_keys text[], p_subject_tags bigint[],
-    p_model_names text[], p_model_versions text[], p_refs text[],
+    array = "" if one else "[]"
+    params = ", ".join(f"{p} {t}{array}" for p, t in _PARAMS)
+    create = f"""CREATE OR REPLACE FUNCTION {s}.{name}(p_mode text, {params},
     OUT o_seq bigint, OUT o_prev bytea, OUT o_ts text, OUT o_hashes bytea[])
 LANGUAGE plpgsql AS $governance${body}$governance$"""
-    return name, body, create
+    casts = ", ".join(f"%s::{t}{array}" for _, t in _PARAMS)
+    call = f"SELECT o_seq, o_prev, o_ts, o_hashes FROM {s}.{name}(%s, {casts})"
+    return AppendFunction(name, body, create, call)
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -461,7 +520,8 @@ class PostgresStore(LedgerStore):
         self._moves = None if moves is None else _check_name("schema", moves)
         self._moves_key = _lock_key(f"governance.ledger.moves:{moves}")
         self._fence_sql = fence_sql(f"{self._moves or s}.records", "%s", model="model_name || ''")
-        self._call_sql: str | None = None  # append_records, once installed (_create_schema)
+        # append_record and append_records, once installed (_create_schema)
+        self._functions: tuple[AppendFunction, AppendFunction] | None = None
         try:
             self._create_schema(create)
         except BaseException:
@@ -493,33 +553,31 @@ class PostgresStore(LedgerStore):
                 if not create:
                     raise StoreError(f"no ledger at {self.location}")
                 self.conn.execute(schema_sql(self.schema).encode())
-            self._call_sql = self._install_append_function()
+            self._functions = self._install_append_functions()
 
-    def _install_append_function(self) -> str | None:
-        """Make sure the schema's ``append_records`` is this version's; return the call.
+    def _install_append_functions(self) -> tuple[AppendFunction, AppendFunction] | None:
+        """Make sure the schema's append functions are this version's; return them.
 
-        ``None`` when it is not and the role may not create it (appends then take the
+        ``None`` when they are not and the role may not create them (appends then take the
         client-side path). Runs in :meth:`_create_schema`'s transaction, under the chain lock.
         """
-        name, body, create = append_function(
+        functions = append_functions(
             self.schema, None if self._moves == self.schema else self._moves
         )
-        found = self.conn.execute(
-            "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-            " WHERE n.nspname = %s AND p.proname = %s",
-            (self.schema, name),
-        ).fetchall()
-        if [row[0] for row in found] != [body]:
+        for function in functions:
+            found = self.conn.execute(
+                "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = %s AND p.proname = %s",
+                (self.schema, function.name),
+            ).fetchall()
+            if [row[0] for row in found] == [function.body]:
+                continue
             try:
                 with self.conn.transaction():  # a savepoint: a refusal leaves the rest intact
-                    self.conn.execute(create.encode())
+                    self.conn.execute(function.create.encode())
             except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction):
                 return None
-        return (
-            f"SELECT o_seq, o_prev, o_ts, o_hashes FROM {self.schema}.{name}("
-            "%s, %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bytea[],"
-            " %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[])"
-        )
+        return functions
 
     # -- metadata -------------------------------------------------------------------------
 
@@ -564,8 +622,8 @@ class PostgresStore(LedgerStore):
         fences: Sequence[Fence],
     ) -> list[Receipt]:
         """Append in one transaction on ``conn`` (the store's, or a frozen batch's)."""
-        if self._call_sql is not None and len(pending) < _COPY_THRESHOLD:
-            return self._append_call(conn, pending, fences)
+        if self._functions is not None and len(pending) < _COPY_THRESHOLD:
+            return self._append_call(conn, self._functions, pending, fences)
         mode = self._moves_mode(pending, fences)
         with conn.transaction(), conn.cursor() as cur:
             # One round trip for the locks, the fences and the head: pipelined, they still run
@@ -612,29 +670,48 @@ class PostgresStore(LedgerStore):
     def _append_call(
         self,
         conn: psycopg.Connection[Any],
+        functions: tuple[AppendFunction, AppendFunction],
         pending: Sequence[PendingRecord],
         fences: Sequence[Fence],
     ) -> list[Receipt]:
-        """Append with one call of ``append_records``: one statement, its own transaction.
+        """Append with one call of ``append_record(s)``: one statement, its own transaction.
 
         ``conn`` is in autocommit, so the statement commits (durably) before it returns.
         """
-        assert self._call_sql is not None
-        params = (
-            self._moves_mode(pending, fences),
-            [f.model for f in fences],
-            [f.since for f in fences],
-            [p.id for p in pending],
-            [p.type for p in pending],
-            [record_front(p) for p in pending],
-            [p.subject_key for p in pending],
-            [p.subject_tag for p in pending],
-            [p.model_name for p in pending],
-            [p.model_version for p in pending],
-            [p.ref for p in pending],
-        )
+        mode = self._moves_mode(pending, fences)
+        function = functions[0] if len(pending) == 1 and len(fences) <= 1 else functions[1]
+        if function is functions[0]:
+            p = pending[0]
+            fence = fences[0] if fences else None
+            params: tuple[Any, ...] = (
+                mode,
+                None if fence is None else fence.model,
+                None if fence is None else fence.since,
+                p.id,
+                p.type,
+                record_front(p),
+                p.subject_key,
+                p.subject_tag,
+                p.model_name,
+                p.model_version,
+                p.ref,
+            )
+        else:
+            params = (
+                mode,
+                [f.model for f in fences],
+                [f.since for f in fences],
+                [p.id for p in pending],
+                [p.type for p in pending],
+                [record_front(p) for p in pending],
+                [p.subject_key for p in pending],
+                [p.subject_tag for p in pending],
+                [p.model_name for p in pending],
+                [p.model_version for p in pending],
+                [p.ref for p in pending],
+            )
         try:
-            row = conn.execute(self._call_sql, params, prepare=True).fetchone()
+            row = conn.execute(function.call, params, prepare=True).fetchone()
         except psycopg.Error as exc:
             if exc.sqlstate == _FENCE_SQLSTATE:
                 fence = fences[int(exc.diag.message_hint or 0) - 1]
@@ -647,7 +724,7 @@ class PostgresStore(LedgerStore):
             raise StoreError(
                 f"{self.location}: the database chained records {size} to"
                 f" {size + len(pending) - 1} differently from what was sent ({self.schema}."
-                "append_records is not this version's): no receipt given"
+                f"{function.name} is not this version's): no receipt given"
             )
         return receipts
 

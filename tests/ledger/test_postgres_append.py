@@ -1,4 +1,4 @@
-"""PostgreSQL's one-statement append (``append_records``) against the client-side chain.
+"""PostgreSQL's one-statement append (``append_record(s)``) against the client-side chain.
 
 The database builds and hashes each record from the bytes the client sent; these tests hold it
 to the bytes :func:`~governance.ledger.records.chain_rows` builds, byte for byte and column for
@@ -17,12 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from governance.ledger import Ledger
+from governance.ledger import Entry, Ledger
 from governance.ledger.canonical import canonical_json
 from governance.ledger.postgres_store import (
+    AppendFunction,
     PostgresStore,
     StoreError,
-    append_function,
+    append_functions,
     least_privilege_sql,
 )
 from governance.ledger.records import (
@@ -50,15 +51,18 @@ def store(pg: Backend) -> Iterator[PostgresStore]:
     opened.close()
 
 
-def _function_source(pg: Backend, name: str = "append_records") -> list[str]:
-    return [
-        row[0]
-        for row in pg.sql(
-            "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-            " WHERE n.nspname = ? AND p.proname = ?",
-            (pg.schema, name),
-        )
-    ]
+def _installed(pg: Backend) -> dict[str, str]:
+    """``{name: source}`` of the append functions in the ledger's schema."""
+    rows = pg.sql(
+        "SELECT p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = ? AND p.proname = ANY(?)",
+        (pg.schema, ["append_record", "append_records"]),
+    )
+    return dict(rows)
+
+
+def _this_version(pg: Backend) -> dict[str, str]:
+    return {f.name: f.body for f in append_functions(pg.schema, None)}
 
 
 def _admin(statement: str) -> None:
@@ -135,9 +139,9 @@ def test_the_database_writes_the_rows_the_client_builds(
         assert ts >= (head.ts or "")
 
 
-def test_a_new_ledger_gets_this_versions_function(store: PostgresStore, pg: Backend) -> None:
-    _, body, _ = append_function(pg.schema, None)
-    assert _function_source(pg) == [body]
+def test_a_new_ledger_gets_this_versions_functions(store: PostgresStore, pg: Backend) -> None:
+    assert _installed(pg) == _this_version(pg)
+    assert set(_installed(pg)) == {"append_record", "append_records"}
 
 
 @pytest.mark.parametrize("count", [1, 40], ids=["one-statement", "copy"])
@@ -147,7 +151,7 @@ def test_records_take_the_databases_time_and_never_go_back(
     """The time is the server's, taken under the lock; a later clock reading is never earlier.
 
     A record stamped in the future stands for a clock that went back since: the next records
-    (one by ``append_records``, 40 by the client and ``COPY``) take its time.
+    (one by ``append_record``, 40 by the client and ``COPY``) take its time.
     """
     (now,) = pg.sql("SELECT clock_timestamp()")[0]
     first = store.append([_pending(("decision", {"n": 0}, True, None, "m"))])[0]
@@ -161,35 +165,41 @@ def test_records_take_the_databases_time_and_never_go_back(
     assert {r.ts for r in later} == {future}
 
 
-def _forging(schema: str) -> str:
-    """The insider's version of the function: a denial is stored as an approval."""
-    _, body, create = append_function(schema, None)
-    forged = body.replace(
-        "v_data := p_fronts[i] ||",
-        "v_data := convert_to(replace(convert_from(p_fronts[i], 'UTF8'),"
+def _forging(function: AppendFunction) -> str:
+    """The insider's version of a function: a denial is stored as an approval."""
+    forged = function.body.replace(
+        "v_data := p_front ||",
+        "v_data := convert_to(replace(convert_from(p_front, 'UTF8'),"
+        " '\"deny\"', '\"approve\"'), 'UTF8') ||",
+    ).replace(
+        "v_data := p_front[i] ||",
+        "v_data := convert_to(replace(convert_from(p_front[i], 'UTF8'),"
         " '\"deny\"', '\"approve\"'), 'UTF8') ||",
     )
-    assert forged != body
-    return create.replace(body, forged)
+    assert forged != function.body
+    return function.create.replace(function.body, forged)
 
 
 def test_a_replaced_function_gets_no_receipt(pg: Backend) -> None:
-    """The insider replaces append_records to rewrite denials; the writer refuses to answer.
+    """The insider replaces the append functions to rewrite denials; the writer refuses to answer.
 
     The forged record is internally consistent (its hash is of its own bytes), so only the
-    writer, which knows what it sent, can tell; it gives no receipt. The owner's next open
-    puts this version's function back.
+    writer, which knows what it sent, can tell; it gives no receipt, for one record or a group.
+    The owner's next open puts this version's functions back.
     """
     ledger = pg.open()
     ledger.append("decision", {"outcome": "approve"})
-    _admin(_forging(pg.schema))
-    with pytest.raises(StoreError, match="differently from what was sent"):
+    for function in append_functions(pg.schema, None):
+        _admin(_forging(function))
+    with pytest.raises(StoreError, match="append_record is not this version's"):
         ledger.append("decision", {"outcome": "deny"})
+    with pytest.raises(StoreError, match="append_records is not this version's"):
+        ledger.append_many([Entry("decision", {"outcome": "deny"})] * 2)
     with Ledger.open(pg.url, home=pg.home) as reopened:
         receipt = reopened.append("decision", {"outcome": "deny"})
         record = reopened.get(receipt.id)
         assert record is not None and record.body == {"outcome": "deny"}
-    assert _function_source(pg) == [append_function(pg.schema, None)[1]]
+    assert _installed(pg) == _this_version(pg)
 
 
 def test_a_role_that_cannot_install_the_function_appends_the_other_way(
@@ -204,6 +214,7 @@ def test_a_role_that_cannot_install_the_function_appends_the_other_way(
         pytest.skip("GOVERNANCE_TEST_PG_URL names a user; cannot log in as the test role")
     with pg.open() as owner:
         owner.append("decision", {"n": 1})
+    _admin(f"DROP FUNCTION {pg.schema}.append_record")
     _admin(f"DROP FUNCTION {pg.schema}.append_records")
     role = f"gl_writer_{uuid.uuid4().hex[:10]}"
     _admin(least_privilege_sql(role, pg.schema, login=True))
@@ -213,10 +224,10 @@ def test_a_role_that_cannot_install_the_function_appends_the_other_way(
             receipts = [writer.append("decision", {"n": n}) for n in range(2, 5)]
             assert [r.seq for r in receipts] == [1, 2, 3]
             assert writer.verify().ok
-        assert _function_source(pg) == []  # it was not installed, and appends did not need it
+        assert _installed(pg) == {}  # not installed, and the appends did not need them
         with Ledger.open(pg.url, home=pg.home) as owner:
             assert owner.append("decision", {"n": 5}).seq == 4
-        assert _function_source(pg) == [append_function(pg.schema, None)[1]]
+        assert _installed(pg) == _this_version(pg)
     finally:
         _admin(f"DROP OWNED BY {role}")
         _admin(f"DROP ROLE {role}")
