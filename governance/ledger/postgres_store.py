@@ -76,8 +76,10 @@ from governance.ledger.store import (
 
 __all__ = [
     "DEFAULT_SCHEMA",
+    "AppendFunction",
     "PostgresChainSource",
     "PostgresStore",
+    "append_functions",
     "least_privilege_sql",
     "schema_sql",
     "split_url",
@@ -106,7 +108,7 @@ _COPY_TYPES = [
 #: their time under the chain's lock, so a writer that waited for the lock cannot stamp a
 #: record with a time from before the one committed ahead of it.
 _DB_NOW = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-_FENCE_SQLSTATE = "GVF01"  # raised by append_records when a fence fails (DETAIL: the seq)
+_FENCE_SQLSTATE = "GVF01"  # raised by the append functions when a fence fails (DETAIL: the seq)
 
 
 def _lock_key(label: str) -> int:
