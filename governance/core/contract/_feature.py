@@ -121,11 +121,10 @@ class FeatureContract:
 
         if value is None:
             return [] if self.nullable else broken("null", ERR_NULL, None)
-        if self.kind == "categorical":
-            shown = _values(self.allowed or ())
-            if not isinstance(value, str):
-                return broken("type", ERR_TEXT, list(self.allowed or ()), allowed=shown)
-        else:
+        if self.kind == "categorical" and not isinstance(value, str):
+            allowed = self.allowed or ()  # shown only in a message: most values pass
+            return broken("type", ERR_TEXT, list(allowed), allowed=_values(allowed))
+        if self.kind != "categorical":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return broken("type", ERR_NUMBER, self.type)
             if isinstance(value, float) and not _finite(value):
