@@ -368,7 +368,7 @@ def least_privilege_sql(
 
     The role gets ``USAGE`` on the schema, ``SELECT, INSERT`` on ``records``, ``checkpoints``
     and ``meta``, ``SELECT, INSERT, DELETE`` on ``subject_keys`` (erasure), and ``EXECUTE`` on
-    the schema's functions (``append_records``, which runs with the caller's rights). It owns
+    the schema's functions (:func:`append_functions`, which run with the caller's rights). It owns
     nothing, so it can neither UPDATE, DELETE nor TRUNCATE ledger rows nor drop the triggers: the
     append-only rule then holds even for someone who has its credentials. (No sequences are
     used: seq and checkpoint numbers are assigned under the advisory lock.) Run it as the
