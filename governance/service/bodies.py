@@ -15,6 +15,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
@@ -159,15 +160,23 @@ def json_response(
     content: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """A JSON answer (compact, UTF-8); non-finite floats (never in decisions) become null."""
+    try:  # in C: orjson writes NaN and the infinities as null, as _finite does
+        data = orjson.dumps(content)
+    except orjson.JSONEncodeError:  # a lone surrogate echoed from a request, an int > 64 bits
+        data = _json_bytes(content)
+    return Response(data, status, dict(headers or {}), media_type=JSON_MEDIA)
+
+
+def _json_bytes(content: Any) -> bytes:
+    """:func:`json_response`'s bytes in Python, for what orjson refuses."""
     try:
         text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except ValueError:
         text = json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"))
     try:
-        data = text.encode()
+        return text.encode()
     except UnicodeEncodeError:  # a lone surrogate (echoed from a request): escape it
-        data = json.dumps(json.loads(text), separators=(",", ":")).encode()
-    return Response(data, status, dict(headers or {}), media_type=JSON_MEDIA)
+        return json.dumps(json.loads(text), separators=(",", ":")).encode()
 
 
 def error_response(exc: ApiError) -> Response:

@@ -44,30 +44,31 @@ class Served:
     alias: str | None
 
 
-def get_service(request: Request) -> DecisionService:
+async def get_service(request: Request) -> DecisionService:
     """The decision service the app was built on."""
     service: DecisionService = request.app.state.service
     return service
 
 
-def get_ledger(request: Request) -> Ledger:
+async def get_ledger(request: Request) -> Ledger:
     """The ledger the decision service writes."""
-    return get_service(request).ledger
+    service: DecisionService = request.app.state.service
+    return service.ledger
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     """The app's Prometheus metrics."""
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def get_witnessing(request: Request) -> WitnessMonitor:
+async def get_witnessing(request: Request) -> WitnessMonitor:
     """The monitor of the ledger's witnesses (for ``/metrics``)."""
     witnessing: WitnessMonitor = request.app.state.witnessing
     return witnessing
 
 
-def get_served(request: Request) -> Served:
+async def get_served(request: Request) -> Served:
     """The served model and alias (``/invocations``, and the default of ``/v1/decisions``)."""
     return Served(request.app.state.default_model, request.app.state.default_alias)
 

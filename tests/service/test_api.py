@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable
@@ -590,6 +591,33 @@ def test_verify_and_checkpoint(served: Any) -> None:
     cp = r.json()
     assert cp["size"] == served.size and len(cp["signature"]) == 128
     assert {"origin", "root", "timestamp", "key_id"} <= cp.keys()
+
+
+def test_no_dependency_runs_in_the_thread_pool(served: Any) -> None:
+    # FastAPI runs every plain-def dependency in its thread pool: one thread hop each per
+    # request (three of them cost /invocations a third of its requests/s). Only endpoints that
+    # wait on the ledger belong there.
+    def sync_calls(dependant: Any) -> list[str]:
+        found = []
+        for d in dependant.dependencies:
+            call = d.call
+            target = call if inspect.isfunction(call) or inspect.ismethod(call) else call.__call__
+            if not inspect.iscoroutinefunction(target):
+                found.append(getattr(call, "__qualname__", repr(call)))
+            found += sync_calls(d)
+        return found
+
+    def flat(routes: list[Any]) -> list[Any]:  # included routers hold their own routes
+        out = []
+        for r in routes:
+            inner = getattr(r, "original_router", None)
+            out += flat(inner.routes) if inner is not None else [r]
+        return out
+
+    routes = [r for r in flat(served.client.app.routes) if hasattr(r, "dependant")]
+    assert len(routes) > 30
+    offenders = {f"{r.path}: {name}" for r in routes for name in sync_calls(r.dependant)}
+    assert not offenders, sorted(offenders)
 
 
 def test_healthz_needs_no_key(served: Any) -> None:

@@ -408,6 +408,12 @@ def test_json_response_escapes_a_lone_surrogate() -> None:
     assert answer.body == b'{"echo":"a\\ud800b"}'
 
 
+def test_json_response_writes_what_orjson_refuses() -> None:
+    # an integer beyond 64 bits (echoed from a request), with a non-finite float beside it
+    answer = json_response({"n": 2**70, "x": float("nan")})
+    assert answer.body == b'{"n":1180591620717411303424,"x":null}'
+
+
 def test_error_response_is_one_sentence_with_headers_and_violations() -> None:
     answer = error_response(ApiError(401, "invalid API key", {"WWW-Authenticate": "Bearer"}))
     assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer"

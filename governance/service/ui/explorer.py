@@ -93,7 +93,7 @@ class Explorer:
         self.cards = Cache()
         self.experiments = Cache(1024)
 
-    def attach(self, request: Request) -> None:
+    async def attach(self, request: Request) -> None:
         """Keep this explorer in ``app.state.explorer`` (a dependency of every explorer route)."""
         state = request.app.state
         if getattr(state, "explorer", None) is not self:
@@ -177,7 +177,7 @@ class Explorer:
         return f"{base_of(request)}/models/{quote(name, safe='')}/versions/{quote(version)}"
 
 
-def explorer(request: Request) -> Explorer:
+async def explorer(request: Request) -> Explorer:
     """The app's explorer, ``app.state.explorer`` (a FastAPI dependency)."""
     found: Explorer = request.app.state.explorer
     return found
