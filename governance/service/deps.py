@@ -44,16 +44,23 @@ class Served:
     alias: str | None
 
 
-async def get_service(request: Request) -> DecisionService:
-    """The decision service the app was built on."""
+def _service(request: Request) -> DecisionService:
     service: DecisionService = request.app.state.service
     return service
 
 
+# The dependencies are coroutines: FastAPI runs a plain-def one in its thread pool (a thread
+# hop per request for a dictionary read).
+
+
+async def get_service(request: Request) -> DecisionService:
+    """The decision service the app was built on."""
+    return _service(request)
+
+
 async def get_ledger(request: Request) -> Ledger:
     """The ledger the decision service writes."""
-    service: DecisionService = request.app.state.service
-    return service.ledger
+    return _service(request).ledger
 
 
 async def get_metrics(request: Request) -> Metrics:
