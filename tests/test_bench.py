@@ -72,6 +72,7 @@ EXPECTED = {
         "search-model-p99",
         "search-model-key-p50",
         "search-model-key-p99",
+        "search-model-first",
         "search-outcome-p50",
         "search-outcome-p99",
         "search-paged-p50",

@@ -529,8 +529,9 @@ class Ledger:
             Like ``subject_id`` but with the subject key itself (for auditors without ids).
         after
             Keyset paging: only records with a larger seq (pass the last seq of the previous
-            page); as fast a million records in as at the start, where ``offset`` walks the
-            index entries it skips.
+            page); as fast a million records in as at the start. A deep ``offset`` is nearly
+            as fast once the store has walked the filter's index (the first such page) and kept
+            a mark at every 4,096th match (:mod:`~governance.ledger.offset_marks`).
         """
         if version is not None and model is None:
             raise LedgerError("a version filter needs the model name")

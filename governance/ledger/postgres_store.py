@@ -71,6 +71,7 @@ from governance.ledger.store import (
     Query,
     StoreError,
     fence_sql,
+    seek_sql,
     select_sql,
 )
 
@@ -504,6 +505,7 @@ class PostgresStore(LedgerStore):
         create: bool = True,
         moves: str | None = None,
     ) -> None:
+        super().__init__()
         self._conninfo, self.schema = split_url(url)
         self.location = _redact(url)
         self._connect_timeout = connect_timeout
@@ -779,6 +781,12 @@ class PostgresStore(LedgerStore):
         sql, params = select_sql(f"{self.schema}.records", query, seq_from, seq_to, "%s")
         with self._lock:
             return [bytes(row[0]) for row in self.conn.execute(sql, params).fetchall()]
+
+    def seek(self, query: Query, seq_from: int | None, skip: int) -> int | None:
+        sql, params = seek_sql(f"{self.schema}.records", query, seq_from, None, "%s")
+        with self._lock:
+            row = self.conn.execute(sql, [*params, skip]).fetchone()
+        return None if row is None else int(row[0])
 
     def chain_source(self) -> PostgresChainSource:
         self.conn  # noqa: B018 - raise if closed

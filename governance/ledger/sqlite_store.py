@@ -44,6 +44,7 @@ from governance.ledger.store import (
     Query,
     StoreError,
     fence_sql,
+    seek_sql,
     select_sql,
 )
 
@@ -187,6 +188,7 @@ class SQLiteStore(LedgerStore):
         self.synchronous = str(synchronous).upper()
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise StoreError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        super().__init__()
         self.path = Path(path).absolute()
         self.location = f"sqlite://{self.path}"
         self._timeout = timeout
@@ -336,6 +338,12 @@ class SQLiteStore(LedgerStore):
         sql, params = select_sql("records", query, seq_from, seq_to, "?")
         with self._lock:
             return [row[0] for row in self.conn.execute(sql, params).fetchall()]
+
+    def seek(self, query: Query, seq_from: int | None, skip: int) -> int | None:
+        sql, params = seek_sql("records", query, seq_from, None, "?")
+        with self._lock:
+            row = self.conn.execute(sql, [*params, skip]).fetchone()
+        return None if row is None else int(row[0])
 
     def chain_source(self) -> SQLiteChainSource:
         self.conn  # noqa: B018 - raise if closed

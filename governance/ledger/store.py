@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from governance.ledger.checkpoint import Checkpoint
+from governance.ledger.offset_marks import OffsetMarks
 from governance.ledger.records import Head, PendingRecord, Receipt, subject_tag
 
 __all__ = [
@@ -139,13 +140,10 @@ class Query:
     after: int | None = None
 
 
-def select_sql(
-    table: str, query: Query, seq_from: int | None, seq_to: int | None, mark: str
-) -> tuple[str, list[Any]]:
-    """The SELECT both stores run for :meth:`LedgerStore.select` (``mark``: ``?`` or ``%s``).
-
-    The time range arrives already turned into ``[seq_from, seq_to)``.
-    """
+def _where(
+    query: Query, seq_from: int | None, seq_to: int | None, mark: str
+) -> tuple[list[str], list[Any]]:
+    """The WHERE terms of ``query`` over ``[seq_from, seq_to)``, and their parameters."""
     where: list[str] = []
     params: list[Any] = []
     if query.subject_key is not None:
@@ -163,16 +161,38 @@ def select_sql(
         if bound is not None:
             where.append(f"{clause} {mark}")
             params.append(bound)
-    sql = f"SELECT data FROM {table}"
+    return where, params
+
+
+def seek_sql(
+    table: str, query: Query, seq_from: int | None, seq_to: int | None, mark: str
+) -> tuple[str, list[Any]]:
+    """The seq of the match ``skip`` places past the first in ``[seq_from, seq_to)``.
+
+    ``skip`` is the last parameter, left to the caller. The index of the filters is walked
+    alone: no record is read for the skipped matches (PostgreSQL would fetch each from the heap).
+    """
+    where, params = _where(query, seq_from, seq_to, mark)
+    sql = f"SELECT seq FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY seq LIMIT 1 OFFSET {mark}", params
+
+
+def select_sql(
+    table: str, query: Query, seq_from: int | None, seq_to: int | None, mark: str
+) -> tuple[str, list[Any]]:
+    """The SELECT both stores run for :meth:`LedgerStore.select` (``mark``: ``?`` or ``%s``).
+
+    The time range arrives already turned into ``[seq_from, seq_to)``.
+    """
+    where, params = _where(query, seq_from, seq_to, mark)
     if query.offset > 0:
-        # The page starts at the seq found by walking the index alone (no record is read for the
-        # skipped ones: PostgreSQL fetched each from the heap), then reads `limit` records.
-        start = f"SELECT seq FROM {table}"
-        if where:
-            start += " WHERE " + " AND ".join(where)
-        start += f" ORDER BY seq LIMIT 1 OFFSET {mark}"
+        # the page starts at the seq the offset reaches, found on the index alone
+        start, start_params = seek_sql(table, query, seq_from, seq_to, mark)
         where = [*where, f"seq >= ({start})"]
-        params = [*params, *params, query.offset]
+        params = [*params, *start_params, query.offset]
+    sql = f"SELECT data FROM {table}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY seq LIMIT {mark}"
@@ -209,6 +229,9 @@ class LedgerStore(abc.ABC):
 
     #: A description of where the ledger lives, without credentials.
     location: str
+
+    def __init__(self) -> None:
+        self._marks = OffsetMarks()
 
     # -- metadata -------------------------------------------------------------------------
 
@@ -252,12 +275,18 @@ class LedgerStore(abc.ABC):
     def select(self, query: Query, seq_from: int | None, seq_to: int | None) -> list[bytes]:
         """Return the data of matching records in seq order, within ``[seq_from, seq_to)``."""
 
+    @abc.abstractmethod
+    def seek(self, query: Query, seq_from: int | None, skip: int) -> int | None:
+        """Return the seq of the match of ``query``'s filters ``skip`` places past the first
+        at or after ``seq_from`` (``None``: from the start), or ``None`` if there is none."""
+
     def find(self, query: Query) -> list[bytes]:
         """Return the data of the records matching ``query``, in seq order.
 
         A time range becomes a seq range by binary search on ``ts`` (timestamps never decrease
         along the chain), and ``after`` a lower bound on seq, so every query runs on the primary
-        key or one index.
+        key or one index. A deep ``offset`` without them starts from the nearest of the marks
+        this store keeps per filter (:mod:`~governance.ledger.offset_marks`).
         """
         seq_from = seq_to = None
         if query.since is not None or query.until is not None:
@@ -268,6 +297,13 @@ class LedgerStore(abc.ABC):
             seq_from = max(seq_from or 0, query.after + 1)
         if seq_from is not None and seq_to is not None and seq_from >= seq_to:
             return []
+        if seq_from is None and seq_to is None and query.offset:
+            seq_from, offset = self._marks.start(
+                replace(query, limit=0, offset=0),
+                query.offset,
+                lambda start, skip: self.seek(query, start, skip),
+            )
+            query = replace(query, offset=offset)
         return self.select(query, seq_from, seq_to)
 
     def _first_seq_at(self, ts: str, size: int) -> int:
