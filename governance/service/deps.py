@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from governance.decisions.service import (
     ContractRefused,
@@ -77,6 +78,10 @@ async def get_witnessing(request: Request) -> WitnessMonitor:
 
 async def get_served(request: Request) -> Served:
     """The served model and alias (``/invocations``, and the default of ``/v1/decisions``)."""
+    return _served(request)
+
+
+def _served(request: Request) -> Served:
     return Served(request.app.state.default_model, request.app.state.default_alias)
 
 
@@ -89,29 +94,32 @@ bearer = HTTPBearer(
 )
 
 
-def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the API key and admits ``roles`` (and ``admin``).
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or ``None``, as :data:`bearer` reads it."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if not (scheme and token) or scheme.lower() != "bearer":
+        return None
+    return token
 
-    Raises
-    ------
-    ApiError
-        401 (with ``WWW-Authenticate``) for a missing or unknown key, 403 for another role.
+
+def _admission(roles: Sequence[str]) -> Callable[[Request, str | None], Principal]:
+    """A check that authenticates a token and admits ``roles`` (and ``admin``).
+
+    The check raises :class:`ApiError`: 401 (with ``WWW-Authenticate``) for a missing or
+    unknown key, 403 for another role.
     """
     allowed = frozenset((*roles, "admin"))
     needed = " or ".join(sorted(allowed))
 
-    async def principal(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
-    ) -> Principal:
-        if credentials is None:
+    def admit(request: Request, token: str | None) -> Principal:
+        if token is None:
             raise ApiError(
                 401,
                 "missing API key: send the header 'Authorization: Bearer <key>'",
                 {"WWW-Authenticate": "Bearer"},
             )
         keys: KeyStore = request.app.state.keys
-        found = keys.authenticate(credentials.credentials)
+        found = keys.authenticate(token)
         if found is None:
             raise ApiError(
                 401,
@@ -124,6 +132,25 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
                 f"this needs role {needed}; the API key {found.name!r} has role {found.role}",
             )
         return found
+
+    return admit
+
+
+def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates the API key and admits ``roles`` (and ``admin``).
+
+    Raises
+    ------
+    ApiError
+        401 (with ``WWW-Authenticate``) for a missing or unknown key, 403 for another role.
+    """
+    admit = _admission(roles)
+
+    async def principal(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+    ) -> Principal:
+        return admit(request, None if credentials is None else credentials.credentials)
 
     return principal
 
@@ -155,6 +182,40 @@ async def invocation_body(request: Request) -> tuple[str, bytes]:
         got = f"got {media}" if media else "got none"
         raise ApiError(415, f"Content-Type must be {JSON_MEDIA} or {CSV_MEDIA} ({got})")
     return media, await read_body(request, request.app.state.max_body_bytes)
+
+
+_admit_scorer = _admission(("scorer",))
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What ``/invocations`` needs: the caller, the body and the app's state."""
+
+    principal: Principal
+    media: str
+    body: bytes
+    service: DecisionService
+    served: Served
+    metrics: Metrics
+
+
+async def invocation(request: Request) -> Invocation:
+    """``/invocations``' one dependency: the caller admitted as :data:`scorer` admits it (401,
+    403), then the body read as :func:`invocation_body` reads it (415, 413), then the state.
+
+    One dependency, not six: FastAPI's solving of each (and the model :data:`bearer` builds)
+    cost more than their work, 0.06-0.08 ms of the server's 1.1 ms of CPU per request at 8
+    connections (alternating A/B, 2026-12-03).
+    The route declares the ``ApiKey`` security scheme itself (``INVOCATIONS_SECURITY``).
+    """
+    principal = _admit_scorer(request, bearer_token(request))
+    media, body = await invocation_body(request)
+    state = request.app.state
+    return Invocation(principal, media, body, state.service, _served(request), state.metrics)
+
+
+#: The OpenAPI security of ``/invocations``, which authenticates in :func:`invocation`.
+INVOCATIONS_SECURITY: list[dict[str, list[str]]] = [{bearer.scheme_name: []}]
 
 
 # -- shared by the routers -----------------------------------------------------------------

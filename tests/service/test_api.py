@@ -698,6 +698,7 @@ def test_openapi_documents_requests_and_auth(served: Any) -> None:
     assert post["security"] == [{"ApiKey": []}]
     assert "422" in post["responses"] and "201" in post["responses"]
     assert "text/csv" in paths["/invocations"]["post"]["requestBody"]["content"]
+    assert paths["/invocations"]["post"]["security"] == [{"ApiKey": []}]
     assert spec["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
     # every $ref resolves
     refs = set()

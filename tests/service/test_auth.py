@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -10,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.requests import Request
 
 from governance.service import KeyStore, KeyStoreError, Principal
+from governance.service.deps import bearer, bearer_token
 
 MODEL = "mortgage-denial"
 ALIAS = "candidate"
@@ -225,9 +230,37 @@ def test_role_matrix(
         assert served.size == before
 
 
-def test_basic_auth_is_not_an_api_key(served: Any) -> None:
-    r = served.client.get("/v1/ledger/verify", headers={"Authorization": "Basic dXNlcjpwdw=="})
+@pytest.mark.parametrize("path", ["/v1/ledger/verify", "/invocations"])
+def test_basic_auth_is_not_an_api_key(served: Any, path: str) -> None:
+    headers = {"Authorization": "Basic dXNlcjpwdw=="}
+    before = served.size
+    if path == "/invocations":
+        r = served.client.post(path, json={"instances": [served.rows[0]]}, headers=headers)
+    else:
+        r = served.client.get(path, headers=headers)
     assert r.status_code == 401 and "missing API key" in r.json()["error"]
+    assert served.size == before
+
+
+@given(
+    st.one_of(
+        st.none(),
+        st.text(alphabet=st.sampled_from(" \tBbeEaArRsic:gov_x"), max_size=14),
+        st.builds(
+            lambda scheme, gap, token: f"{scheme}{gap}{token}",
+            st.sampled_from(["Bearer", "bearer", "BEARER", "Basic", "Token", ""]),
+            st.sampled_from(["", " ", "  ", "\t", " \t "]),
+            st.text(alphabet=st.sampled_from("gov_xy \t"), max_size=8),
+        ),
+    )
+)
+def test_bearer_token_reads_the_header_as_httpbearer_does(header: str | None) -> None:
+    """``/invocations`` reads its key with ``bearer_token``; every other route with FastAPI's
+    ``HTTPBearer``. Both must take the same token from any header."""
+    headers = [] if header is None else [(b"authorization", header.encode())]
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": headers})
+    credentials = asyncio.run(bearer(request))
+    assert bearer_token(request) == (None if credentials is None else credentials.credentials)
 
 
 def test_callers_are_recorded_by_key_name(served: Any) -> None:

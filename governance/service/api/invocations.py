@@ -8,9 +8,8 @@ import time
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from governance.decisions.service import DecisionError, DecisionService
+from governance.decisions.service import DecisionError
 from governance.service import schemas as s
-from governance.service.auth import Principal
 from governance.service.bodies import (
     CSV_MEDIA,
     JSON_MEDIA,
@@ -22,16 +21,12 @@ from governance.service.bodies import (
     responses_for,
 )
 from governance.service.deps import (
-    Served,
+    INVOCATIONS_SECURITY,
+    Invocation,
     decision_error,
-    get_metrics,
-    get_served,
-    get_service,
-    invocation_body,
+    invocation,
     observe,
-    scorer,
 )
-from governance.service.metrics import Metrics
 
 router = APIRouter()
 
@@ -49,6 +44,7 @@ router = APIRouter()
         200, s.InvocationsResponse, "Predictions, explanations and decision ids", *WRITE_ERRORS
     ),
     openapi_extra={
+        "security": INVOCATIONS_SECURITY,
         "requestBody": {
             "required": True,
             "content": {
@@ -61,22 +57,17 @@ router = APIRouter()
                     + "\n",
                 },
             },
-        }
+        },
     },
 )
-def invocations(
-    principal: Principal = Depends(scorer),
-    body: tuple[str, bytes] = Depends(invocation_body),
-    service: DecisionService = Depends(get_service),
-    served: Served = Depends(get_served),
-    metrics: Metrics = Depends(get_metrics),
-) -> Response:
-    default_model, default_alias = served.model, served.alias
+def invocations(call: Invocation = Depends(invocation)) -> Response:
+    service, principal, metrics = call.service, call.principal, call.metrics
+    default_model, default_alias = call.served.model, call.served.alias
     if default_model is None:
         raise ApiError(
             404, "no model is being served: start the server with --model NAME [--alias]"
         )
-    media, raw = body
+    media, raw = call.media, call.body
     if media == CSV_MEDIA:
         try:
             loaded, _ = service.model(default_model, alias=default_alias)
