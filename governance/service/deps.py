@@ -204,7 +204,7 @@ async def invocation(request: Request) -> Invocation:
     403), then the body read as :func:`invocation_body` reads it (415, 413), then the state.
 
     One dependency, not six: FastAPI's solving of each (and the model :data:`bearer` builds)
-    cost more than their work, 0.06-0.08 ms of the server's 1.1 ms of CPU per request at 8
+    cost more than their work, 0.05-0.09 ms of the server's 1.1 ms of CPU per request at 8
     connections (alternating A/B, 2026-12-03).
     The route declares the ``ApiKey`` security scheme itself (``INVOCATIONS_SECURITY``).
     """
