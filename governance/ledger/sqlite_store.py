@@ -111,11 +111,20 @@ _INDEX_COLUMNS = ", subject_key, subject_tag, model_name, model_version, ref"
 
 @dataclass(frozen=True)
 class SQLiteChainSource(ChainSource):
-    """Streams records from a SQLite ledger file over a new read-only connection."""
+    """Streams records from a SQLite ledger file over a new read-only connection.
+
+    The connection reads the file through a memory map of up to ``mmap_bytes`` (SQLite caps it
+    at 2 GiB; 0 reads with ``read()``). A walk then copies each page once instead of twice: at a
+    million records this cuts the scan by a quarter to a third. A map has one known cost: if
+    another process truncates the file while a walk reads it, the walking process dies of
+    SIGBUS instead of reporting. Nothing of ours truncates a ledger; an insider who does makes
+    ``verify`` fail loudly, never pass.
+    """
 
     path: str
     timeout: float = 60.0
     cache_kib: int = 65536
+    mmap_bytes: int = 1 << 31
 
     def _query(
         self, sql: str, params: Sequence[Any], batch: int
@@ -124,6 +133,7 @@ class SQLiteChainSource(ChainSource):
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute(f"PRAGMA cache_size = -{self.cache_kib}")
+            conn.execute(f"PRAGMA mmap_size = {int(self.mmap_bytes)}")
             conn.execute("PRAGMA query_only = ON")
             conn.execute("BEGIN")  # one read snapshot for the whole walk
             cursor = conn.execute(sql, params)
