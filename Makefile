@@ -6,6 +6,9 @@ DVC_VENV := .venv-dvc
 MODEL ?= mortgage-denial
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
+# pytest workers for `make test` (pytest-xdist; each module's tests stay on one worker, so a
+# module's fixture is built once). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: help env browser run test lint typecheck ui mlflow-ui serve bench lock clean
 
@@ -61,7 +64,7 @@ run: env
 	governance audit trace $$(sed -n 2p .governance/make-run-decisions.csv | cut -d, -f1)
 
 test: env browser
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 lint: env
 	ruff check governance tests bench
