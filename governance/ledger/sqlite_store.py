@@ -114,11 +114,12 @@ class SQLiteChainSource(ChainSource):
     """Streams records from a SQLite ledger file over a new read-only connection.
 
     The connection reads the file through a memory map of up to ``mmap_bytes`` (SQLite caps it
-    at 2 GiB; 0 reads with ``read()``). A walk then copies each page once instead of twice: at a
-    million records this cuts the scan by a quarter to a third. A map has one known cost: if
-    another process truncates the file while a walk reads it, the walking process dies of
-    SIGBUS instead of reporting. Nothing of ours truncates a ledger; an insider who does makes
-    ``verify`` fail loudly, never pass.
+    at 2 GiB; 0 reads with ``read()``). A walk then copies each page once instead of twice: over
+    a million records, reading the walk's columns took 10-30% less and ``verify`` about a sixth
+    less. A map has one known cost: if another process truncates the file while a walk reads
+    it, the walking process dies of SIGBUS instead of reporting. Nothing of ours shrinks a
+    ledger file (no VACUUM, no auto_vacuum); an insider who does makes ``verify`` fail loudly,
+    never pass.
     """
 
     path: str
