@@ -90,12 +90,19 @@ class TreeHeads:
             raise IntegrityError(f"seq {brk.seq}: {brk.reason}") from None
         return tree
 
-    def checkpoint(self) -> Checkpoint:
+    def checkpoint(self, *, reuse: bool = False) -> Checkpoint:
         """Sign the Merkle root of all records, store it, and export it to the directory.
 
         New records since the last checkpoint made by this object are verified first, and the
         tree must agree with every earlier checkpoint (stored and exported): a checkpoint never
         vouches for a broken chain or a fork.
+
+        Parameters
+        ----------
+        reuse
+            If no record was added since a checkpoint found consistent, return the first one
+            signed of this tree head (the one the exported directory keeps) instead of signing
+            the same tree again.
 
         Returns
         -------
@@ -111,6 +118,11 @@ class TreeHeads:
             tree = self.sync()
             size, root = tree.size, tree.root()
         self._check_extends(size)
+        if reuse:
+            with self.lock:
+                same = [cp for cp in self._vouched if cp.size == size and cp.root == root]
+            if same:
+                return min(same, key=lambda cp: cp.timestamp)
         cp = sign_checkpoint(self._signing_key, origin=self.origin, size=size, root=root)
         self.checkpoint_dir.write(cp)  # the copy outside the database first
         self.store.add_checkpoint(cp)

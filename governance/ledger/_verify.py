@@ -189,7 +189,8 @@ class VerifyResult:
     reason
         What is wrong, in words (starts with ``TRUNCATION`` for a truncated ledger).
     checkpoints
-        Number of checkpoints (stored and exported, de-duplicated) checked.
+        Number of checkpoints (stored, exported and committed elsewhere, de-duplicated)
+        checked.
     """
 
     ok: bool
@@ -217,10 +218,15 @@ def gather_checkpoints(
             found += [(f"exported to {directory.path}", cp) for cp in directory.all()]
         except ValueError as exc:
             return [], f"an exported checkpoint is malformed: {exc}"
+    return _unique(found), None
+
+
+def _unique(found: Sequence[tuple[str, Checkpoint]]) -> list[tuple[str, Checkpoint]]:
+    """Each checkpoint once (with where it was first found), by size then time."""
     unique: dict[tuple[Any, ...], tuple[str, Checkpoint]] = {}
     for source, cp in found:
         unique.setdefault((cp.origin, cp.size, cp.root, cp.timestamp, cp.signature), (source, cp))
-    return sorted(unique.values(), key=lambda item: (item[1].size, item[1].timestamp)), None
+    return sorted(unique.values(), key=lambda item: (item[1].size, item[1].timestamp))
 
 
 def verify_store(
@@ -244,7 +250,7 @@ def verify_store(
     if problem is not None:
         return VerifyResult(False, 0, None, problem, 0)
     if also:
-        cps = sorted([*cps, *also], key=lambda item: (item[1].size, item[1].timestamp))
+        cps = _unique([*cps, *also])
     target = max((cp.size for _, cp in cps), default=0)
     tree = MerkleTree()
     walker = ChainWalker(deep=deep, canonical=canonical, record_format=record_format)

@@ -684,19 +684,21 @@ class Ledger:
 
     # -- checkpoints and proofs -----------------------------------------------------------
 
-    def checkpoint(self) -> Checkpoint:
+    def checkpoint(self, *, reuse: bool = False) -> Checkpoint:
         """Sign the Merkle root of all records, store it, and export it to the directory.
 
         New records since the last checkpoint made by this object are verified first, and the
         tree must agree with every earlier checkpoint (stored and exported): a checkpoint never
-        vouches for a broken chain or a fork. See :meth:`TreeHeads.checkpoint`.
+        vouches for a broken chain or a fork. With ``reuse``, a ledger with no record added
+        since its last checkpoint returns that checkpoint instead of signing the same tree
+        again. See :meth:`TreeHeads.checkpoint`.
 
         Raises
         ------
         IntegrityError
             If the chain does not verify or contradicts an earlier checkpoint.
         """
-        return self.tree.checkpoint()
+        return self.tree.checkpoint(reuse=reuse)
 
     def checkpoints(self) -> list[Checkpoint]:
         """Return the checkpoints stored in the database, oldest first."""

@@ -450,9 +450,11 @@ class ShardedLedger:
         """Sign every shard's checkpoint, commit to them all in the control shard, sign it.
 
         Returns the control shard's checkpoint, which covers the ``shard_heads`` record and
-        with it every shard's signed head: the one checkpoint to witness.
+        with it every shard's signed head: the one checkpoint to witness. A shard with no
+        record since its last checkpoint keeps it (the control shard commits to the same signed
+        head again, not to a second signature of the same tree that a bundle would not carry).
         """
-        signed = [ledger.checkpoint() for ledger in self.shards[1:]]
+        signed = [ledger.checkpoint(reuse=True) for ledger in self.shards[1:]]
         body = {
             "shards": [
                 {"shard": i, "ledger_id": ledger.ledger_id, "checkpoint": cp.to_json()}

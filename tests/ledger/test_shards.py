@@ -376,7 +376,27 @@ def test_the_control_checkpoint_commits_to_every_shard(shards: Shards) -> None:
         )
     result = ledger.verify()
     assert result.ok, result
-    assert result.records == ledger.total() and result.checkpoints >= 2 * K - 1
+    assert result.records == ledger.total() and result.checkpoints == K  # each counts once
+
+
+def test_an_idle_shard_keeps_its_signed_head(shards: Shards) -> None:
+    """A shard with nothing new is committed to again by the same checkpoint, not re-signed."""
+    ledger, _ = _filled(shards)
+    first = ledger.checkpoint()
+    busy = subjects_per_shard(ledger, 1, "w")[1]  # one subject per shard, in shard order
+    ledger.append_many([_decision(100 + i, busy) for i in range(3)])
+    second = ledger.checkpoint()
+    assert second.size > first.size
+    committed = ledger.committed_heads()
+    assert [len(committed[i]) for i in range(1, K)] == [2] * (K - 1)
+    signed = {i: {cp for _, cp in committed[i]} for i in range(1, K)}
+    assert len(signed[1]) == 2  # shard 1 grew: a new head
+    for i in range(2, K):
+        (cp,) = signed[i]  # the same signed head twice
+        assert ledger.shards[i].checkpoints() == [cp] and cp.size == ledger.shards[i].size()
+    result = ledger.verify()
+    assert result.ok, result
+    assert result.checkpoints == 2 + len(signed[1]) + (K - 2)  # each signed head counts once
 
 
 def test_an_inclusion_proof_names_its_shard(shards: Shards) -> None:

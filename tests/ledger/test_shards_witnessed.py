@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import subjects_per_shard
 
 from governance.ledger import Entry, Ledger
 from governance.ledger.checkpoint import verifier_key
@@ -88,10 +89,12 @@ class ShardedScene:
         first = publish(self.ledger, self.config, tiles_dir=self.tiles)
         assert first.published, first.errors
         self.auditor = auditors_copies(root / "auditor", first, self.home, self.tiles)
+        # Six more in shards 0 and 1: shard 2 stays idle, and keeps its signed head.
+        later = subjects_per_shard(self.ledger, 3, "s")[: 2 * 3]
         self.ledger.append_many(
             [
-                Entry("decision", {"model": {"name": "hmda", "version": "1"}, "n": i}, f"s{i}")
-                for i in range(100, 106)
+                Entry("decision", {"model": {"name": "hmda", "version": "1"}, "n": n}, subject)
+                for n, subject in enumerate(later, 100)
             ]
         )
         assert publish(self.ledger, self.config, tiles_dir=self.tiles).published
