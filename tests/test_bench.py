@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 HAVE_DVC = (REPO / ".venv-dvc" / "bin" / "dvc").exists() or shutil.which("dvc") is not None
 
 EXPECTED = {
-    "decisions": {"mlflow-run", "sqlite-raw", "sqlite-1", "sqlite-8"},
+    "decisions": {"mlflow-run", "sqlite-raw", "sqlite-1", "sqlite-8", "sqlite-append-1"},
     "batch": {"sqlite-raw", "sqlite"},
     "http": {
         "mlflow-c1",
@@ -110,7 +110,7 @@ EXPECTED = {
     },
 }
 POSTGRES = {
-    "decisions": {"postgres-raw", "postgres-1", "postgres-8"},
+    "decisions": {"postgres-raw", "postgres-1", "postgres-8", "postgres-append-1"},
     "batch": {"postgres-raw", "postgres"},
     "shards": {"shards-1", "shards-2", "shards-4"},
 }
