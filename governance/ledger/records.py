@@ -35,6 +35,7 @@ checks ``idx`` against the body.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import os
 import re
@@ -119,7 +120,8 @@ _RECORD_V2 = b'{"body":%b,"id":"%b","idx":%b,"prev":"%b","seq":%d,"ts":"%b","typ
 _FRONT_V1 = b'{"body":%b,"id":"%b"'
 _FRONT_V2 = b'{"body":%b,"id":"%b","idx":%b'
 _TAIL_V1 = b',"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
-_TAIL_V2 = b',"id":"%b","idx":%b,"prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
+# idx spelled out as the model's head (ChainWalker._model), ref, subject and the model's tail
+_TAIL_V2 = b',"id":"%b","idx":%b%b,"subject":%b%b,"prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
 _TAIL_RE = re.compile(
     rb',"id":"([^"\\]*)"(?:,"idx":(\{.*\}))?,"prev":"([^"\\]*)","seq":(-?[0-9]+),'
     rb'"ts":"([^"\\]*)","type":"([^"\\]*)"\}'
@@ -128,6 +130,7 @@ _IDX = b'{"model":%b,"ref":%b,"subject":%b,"version":%b}'
 _PLAIN_RE = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but '"' and '\\': JSON as is
 _NOT_JSON = b"\x00"  # never part of a record: a column that cannot be an index value
 _TEXTS = (str, type(None))  # column types whose idx text may be cached
+_UNSET = object()  # equal to no column value
 _KEYS_V1 = frozenset({"body", "id", "prev", "seq", "ts", "type"})
 _KEYS_V2 = _KEYS_V1 | {"idx"}
 _HEAD_PREFIX = b'{"body":{'
@@ -290,6 +293,25 @@ def _json_text(value: object, encode: Callable[[object], bytes]) -> bytes:
     if _PLAIN_RE.fullmatch(value):
         return b'"%b"' % value.encode()
     return encode(value)
+
+
+def _subject_text(subject_key: object, tag: object) -> bytes:
+    """The ``subject`` member of ``idx`` that the subject key and tag columns stand for.
+
+    A key is written as is only if it is 64 hex digits (no quote or backslash) and the tag
+    column is its tag; anything else gets bytes no record holds.
+    """
+    if type(subject_key) is str and len(subject_key) == 64:
+        try:
+            raw = bytes.fromhex(subject_key)
+        except ValueError:
+            return _NOT_JSON
+        if len(raw) == 32 and tag == int.from_bytes(raw[:8], "big", signed=True):
+            return b'"%b"' % subject_key.encode()
+        return _NOT_JSON
+    if subject_key is None and tag is None:
+        return b"null"
+    return _NOT_JSON
 
 
 def idx_bytes(
@@ -648,34 +670,31 @@ class ChainWalker:
         self._encode = encoder_for(canonical)
         self._models: dict[tuple[object, object], tuple[bytes, bytes]] = {}
 
-    def _idx(self, row: Sequence[Any]) -> bytes:
-        """The ``idx`` bytes the row's index columns stand for.
+    def _model(self, name: object, version: object) -> tuple[bytes, bytes]:
+        """The ``idx`` text before ``ref`` and after ``subject``, for a model name and version.
 
-        The model part is cached per (name, version); a subject key is written as is only if
-        it is 64 ASCII letters or digits whose tag matches the tag column (otherwise bytes no
-        record holds), so an edited column can never format into a record's ``idx``.
+        Cached per (name, version).
         """
-        sk, tag, name, version, ref = row[6:11]
         try:
-            head, tail = self._models[name, version]
+            return self._models[name, version]
         except (KeyError, TypeError):  # TypeError: an unhashable value in an altered column
             head = b'{"model":%b,"ref":' % _json_text(name, self._encode)
             tail = b',"version":%b}' % _json_text(version, self._encode)
             if len(self._models) < 4096 and type(name) in _TEXTS and type(version) in _TEXTS:
                 self._models[name, version] = head, tail
-        if sk is None:
-            subject = b"null" if tag is None else _NOT_JSON
-        elif type(sk) is str and len(sk) == 64:
-            try:  # 64 hex digits (no quote or backslash), and the tag column is their tag
-                raw = bytes.fromhex(sk)
-                good = len(raw) == 32 and tag == int.from_bytes(raw[:8], "big", signed=True)
-            except ValueError:
-                good = False
-            subject = b'"%b"' % sk.encode() if good else _NOT_JSON
-        else:
-            subject = _NOT_JSON
+            return head, tail
+
+    def _idx(self, row: Sequence[Any]) -> bytes:
+        """The ``idx`` bytes the row's index columns stand for (what :meth:`feed` compares).
+
+        A subject key is written as is only if it is 64 hex digits whose tag matches the tag
+        column (otherwise bytes no record holds), so an edited column can never format into a
+        record's ``idx``.
+        """
+        sk, tag, name, version, ref = row[6:11]
+        head, tail = self._model(name, version)
         ref_text = b"null" if ref is None else _json_text(ref, self._encode)
-        return b'%b%b,"subject":%b%b' % (head, ref_text, subject, tail)
+        return b'%b%b,"subject":%b%b' % (head, ref_text, _subject_text(sk, tag), tail)
 
     def feed(self, rows: Iterable[Sequence[Any]], leaves: list[bytes] | None = None) -> None:
         """Check the next rows; append their hashes to ``leaves`` when given.
@@ -685,21 +704,38 @@ class ChainWalker:
         ChainBreak
             At the first bad record (state is left at the last good record).
         """
-        sha256, leaf, head = hashlib.sha256, _LEAF_PREFIX, _HEAD_PREFIX
+        sha256, leaf, head, hexlify = hashlib.sha256, _LEAF_PREFIX, _HEAD_PREFIX, binascii.hexlify
         v2 = self.record_format == RECORD_FORMAT
-        tail_fmt = _TAIL_V2 if v2 else _TAIL_V1
         expected, prev, prev_ts = self.next_seq, self.prev, self.prev_ts
-        prev_hex = prev.hex().encode()
+        prev_hex = hexlify(prev)
         add_leaf = leaves.append if leaves is not None else None
-        deep, idx_of = self.deep, self._idx
+        deep, model_of, encode = self.deep, self._model, self._encode
+        # The model's idx text, kept while consecutive rows name the same model: equal column
+        # values always format alike (_json_text gives any non-string the same bytes).
+        name_of: object = _UNSET
+        version_of: object = _UNSET
+        model_head = model_tail = b""
         try:
             for row in rows:
-                seq, data, stored, rid, rtype, rts = row[:6]
+                seq, data, stored, rid, rtype, rts, sk, tag, name, version, ref = row
                 digest = sha256(leaf + data).digest()
                 if v2:
-                    tail = tail_fmt % (rid, idx_of(row), prev_hex, seq, rts, rtype)
+                    if name != name_of or version != version_of:
+                        model_head, model_tail = model_of(name, version)
+                        name_of, version_of = name, version
+                    tail = _TAIL_V2 % (
+                        rid,
+                        model_head,
+                        b"null" if ref is None else _json_text(ref, encode),
+                        _subject_text(sk, tag),
+                        model_tail,
+                        prev_hex,
+                        seq,
+                        rts,
+                        rtype,
+                    )
                 else:
-                    tail = tail_fmt % (rid, prev_hex, seq, rts, rtype)
+                    tail = _TAIL_V1 % (rid, prev_hex, seq, rts, rtype)
                 if (
                     seq != expected
                     or digest != stored
@@ -714,7 +750,7 @@ class ChainWalker:
                     add_leaf(digest)
                 expected += 1
                 prev, prev_ts = digest, rts
-                prev_hex = digest.hex().encode()
+                prev_hex = hexlify(digest)
         finally:
             self.next_seq, self.prev, self.prev_ts = expected, prev, prev_ts
 
