@@ -29,10 +29,15 @@ from governance.ledger.store import ChainSource, LedgerStore
 __all__ = ["VerifyResult", "gather_checkpoints", "verify_helper_main", "verify_store", "walk_store"]
 
 _PARALLEL_MIN = 200_000
+_ALIGN = 4096  # the helper's half starts at a multiple of this: its subtrees join as they are
 
 
 def _walk_job(job: Mapping[str, Any]) -> dict[str, Any]:
-    """Walk the chain from ``job["start"]`` (in a helper process); return the state or a break."""
+    """Walk the chain from ``job["start"]`` (in a helper process); return the state or a break.
+
+    The state includes the Merkle tree of the walked records' leaf hashes up to the verifier's
+    target (``job["leaves"]`` leaves in all), so that both processes share the hashing too.
+    """
     walker = ChainWalker(
         job["start"],
         job["prev"],
@@ -41,18 +46,15 @@ def _walk_job(job: Mapping[str, Any]) -> dict[str, Any]:
         canonical=job["canonical"],
         record_format=job["record_format"],
     )
+    tree = MerkleTree()
     leaves: list[bytes] = []
-    wanted = job["leaves"]
+    wanted = job["leaves"] - job["start"]
     try:
         for rows in job["source"].rows(job["start"], deep=job["deep"]):
-            walker.feed(rows, leaves if walker.next_seq < wanted else None)
+            feed_tree(walker, tree, rows, wanted, leaves)
     except ChainBreak as brk:
         return {"break": (brk.seq, brk.reason), "next_seq": walker.next_seq}
-    return {
-        "break": None,
-        "next_seq": walker.next_seq,
-        "leaves": b"".join(leaves[: max(0, wanted - job["start"])]),
-    }
+    return {"break": None, "next_seq": walker.next_seq, "tree": tree}
 
 
 def verify_helper_main() -> None:
@@ -76,7 +78,9 @@ class _VerifyHelper:
     """A helper process walking ``[start, end)`` of the chain while this one walks the rest.
 
     It starts from the stored hash and timestamp of record ``start - 1``; the first half's walk
-    must end exactly there (same hash), which ties the halves into one verified chain.
+    must end exactly there (same hash), which ties the halves into one verified chain. It also
+    hashes its records' part of the Merkle tree, which joins this process's part as it is
+    (:meth:`MerkleTree.join`).
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class _VerifyHelper:
         self._proc = subprocess.Popen(
             [
                 sys.executable,
+                "-P",  # not the working directory first: only this package's code runs there
                 "-c",
                 "from governance.ledger._verify import verify_helper_main; verify_helper_main()",
             ],
@@ -154,8 +159,7 @@ class _VerifyHelper:
             seq, reason = result["break"]
             walker.next_seq = result["next_seq"]
             raise ChainBreak(seq, reason)
-        blob: bytes = result["leaves"]
-        tree.extend([blob[i : i + 32] for i in range(0, len(blob), 32)])
+        tree.join(result["tree"])
         return ChainWalker(
             result["next_seq"],
             deep=walker.deep,
@@ -398,7 +402,7 @@ def _start_helper(
         workers = 2 if (os.cpu_count() or 1) >= 2 and total >= _PARALLEL_MIN else 1
     if workers < 2 or total < 2:
         return None
-    start = total // 2
+    start = total // 2 - total // 2 % _ALIGN or total // 2
     boundary = store.get_by_seq(start - 1)
     boundary_ts = store.ts_from(start - 1)
     if boundary is None or boundary_ts is None:

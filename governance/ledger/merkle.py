@@ -242,9 +242,32 @@ class MerkleTree:
         if not all(type(h) is bytes for h in batch) or set(map(len, batch)) != {HASH_SIZE}:
             for h in batch:  # Slow path only to raise the precise error.
                 _check_hash(h)
-        levels = self._levels
-        levels[0] += b"".join(bytes(h) for h in batch)
+        self._levels[0] += b"".join(bytes(h) for h in batch)
+        self._hash_up(0)
+
+    def join(self, other: MerkleTree) -> None:
+        """Append ``other``'s leaves, reusing the subtree hashes it already holds.
+
+        The result is the tree :meth:`extend` with the same leaf hashes would build. Where
+        this tree's size is a multiple of ``2**k``, ``other``'s complete subtrees at level ``k``
+        are complete subtrees here too and are copied; the levels above are hashed as usual.
+        So two halves of a long walk, each hashed in its own process, meet with a copy and
+        ``O(size / 2**k)`` fresh hashes when the first half's size is a multiple of ``2**k``.
+        """
+        if not isinstance(other, MerkleTree):
+            raise TypeError(f"can only join a MerkleTree, got {type(other).__name__}")
+        levels, size = self._levels, self.size
         level = 0
+        while level < len(other._levels) and size % (1 << level) == 0:
+            if level == len(levels):
+                levels.append(bytearray())
+            levels[level] += other._levels[level]
+            level += 1
+        self._hash_up(level - 1)
+
+    def _hash_up(self, level: int) -> None:
+        """Hash every pair not yet hashed from ``level`` upwards (the levels below are done)."""
+        levels = self._levels
         while len(levels[level]) >= _PAIR_SIZE:
             if level + 1 == len(levels):
                 levels.append(bytearray())

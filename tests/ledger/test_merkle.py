@@ -530,6 +530,36 @@ def test_appending_one_by_one_matches_bulk_and_reference() -> None:
         assert tree.consistency_proof(1, n) == chunked.consistency_proof(1, n)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(min_value=0, max_value=300),
+    cut=st.one_of(st.integers(min_value=0, max_value=300), st.sampled_from([0, 64, 128, 256])),
+    more=st.integers(min_value=0, max_value=40),
+)
+def test_joining_two_trees_is_the_tree_of_all_their_leaves(size: int, cut: int, more: int) -> None:
+    """A tree joined from two halves (aligned or not) is, level by level, the bulk-built tree,
+    and keeps growing like one."""
+    cut = min(cut, size)
+    joined = MerkleTree(LEAF_HASHES[:cut])
+    joined.join(MerkleTree(LEAF_HASHES[cut:size]))
+    bulk = MerkleTree(LEAF_HASHES[:size])
+    assert joined.size == size
+    for height in range(size.bit_length()):
+        count = size >> height
+        assert joined.level_bytes(height, 0, count) == bulk.level_bytes(height, 0, count)
+    for n in range(1, size + 1):
+        assert joined.root(n) == ref_mth(0, n)
+    joined.extend(LEAF_HASHES[size : size + more])
+    assert joined.root() == ref_mth(0, min(size + more, len(LEAF_HASHES)))
+
+
+def test_join_refuses_what_is_not_a_tree() -> None:
+    tree = MerkleTree(LEAF_HASHES[:3])
+    with pytest.raises(TypeError, match="can only join a MerkleTree"):
+        tree.join(LEAF_HASHES[3:5])  # type: ignore[arg-type]
+    assert tree.root() == ref_mth(0, 3)
+
+
 # -- out-of-range requests and malformed input ---------------------------------------------
 
 

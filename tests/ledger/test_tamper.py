@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -353,6 +354,55 @@ def test_parallel_verify_agrees_with_sequential(
         backend.sql(f"DELETE FROM {table} WHERE seq = ?", (seq,), bypass=True)
         parallel, sequential = ledger.verify(workers=2), ledger.verify(workers=1)
         assert parallel.first_bad == sequential.first_bad == first_bad, (parallel, sequential)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_helpers_merkle_half_joins_at_an_aligned_start(
+    kind: str, make_backend: Callable[[str], Backend]
+) -> None:
+    """From 8,192 records the helper starts at a multiple of 4,096 and hashes its part of the
+    Merkle tree itself; every checkpoint, before, at and after its start, checks as in one
+    process, and a record changed in its half is found at the same seq."""
+    backend = make_backend(kind)
+    ledger = backend.open()
+    for stop in (3000, 4096, 5000, 8200, 8300):  # the helper starts at 8300 // 2 -> 4096
+        ledger.append_many(
+            [Entry("decision", {"n": i}, f"s{i % 7}") for i in range(ledger.size(), stop)]
+        )
+        if stop < 8300:
+            ledger.checkpoint()
+    sequential = ledger.verify(workers=1)
+    assert sequential.ok and sequential.checkpoints == 4
+    assert ledger.verify(workers=2) == sequential
+    table = backend.table("records")
+    original = _row(backend, 6000)[9]
+    changed = bytearray(original)
+    changed[len(changed) // 2] ^= 0x20
+    backend.sql(f"UPDATE {table} SET data = ? WHERE seq = ?", (bytes(changed), 6000), bypass=True)
+    assert ledger.verify(workers=2) == ledger.verify(workers=1)
+    assert ledger.verify(workers=2).first_bad == 6000
+
+
+def test_the_helper_never_runs_a_governance_package_from_the_working_directory(
+    tmp_path: Path, make_backend: Callable[[str], Backend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An auditor verifying from a directory that holds a planted ``governance`` package: the
+    helper process runs this package's code (``python -P``), never the planted one."""
+    backend = make_backend("sqlite")
+    ledger = backend.open()
+    ledger.append_many([Entry("decision", {"n": i}, f"s{i % 7}") for i in range(40)])
+    ledger.checkpoint()
+    planted = tmp_path / "cwd" / "governance" / "ledger"
+    planted.mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    (planted.parent / "__init__.py").write_text("")
+    (planted / "__init__.py").write_text("")
+    (planted / "_verify.py").write_text(
+        f"def verify_helper_main():\n    open({str(marker)!r}, 'w').close()\n"
+    )
+    monkeypatch.chdir(planted.parent.parent)
+    assert ledger.verify(workers=2).ok
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("kind", KINDS)
