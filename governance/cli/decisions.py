@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +18,7 @@ from governance.cli.common import (
     printable,
     service,
 )
+from governance.ledger import child_process
 from governance.settings import Settings
 
 keys_app = typer.Typer(help="API keys for the HTTP service (only their hashes are stored).")
@@ -158,7 +158,10 @@ def _checkpointer(every: float, project: Path | None) -> subprocess.Popen[bytes]
     """
     args = ["audit", "checkpoint", "--every", str(every), "--with-parent"]
     args += [] if project is None else ["--project", str(project)]
-    return subprocess.Popen([sys.executable, "-c", "from governance.cli import app; app()", *args])
+    return subprocess.Popen(
+        child_process.command("from governance.cli import app; app()", *args),
+        env=child_process.environment(),
+    )
 
 
 @keys_app.command("create")

@@ -16,11 +16,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from governance.ledger import child_process
 from governance.ledger.checkpoint import Checkpoint, CheckpointDirectory, verify_checkpoint
 from governance.ledger.merkle import MerkleTree
 from governance.ledger.records import ChainBreak, ChainWalker
@@ -106,22 +106,14 @@ class _VerifyHelper:
             "canonical": canonical,
             "record_format": record_format,
         }
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_root, env.get("PYTHONPATH", "")) if p
-        )
         self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-P",  # not the working directory first: only this package's code runs there
-                "-c",
-                "from governance.ledger._verify import verify_helper_main; verify_helper_main()",
-            ],
+            child_process.command(
+                "from governance.ledger._verify import verify_helper_main; verify_helper_main()"
+            ),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
+            env=child_process.environment(),
         )
         stdin = self._proc.stdin
         assert stdin is not None

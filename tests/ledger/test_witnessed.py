@@ -506,11 +506,19 @@ def test_the_periodic_checkpointer_publishes_new_records_and_stops_on_sigterm(
 
 
 def test_serve_runs_the_checkpointer_and_metrics_show_its_witnessed_checkpoints(
-    scene: Scene,
+    scene: Scene, tmp_path: Path
 ) -> None:
-    """``governance serve --checkpoint-every``: /metrics over HTTP follows what gets witnessed."""
+    """``governance serve --checkpoint-every``: /metrics over HTTP follows what gets witnessed.
+
+    Started from a directory holding a planted ``governance`` package: the checkpointer, which
+    holds the signing key, runs this package's code, never the planted one.
+    """
     import urllib.request
 
+    marker = tmp_path / "planted-code-ran"
+    planted = tmp_path / "cwd" / "governance"
+    planted.mkdir(parents=True)
+    (planted / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     port = _free_port()
     env = {
         **os.environ,
@@ -522,6 +530,7 @@ def test_serve_runs_the_checkpointer_and_metrics_show_its_witnessed_checkpoints(
         [GOVERNANCE, "serve", "--port", str(port), "--checkpoint-every", "0.2"],
         env=env,
         stderr=subprocess.DEVNULL,
+        cwd=planted.parent,
     )
 
     def witnessed() -> float | None:
@@ -536,6 +545,7 @@ def test_serve_runs_the_checkpointer_and_metrics_show_its_witnessed_checkpoints(
         size = scene.ledger.size()
         deadline = time.monotonic() + 90
         while witnessed() != size:
+            assert not marker.exists(), "the checkpointer ran the planted package"
             assert proc.poll() is None and time.monotonic() < deadline, witnessed()
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
@@ -549,3 +559,4 @@ def test_serve_runs_the_checkpointer_and_metrics_show_its_witnessed_checkpoints(
     scene.ledger.append("decision", {"outcome": "approve", "n": 999})
     time.sleep(1.5)  # five rounds of 0.2 s: nothing signs the new record any more
     assert max(cp.size for cp in scene.ledger.checkpoints()) == newest == size
+    assert not marker.exists()
