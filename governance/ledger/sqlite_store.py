@@ -107,6 +107,10 @@ _INSERT_SQL = (
 )
 _CHAIN_COLUMNS = "seq, data, hash, CAST(id AS BLOB), CAST(type AS BLOB), CAST(ts AS BLOB)"
 _INDEX_COLUMNS = ", subject_key, subject_tag, model_name, model_version, ref"
+# Rows per fetch in a chain walk: about 450 KB of records, still in the CPU's cache when the
+# walker hashes what SQLite just copied. 4,096 rows (7 MB) cost a walk 12-20% more CPU per
+# record on 300,000 records (4.9 against 5.6-6.5 us, fetch and walk).
+_CHAIN_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,12 @@ class SQLiteChainSource(ChainSource):
         return sql + " ORDER BY seq", params
 
     def rows(
-        self, start: int = 0, stop: int | None = None, *, deep: bool = False, batch: int = 4096
+        self,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        deep: bool = False,
+        batch: int = _CHAIN_BATCH,
     ) -> Iterator[list[tuple[Any, ...]]]:
         columns = _CHAIN_COLUMNS + _INDEX_COLUMNS
         sql, params = self._range(f"SELECT {columns} FROM records WHERE seq >= ?", start, stop)

@@ -323,13 +323,22 @@ class LedgerStore(abc.ABC):
         """Return a picklable source of this ledger's rows (raises once closed)."""
 
     def iter_chain(
-        self, start: int = 0, stop: int | None = None, *, deep: bool = False, batch: int = 4096
+        self,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        deep: bool = False,
+        batch: int | None = None,
     ) -> Iterator[list[tuple[Any, ...]]]:
-        """Yield rows in seq order from ``start`` (to ``stop``), in lists of up to ``batch``.
+        """Yield rows in seq order from ``start`` (to ``stop``), in lists of up to ``batch``
+        (by default, as many as the store fetches at once).
 
         The rows come from one consistent snapshot, over a connection of their own.
         """
-        return self.chain_source().rows(start, stop, deep=deep, batch=batch)
+        source = self.chain_source()
+        if batch is None:
+            return source.rows(start, stop, deep=deep)
+        return source.rows(start, stop, deep=deep, batch=batch)
 
     def iter_hashes(
         self, start: int = 0, stop: int | None = None, *, batch: int = 65536
