@@ -124,7 +124,7 @@ class _VerifyHelper:
         self._sender = threading.Thread(target=_send, args=(self._job, stdin), daemon=True)
         self._sender.start()
 
-    def finish(self, walker: ChainWalker, tree: MerkleTree, target: int) -> ChainWalker:
+    def finish(self, walker: ChainWalker, tree: MerkleTree) -> ChainWalker:
         """Join the helper's half to ``walker`` (which has walked ``[0, start)``)."""
         if walker.prev != self.prev or walker.prev_ts != self.prev_ts:
             raise ChainBreak(self.start - 1, "inconsistent record (changed during verification)")
@@ -134,19 +134,8 @@ class _VerifyHelper:
             if self._proc.returncode != 0:
                 raise ValueError(err.decode(errors="replace")[-500:])
             result = pickle.loads(out)
-        except Exception:  # the helper failed: walk its half here instead
-            rest = ChainWalker(
-                self.start,
-                self.prev,
-                self.prev_ts,
-                deep=walker.deep,
-                canonical=walker.canonical,
-                record_format=walker.record_format,
-            )
-            leaves: list[bytes] = []
-            for rows in self._job["source"].rows(self.start, deep=walker.deep):
-                feed_tree(rest, tree, rows, target, leaves)
-            return rest
+        except Exception:  # the helper failed: walk its half here instead, as it would have
+            result = _walk_job(self._job)
         if result["break"] is not None:
             seq, reason = result["break"]
             walker.next_seq = result["next_seq"]
@@ -288,7 +277,7 @@ def walk_store(
             progress,
         )
         if helper is not None:
-            walker = helper.finish(walker, tree, target)
+            walker = helper.finish(walker, tree)
             if progress is not None:
                 progress(walker.next_seq, max(total, walker.next_seq))
     finally:

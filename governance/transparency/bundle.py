@@ -323,7 +323,7 @@ def _walk_bundle(
         for rows in source.rows(0, stop):
             feed_tree(walker, tree, rows, target, fed)
         if helper is not None:
-            walker = helper.finish(walker, tree, target)
+            walker = helper.finish(walker, tree)
     finally:
         if helper is not None:
             helper.close()
