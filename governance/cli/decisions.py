@@ -121,13 +121,24 @@ def serve(
             " in a child process, publishing every this many seconds."
         ),
     ] = None,
+    inline_below_ms: Annotated[
+        float | None,
+        typer.Option(
+            help="Run a lone decision on the event loop's thread (no hand-off to the thread"
+            " pool) while decisions take less than this many milliseconds on average"
+            " [default: 2]; 0 always uses the pool."
+        ),
+    ] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Serve the decision API (FastAPI; OpenAPI at /openapi.json)."""
     from governance.service import serve as run
+    from governance.service.dispatch import INLINE_BELOW
 
     if checkpoint_every is not None and checkpoint_every <= 0:
         fail(f"--checkpoint-every must be a positive number of seconds, not {checkpoint_every}")
+    if inline_below_ms is not None and not inline_below_ms >= 0:
+        fail(f"--inline-below-ms must be 0 or more milliseconds, not {inline_below_ms}")
     child = None if checkpoint_every is None else _checkpointer(checkpoint_every, project)
     try:
         guard(
@@ -138,6 +149,7 @@ def serve(
                 host=host,
                 port=port,
                 log_level="warning",
+                inline_below=INLINE_BELOW if inline_below_ms is None else inline_below_ms / 1000,
             )
         )
     finally:

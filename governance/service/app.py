@@ -73,6 +73,7 @@ from governance.service.api import audit, decisions, invocations, ledger, models
 from governance.service.auth import KeyStore, KeyStoreError
 from governance.service.bodies import ApiError, error_response, json_response, pydantic_message
 from governance.service.deps import decision_error
+from governance.service.dispatch import INLINE_BELOW, Dispatcher
 from governance.service.metrics import Metrics
 from governance.settings import Settings
 from governance.transparency.status import WitnessMonitor
@@ -213,6 +214,7 @@ def create_app(
     default_model: str | None = None,
     default_alias: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    inline_below: float = INLINE_BELOW,
 ) -> FastAPI:
     """Build the HTTP service on a decision service and an API key store.
 
@@ -230,12 +232,17 @@ def create_app(
         (``governance serve --alias``); ``None`` means the service default, ``champion``.
     max_body_bytes
         Largest request body accepted (413 beyond it).
+    inline_below
+        Seconds: a single decision runs on the event loop's thread, skipping the hand-off to
+        the thread pool, while no other is running and decisions' averaged wall time is below
+        this (:mod:`governance.service.dispatch`); ``0`` always uses the pool.
 
     Returns
     -------
     FastAPI
-        The app; ``app.state`` holds ``service``, ``keys``, ``metrics``, ``witnessing``,
-        ``default_model``, ``default_alias`` and ``max_body_bytes`` (what the routers use).
+        The app; ``app.state`` holds ``service``, ``keys``, ``metrics``, ``dispatcher``,
+        ``witnessing``, ``default_model``, ``default_alias`` and ``max_body_bytes`` (what the
+        routers use).
     """
     try:
         from importlib.metadata import version as _pkg_version
@@ -252,6 +259,7 @@ def create_app(
     app.state.service = service
     app.state.keys = keys
     app.state.metrics = Metrics()
+    app.state.dispatcher = Dispatcher(inline_below)
     app.state.witnessing = WitnessMonitor.for_ledger(service.ledger)
     app.state.default_model = default_model
     app.state.default_alias = default_alias
@@ -279,6 +287,7 @@ def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     log_level: str = "info",
     access_log: bool = False,
+    inline_below: float = INLINE_BELOW,
 ) -> None:
     """Run the service with uvicorn until interrupted (``governance serve``).
 
@@ -297,6 +306,8 @@ def serve(
         Largest request body accepted.
     log_level, access_log
         uvicorn logging (the access log costs throughput; off by default).
+    inline_below
+        See :func:`create_app`.
     """
     import uvicorn
 
@@ -313,6 +324,7 @@ def serve(
             default_model=model,
             default_alias=alias,
             max_body_bytes=max_body_bytes,
+            inline_below=inline_below,
         )
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
     finally:

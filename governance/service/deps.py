@@ -28,6 +28,7 @@ from governance.ledger import Ledger
 from governance.service import schemas as s
 from governance.service.auth import KeyStore, Principal
 from governance.service.bodies import CSV_MEDIA, JSON_MEDIA, ApiError, media_type, read_body
+from governance.service.dispatch import Dispatcher
 from governance.service.metrics import Metrics
 from governance.transparency.status import WitnessMonitor
 
@@ -68,6 +69,12 @@ async def get_metrics(request: Request) -> Metrics:
     """The app's Prometheus metrics."""
     metrics: Metrics = request.app.state.metrics
     return metrics
+
+
+async def get_dispatcher(request: Request) -> Dispatcher:
+    """Where the app's decisions run (the loop's thread or the pool)."""
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher
 
 
 async def get_witnessing(request: Request) -> WitnessMonitor:
@@ -197,6 +204,7 @@ class Invocation:
     service: DecisionService
     served: Served
     metrics: Metrics
+    dispatcher: Dispatcher
 
 
 async def invocation(request: Request) -> Invocation:
@@ -211,7 +219,9 @@ async def invocation(request: Request) -> Invocation:
     principal = _admit_scorer(request, bearer_token(request))
     media, body = await invocation_body(request)
     state = request.app.state
-    return Invocation(principal, media, body, state.service, _served(request), state.metrics)
+    return Invocation(
+        principal, media, body, state.service, _served(request), state.metrics, state.dispatcher
+    )
 
 
 #: The OpenAPI security of ``/invocations``, which authenticates in :func:`invocation`.

@@ -10,6 +10,9 @@ Series
 ``governance_decision_latency_seconds{endpoint}``
     Histogram: time to score and durably record one request's decisions (``endpoint`` is
     ``decisions``, ``batch`` or ``invocations``).
+``governance_decision_requests_total{thread}``
+    Counter: single-decision requests run on the event loop's thread (``loop``) and in the
+    thread pool (``pool``), see :mod:`governance.service.dispatch`.
 ``governance_ledger_records``
     Gauge: records in the ledger (all processes, all event types).
 ``governance_checkpoint_age_seconds``
@@ -45,7 +48,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -185,6 +188,7 @@ class Metrics:
         *,
         now: datetime | None = None,
         witnesses: WitnessSource | None = None,
+        dispatched: Mapping[str, int] | None = None,
     ) -> str:
         """Return the exposition text (ends with a newline).
 
@@ -196,6 +200,9 @@ class Metrics:
             The current time (for the checkpoint ages); defaults to the clock.
         witnesses
             Read for the witness gauges (only when the ledger answered).
+        dispatched
+            Single-decision requests per thread they ran on
+            (:meth:`~governance.service.dispatch.Dispatcher.counts`).
         """
         with self._lock:
             decisions = sorted(self._decisions.items())
@@ -224,6 +231,14 @@ class Metrics:
             labels = _labels((("endpoint", endpoint),))
             out.append(f"governance_decision_latency_seconds_sum{labels} {_number(total)}")
             out.append(f"governance_decision_latency_seconds_count{labels} {count}")
+        if dispatched is not None:
+            out += [
+                "# HELP governance_decision_requests_total Single-decision requests by the"
+                " thread they ran on (the event loop's or the pool's).",
+                "# TYPE governance_decision_requests_total counter",
+            ]
+            for where, n in sorted(dispatched.items()):
+                out.append(f"governance_decision_requests_total{_labels((('thread', where),))} {n}")
         out += self._ledger_gauges(ledger, now, witnesses) if ledger is not None else []
         return "\n".join(out) + "\n"
 

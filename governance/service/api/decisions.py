@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -29,6 +30,7 @@ from governance.service.deps import (
     Served,
     auditor,
     decision_error,
+    get_dispatcher,
     get_ledger,
     get_metrics,
     get_served,
@@ -38,6 +40,7 @@ from governance.service.deps import (
     scorer,
     target,
 )
+from governance.service.dispatch import Dispatcher
 from governance.service.metrics import Metrics
 
 MAX_OFFSET = 2**62  # past any ledger, within SQLite's and PostgreSQL's 64-bit integers
@@ -57,12 +60,19 @@ router = APIRouter()
     responses=responses_for(201, s.DecisionResponse, "The decision", *WRITE_ERRORS),
     openapi_extra=request_doc(s.DecisionRequest),
 )
-def create_decision(
+async def create_decision(
     principal: Principal = Depends(scorer),
     raw: bytes = Depends(json_body),
     service: DecisionService = Depends(get_service),
     served: Served = Depends(get_served),
     metrics: Metrics = Depends(get_metrics),
+    dispatcher: Dispatcher = Depends(get_dispatcher),
+) -> Response:
+    return await dispatcher.run(partial(_create_decision, principal, raw, service, served, metrics))
+
+
+def _create_decision(
+    principal: Principal, raw: bytes, service: DecisionService, served: Served, metrics: Metrics
 ) -> Response:
     req = parse(raw, s.DecisionRequest)
     check_scalars(req.features)

@@ -4,6 +4,7 @@ predictions, explanations and decision ids."""
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -60,7 +61,11 @@ router = APIRouter()
         },
     },
 )
-def invocations(call: Invocation = Depends(invocation)) -> Response:
+async def invocations(call: Invocation = Depends(invocation)) -> Response:
+    return await call.dispatcher.run(partial(_invocations, call))
+
+
+def _invocations(call: Invocation) -> Response:
     service, principal, metrics = call.service, call.principal, call.metrics
     default_model, default_alias = call.served.model, call.served.alias
     if default_model is None:

@@ -8,7 +8,15 @@ from fastapi.responses import Response
 from governance.ledger import Ledger
 from governance.service import schemas as s
 from governance.service.bodies import json_response, responses_for
-from governance.service.deps import Served, get_ledger, get_metrics, get_served, get_witnessing
+from governance.service.deps import (
+    Served,
+    get_dispatcher,
+    get_ledger,
+    get_metrics,
+    get_served,
+    get_witnessing,
+)
+from governance.service.dispatch import Dispatcher
 from governance.service.metrics import CONTENT_TYPE, Metrics
 from governance.transparency.status import WitnessMonitor
 
@@ -47,5 +55,7 @@ def prometheus(
     ledger: Ledger = Depends(get_ledger),
     metrics: Metrics = Depends(get_metrics),
     witnessing: WitnessMonitor = Depends(get_witnessing),
+    dispatcher: Dispatcher = Depends(get_dispatcher),
 ) -> Response:
-    return Response(metrics.render(ledger, witnesses=witnessing), media_type=CONTENT_TYPE)
+    text = metrics.render(ledger, witnesses=witnessing, dispatched=dispatcher.counts())
+    return Response(text, media_type=CONTENT_TYPE)

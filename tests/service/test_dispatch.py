@@ -1,0 +1,199 @@
+"""Where a decision runs: the event loop's thread when alone and quick, else the thread pool.
+
+The unit tests drive :class:`Dispatcher` on a real asyncio loop and look at the thread each
+piece of work ran on; the HTTP tests count, through ``/metrics``, where the app's decisions
+ran, and check that every one of them is in the ledger whichever thread recorded it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from governance.cli import app as cli
+from governance.service import create_app
+from governance.service.dispatch import Dispatcher
+
+from .conftest import ALIAS, MODEL, Served
+
+
+def _thread() -> int:
+    return threading.get_ident()
+
+
+async def _where(dispatcher: Dispatcher, work: Callable[[], Any] = _thread) -> str:
+    """``loop`` or ``pool``: the thread ``work`` ran on, seen from inside it."""
+    ran_on = await dispatcher.run(work)
+    return "loop" if ran_on == threading.get_ident() else "pool"
+
+
+def test_a_lone_quick_decision_runs_on_the_loops_thread() -> None:
+    dispatcher = Dispatcher()
+
+    async def main() -> list[str]:
+        return [await _where(dispatcher) for _ in range(3)]
+
+    assert asyncio.run(main()) == ["loop", "loop", "loop"]
+    assert dispatcher.counts() == {"loop": 3, "pool": 0}
+
+
+def test_inline_below_zero_always_uses_the_pool() -> None:
+    dispatcher = Dispatcher(0)
+
+    async def main() -> list[str]:
+        return [await _where(dispatcher) for _ in range(3)]
+
+    assert asyncio.run(main()) == ["pool", "pool", "pool"]
+    assert dispatcher.counts() == {"loop": 0, "pool": 3}
+
+
+def test_decisions_arriving_together_all_go_to_the_pool() -> None:
+    """Requests the loop read together: none blocks the loop while the others wait."""
+    dispatcher = Dispatcher()
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(_where(dispatcher) for _ in range(4))))
+
+    assert asyncio.run(main()) == ["pool"] * 4
+
+
+def test_a_decision_while_another_runs_in_the_pool_goes_to_the_pool() -> None:
+    dispatcher = Dispatcher()
+    release = threading.Event()
+
+    async def main() -> tuple[str, str, str]:
+        # Two arrive together, so both go to the pool; one of them then holds its thread.
+        held = asyncio.ensure_future(_where(dispatcher, lambda: release.wait(30) and _thread()))
+        first = await _where(dispatcher)
+        second = await _where(dispatcher)  # the held one is still running
+        release.set()
+        return first, second, await held
+
+    assert asyncio.run(main()) == ("pool", "pool", "pool")
+
+
+def test_slow_decisions_send_the_next_ones_to_the_pool_until_they_are_quick_again() -> None:
+    """A slow disk: a decision slower than ``inline_below`` must not keep the loop busy."""
+    dispatcher = Dispatcher(inline_below=0.05)
+
+    def slow() -> int:
+        until = time.perf_counter() + 0.3  # averaged in at 0.2: at least 0.06 s > 0.05 s
+        while time.perf_counter() < until:
+            pass
+        return _thread()
+
+    async def main() -> list[str]:
+        seen = [await _where(dispatcher, slow), await _where(dispatcher)]
+        while seen[-1] == "pool" and len(seen) < 200:  # quick ones bring the average down
+            seen.append(await _where(dispatcher))
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen[:2] == ["loop", "pool"]
+    assert seen[-1] == "loop"
+    assert dispatcher.recent < 0.05
+
+
+@pytest.mark.parametrize("inline_below", [0.002, 0.0])
+def test_an_error_propagates_and_leaves_nothing_running(inline_below: float) -> None:
+    dispatcher = Dispatcher(inline_below)
+
+    def refuse() -> None:
+        raise ValueError("refused")
+
+    async def main() -> str:
+        with pytest.raises(ValueError, match="refused"):
+            await dispatcher.run(refuse)
+        return await _where(dispatcher)
+
+    assert asyncio.run(main()) == ("loop" if inline_below else "pool")
+
+
+def test_a_negative_inline_below_is_refused() -> None:
+    with pytest.raises(ValueError, match="inline_below must be >= 0"):
+        Dispatcher(-1)
+
+
+# -- over HTTP -----------------------------------------------------------------------------
+
+
+def _dispatched(client: TestClient) -> dict[str, int]:
+    text = client.get("/metrics").text
+    prefix = 'governance_decision_requests_total{thread="'
+    return {
+        line[len(prefix) :].split('"')[0]: int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+def _invocation(served: Served, row: dict[str, Any], subject: str) -> dict[str, Any]:
+    return {
+        "dataframe_split": {"columns": list(row), "data": [list(row.values())]},
+        "params": {"subject_ids": [subject]},
+    }
+
+
+@pytest.mark.parametrize(("inline_below", "where"), [(0.002, "loop"), (0.0, "pool")])
+def test_http_decisions_are_recorded_from_either_thread(
+    served: Served, inline_below: float, where: str
+) -> None:
+    app = create_app(
+        served.service, served.keys, default_model=MODEL, default_alias=ALIAS,
+        inline_below=inline_below,
+    )  # fmt: skip
+    with TestClient(app) as client:
+        before = served.size
+        ids = []
+        for i, row in enumerate(served.rows[:3]):
+            doc = _invocation(served, row, f"dispatch-{where}-{i}")
+            r = client.post("/invocations", json=doc, headers=served.auth("scorer"))
+            assert r.status_code == 200, r.text
+            ids += r.json()["decision_ids"]
+        r = client.post(
+            "/v1/decisions",
+            json={"features": served.rows[3], "subject_id": f"dispatch-{where}-3"},
+            headers=served.auth("scorer"),
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["decision_id"])
+        assert _dispatched(client) == {where: 4, ("pool" if where == "loop" else "loop"): 0}
+    for decision_id in ids:
+        record = served.service.ledger.get(decision_id)
+        assert record is not None and record.type == "decision"
+    assert served.size >= before + 4
+
+
+def test_http_concurrent_decisions_are_all_recorded(served: Served) -> None:
+    app = create_app(served.service, served.keys, default_model=MODEL, default_alias=ALIAS)
+    with TestClient(app) as client:
+
+        def one(i: int) -> str:
+            doc = _invocation(served, served.rows[i % len(served.rows)], f"dispatch-many-{i}")
+            r = client.post("/invocations", json=doc, headers=served.auth("scorer"))
+            assert r.status_code == 200, r.text
+            return str(r.json()["decision_ids"][0])
+
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(one, range(64)))
+        counts = _dispatched(client)
+    assert len(set(ids)) == 64
+    assert sum(counts.values()) == 64
+    for decision_id in ids:
+        record = served.service.ledger.get(decision_id)
+        assert record is not None and record.body["subject_key"]
+
+
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_serve_refuses_a_bad_inline_below(value: str) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--inline-below-ms", value])
+    assert result.exit_code != 0
+    assert "--inline-below-ms must be 0 or more milliseconds" in result.output
