@@ -30,6 +30,11 @@ T = TypeVar("T")
 INLINE_BELOW = 0.002
 """Default ``inline_below`` (seconds): a decision on this machine takes 0.4-0.7 ms."""
 
+INLINE_BODY_MAX = 4096
+"""Largest request body (bytes) whose decisions may run on the loop's thread: about ten
+applications. A bigger one (a CSV of many rows) always goes to the pool, so its first run
+cannot keep the loop busy for long before the running average notices."""
+
 SMOOTHING = 0.2
 """Weight of the newest decision in the running average of their wall time."""
 
@@ -61,8 +66,11 @@ class Dispatcher:
         """Decisions run so far on the loop's thread (``loop``) and in the pool (``pool``)."""
         return dict(self._counts)
 
-    async def run(self, work: Callable[[], T]) -> T:
+    async def run(self, work: Callable[[], T], *, body_bytes: int = 0) -> T:
         """Run ``work`` (blocking: it decides and commits) where it costs least; return its result.
+
+        A request body over :data:`INLINE_BODY_MAX` bytes (``body_bytes``) always goes to the
+        pool.
 
         Raises
         ------
@@ -72,7 +80,7 @@ class Dispatcher:
         self._active += 1
         started = time.perf_counter()
         try:
-            if self._alone():
+            if body_bytes <= INLINE_BODY_MAX and self._alone():
                 await asyncio.sleep(0)  # requests already read reach here first
                 if self._alone():
                     self._counts["loop"] += 1

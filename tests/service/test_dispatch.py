@@ -8,6 +8,7 @@ ran, and check that every one of them is in the ledger whichever thread recorded
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 
 from governance.cli import app as cli
 from governance.service import create_app
-from governance.service.dispatch import Dispatcher
+from governance.service.dispatch import INLINE_BODY_MAX, Dispatcher
 
 from .conftest import ALIAS, MODEL, Served
 
@@ -117,6 +118,18 @@ def test_an_error_propagates_and_leaves_nothing_running(inline_below: float) -> 
     assert asyncio.run(main()) == ("loop" if inline_below else "pool")
 
 
+def test_a_big_body_always_goes_to_the_pool() -> None:
+    dispatcher = Dispatcher()
+
+    async def main() -> list[str]:
+        big = await dispatcher.run(_thread, body_bytes=INLINE_BODY_MAX + 1)
+        small = await dispatcher.run(_thread, body_bytes=INLINE_BODY_MAX)
+        loop = threading.get_ident()
+        return ["loop" if t == loop else "pool" for t in (big, small)]
+
+    assert asyncio.run(main()) == ["pool", "loop"]
+
+
 def test_a_negative_inline_below_is_refused() -> None:
     with pytest.raises(ValueError, match="inline_below must be >= 0"):
         Dispatcher(-1)
@@ -170,6 +183,21 @@ def test_http_decisions_are_recorded_from_either_thread(
         record = served.service.ledger.get(decision_id)
         assert record is not None and record.type == "decision"
     assert served.size >= before + 4
+
+
+def test_http_many_rows_go_to_the_pool(served: Served) -> None:
+    """A CSV or JSON body of many applications never keeps the event loop busy."""
+    app = create_app(served.service, served.keys, default_model=MODEL, default_alias=ALIAS)
+    rows = served.rows
+    doc = {"dataframe_split": {"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}}
+    body = json.dumps(doc).encode()
+    assert len(body) > INLINE_BODY_MAX
+    headers = {"Content-Type": "application/json", **served.auth("scorer")}
+    with TestClient(app) as client:
+        r = client.post("/invocations", content=body, headers=headers)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["decision_ids"]) == len(rows)
+        assert _dispatched(client) == {"loop": 0, "pool": 1}
 
 
 def test_http_concurrent_decisions_are_all_recorded(served: Served) -> None:

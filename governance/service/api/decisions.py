@@ -68,7 +68,8 @@ async def create_decision(
     metrics: Metrics = Depends(get_metrics),
     dispatcher: Dispatcher = Depends(get_dispatcher),
 ) -> Response:
-    return await dispatcher.run(partial(_create_decision, principal, raw, service, served, metrics))
+    work = partial(_create_decision, principal, raw, service, served, metrics)
+    return await dispatcher.run(work, body_bytes=len(raw))
 
 
 def _create_decision(

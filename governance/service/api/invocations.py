@@ -62,7 +62,7 @@ router = APIRouter()
     },
 )
 async def invocations(call: Invocation = Depends(invocation)) -> Response:
-    return await call.dispatcher.run(partial(_invocations, call))
+    return await call.dispatcher.run(partial(_invocations, call), body_bytes=len(call.body))
 
 
 def _invocations(call: Invocation) -> Response:
