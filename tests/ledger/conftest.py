@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
@@ -77,6 +78,34 @@ class Backend:
         ledger = Ledger.open(self.url, home=home or self.home)
         self._opened.append(ledger)
         return ledger
+
+    def client_url(self, name: str) -> str:
+        """The ledger's URL for another process, its PostgreSQL sessions named ``name``."""
+        if self.kind == "sqlite":
+            return self.url
+        return _with_query(self.url, f"application_name={self.schema}-{name}")
+
+    def wait_ended(self, name: str, timeout: float = 30.0) -> None:
+        """Wait until the server has ended every session of a killed client ``name``.
+
+        A client killed while its COMMIT is on the wire leaves the server to finish that
+        transaction on its own: until its session ends, a record nobody acknowledged may still
+        appear. (SQLite has no server: the process's death ends everything.)
+        """
+        if self.kind == "sqlite":
+            return
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            while conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                (f"{self.schema}-{name}",),
+            ).fetchone() != (0,):
+                assert time.monotonic() < deadline, (
+                    f"sessions of {name} still open after {timeout} s"
+                )
+                time.sleep(0.01)
 
     def table(self, name: str) -> str:
         """Qualified table name."""

@@ -76,7 +76,15 @@ def _kill_loop(backend: Backend, kills: int, budget: float, threads: int = 1) ->
     done = 0
     while done < kills and time.monotonic() < deadline:
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, backend.url, str(backend.home), str(done), str(threads)],
+            [
+                sys.executable,
+                "-c",
+                WRITER,
+                backend.client_url(f"writer{done}"),
+                str(backend.home),
+                str(done),
+                str(threads),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -96,6 +104,7 @@ def _kill_loop(backend: Backend, kills: int, budget: float, threads: int = 1) ->
                 seq, record_id = line.split()
                 fresh[int(seq)] = record_id
         acknowledged.update(fresh)
+        backend.wait_ended(f"writer{done}")  # a COMMIT sent before the kill may still land
         done += 1
 
         ledger = backend.open()
