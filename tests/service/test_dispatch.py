@@ -11,9 +11,9 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +24,15 @@ from governance.service import create_app
 from governance.service.dispatch import INLINE_BODY_MAX, Dispatcher
 
 from .conftest import ALIAS, MODEL, Served
+
+T = TypeVar("T")
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(main())`` on a thread of its own: a session fixture (the browser tests'
+    Playwright) may hold a running event loop in the test's thread."""
+    with ThreadPoolExecutor(1) as one:
+        return one.submit(lambda: asyncio.run(main())).result()
 
 
 def _thread() -> int:
@@ -42,7 +51,7 @@ def test_a_lone_quick_decision_runs_on_the_loops_thread() -> None:
     async def main() -> list[str]:
         return [await _where(dispatcher) for _ in range(3)]
 
-    assert asyncio.run(main()) == ["loop", "loop", "loop"]
+    assert _run(main) == ["loop", "loop", "loop"]
     assert dispatcher.counts() == {"loop": 3, "pool": 0}
 
 
@@ -52,7 +61,7 @@ def test_inline_below_zero_always_uses_the_pool() -> None:
     async def main() -> list[str]:
         return [await _where(dispatcher) for _ in range(3)]
 
-    assert asyncio.run(main()) == ["pool", "pool", "pool"]
+    assert _run(main) == ["pool", "pool", "pool"]
     assert dispatcher.counts() == {"loop": 0, "pool": 3}
 
 
@@ -63,7 +72,7 @@ def test_decisions_arriving_together_all_go_to_the_pool() -> None:
     async def main() -> list[str]:
         return list(await asyncio.gather(*(_where(dispatcher) for _ in range(4))))
 
-    assert asyncio.run(main()) == ["pool"] * 4
+    assert _run(main) == ["pool"] * 4
 
 
 def test_a_decision_while_another_runs_in_the_pool_goes_to_the_pool() -> None:
@@ -78,7 +87,7 @@ def test_a_decision_while_another_runs_in_the_pool_goes_to_the_pool() -> None:
         release.set()
         return first, second, await held
 
-    assert asyncio.run(main()) == ("pool", "pool", "pool")
+    assert _run(main) == ("pool", "pool", "pool")
 
 
 def test_slow_decisions_send_the_next_ones_to_the_pool_until_they_are_quick_again() -> None:
@@ -97,7 +106,7 @@ def test_slow_decisions_send_the_next_ones_to_the_pool_until_they_are_quick_agai
             seen.append(await _where(dispatcher))
         return seen
 
-    seen = asyncio.run(main())
+    seen = _run(main)
     assert seen[:2] == ["loop", "pool"]
     assert seen[-1] == "loop"
     assert dispatcher.recent < 0.05
@@ -115,7 +124,7 @@ def test_an_error_propagates_and_leaves_nothing_running(inline_below: float) -> 
             await dispatcher.run(refuse)
         return await _where(dispatcher)
 
-    assert asyncio.run(main()) == ("loop" if inline_below else "pool")
+    assert _run(main) == ("loop" if inline_below else "pool")
 
 
 def test_a_big_body_always_goes_to_the_pool() -> None:
@@ -127,7 +136,7 @@ def test_a_big_body_always_goes_to_the_pool() -> None:
         loop = threading.get_ident()
         return ["loop" if t == loop else "pool" for t in (big, small)]
 
-    assert asyncio.run(main()) == ["pool", "loop"]
+    assert _run(main) == ["pool", "loop"]
 
 
 def test_a_negative_inline_below_is_refused() -> None:
