@@ -3,7 +3,7 @@
 For each size (10,000, 100,000 and 1,000,000 applications; ``--quick``: 2,000 and 20,000) a
 fresh clone gets a synthetic data set (a seeded bootstrap of the 2,380 real HMDA rows with
 jitter, :func:`bench.project.synthetic`, labelled synthetic) as Parquet under ``sources/``, and
-the eight stages (ingest … register: GX validation, fairness with bootstrap intervals, the
+the nine stages (ingest … register: GX validation, fairness with bootstrap intervals, the
 model card, MLflow registration) run in process in a fresh interpreter, one per size. Each
 stage is timed, with its peak resident memory (``VmHWM``, reset before the stage).
 

@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fairlearn.reductions import DemographicParity, ExponentiatedGradient, GridSearch
 
 from governance.core import alternatives as lda
 from governance.core.dataset import Feature, load_spec, read_source
 from governance.core.evaluation import evaluate
 from governance.core.fairness import fairness_report
 from governance.core.scorecard import compile_pipeline
-from governance.core.training import TrainParams, model_inputs, split, train
+from governance.core.training import TrainParams, build_pipeline, model_inputs, split, train
 
 PARAMS = TrainParams(seed=20240611)
 SETTINGS = lda.EvaluationSettings(n_bootstrap=50, seed=3, fairness_n_bootstrap=50, fairness_seed=4)
@@ -181,6 +182,10 @@ def test_documents_and_picture(setup: dict[str, Any]) -> None:
         ({"gate": {"fairness_tolerance": -1}}, "fairness_tolerance must be"),
         ({"reductions": [{"method": "magic", "constraint": "demographic_parity"}]}, "method"),
         ({"reductions": [{"method": "grid_search", "constraint": "luck"}]}, "constraint"),
+        ({"workers": -1}, "workers must be a whole number >= 0"),
+        ({"workers": 1.5}, "workers must be a whole number >= 0"),
+        ({"workers": "2"}, "workers must be a whole number >= 0"),
+        ({"workers": True}, "workers must be a whole number >= 0"),
     ],
 )
 def test_bad_configuration_is_refused(params: dict[str, Any], message: str) -> None:
@@ -192,3 +197,82 @@ def test_measure_direction() -> None:
     assert lda._fairer(0.9, 0.8, "approval_ratio") == pytest.approx(0.1)
     assert lda._fairer(0.05, 0.1, "equalized_odds_difference") == pytest.approx(0.05)
     assert np.isnan(lda._fairer(math.nan, 0.1, "equalized_odds_difference"))
+
+
+def _by_name(candidate_name: str, spec: Any) -> lda.Candidate:
+    return next(c for c in lda.candidates(spec, PARAMS, CONFIG) if c.name == candidate_name)
+
+
+def test_a_reduction_fitted_on_encoded_rows_is_the_whole_pipeline_refitted(
+    setup: dict[str, Any],
+) -> None:
+    """The reductions fit the preprocessing once and reweight only the classifier: the scores
+    must be exactly those of fairlearn refitting the whole pipeline with the weights routed to
+    the classifier, as the search used to.
+    """
+    spec, train_frame, test = setup["spec"], setup["train"], setup["test"]
+    x_train, y_train = model_inputs(train_frame, spec), spec.labels(train_frame)
+    x_test = model_inputs(test, spec)
+    groups = spec.sensitive_frame(train_frame).astype(str).agg("|".join, axis=1)
+
+    grid = _by_name("gs:demographic_parity:0.01", spec)
+    whole = GridSearch(
+        build_pipeline(spec, PARAMS),
+        DemographicParity(difference_bound=0.01),
+        grid_size=7,
+        sample_weight_name="clf__sample_weight",
+    )
+    with lda._quiet_fairlearn():
+        whole.fit(x_train, y_train, sensitive_features=groups)
+        ours, explainable, _ = lda._fit(grid, spec, train_frame, test, CONFIG)
+    best = whole.predictors_[whole.best_idx_]
+    expected, _ = compile_pipeline(best, spec, train_frame, PARAMS).score_frame(x_test)
+    assert explainable
+    np.testing.assert_array_equal(ours, expected)
+
+    mixed = _by_name("eg:demographic_parity:0.02", spec)
+    whole_eg = ExponentiatedGradient(
+        build_pipeline(spec, PARAMS),
+        DemographicParity(difference_bound=0.02),
+        eps=0.02,
+        max_iter=CONFIG.max_iter,
+        sample_weight_name="clf__sample_weight",
+    )
+    with lda._quiet_fairlearn():
+        whole_eg.fit(x_train, y_train, sensitive_features=groups)
+        ours_eg, explainable_eg, _ = lda._fit(mixed, spec, train_frame, test, CONFIG)
+    assert not explainable_eg
+    np.testing.assert_array_equal(ours_eg, whole_eg._pmf_predict(x_test)[:, 1])
+
+
+def test_group_labels_are_the_attributes_joined(setup: dict[str, Any]) -> None:
+    spec, frame = setup["spec"], setup["train"]
+    expected = spec.sensitive_frame(frame).astype(str).agg("|".join, axis=1)
+    got = lda._groups(spec, frame)
+    assert got.index.equals(frame.index)
+    assert got.tolist() == expected.tolist()
+    assert len(set(got)) > 2  # an intersection, not one attribute
+
+
+def test_the_search_does_not_depend_on_how_many_workers_run_it(setup: dict[str, Any]) -> None:
+    spec = setup["spec"]
+    small = replace(CONFIG, C=(0.01,), drop=(), reductions=CONFIG.reductions[:1])
+    documents = [
+        lda.search(
+            spec=spec,
+            train=setup["train"],
+            test=setup["test"],
+            baseline_scores=setup["scores"],
+            params=PARAMS,
+            config=replace(small, workers=workers),
+            settings=SETTINGS,
+        ).to_dict()
+        for workers in (1, 2)
+    ]
+    assert documents[0] == documents[1]
+    assert [a["name"] for a in documents[0]["alternatives"]] == [
+        "C=0.01",
+        "without:unemp",
+        "without:hschool",
+        "gs:demographic_parity:0.01",
+    ]
