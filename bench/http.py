@@ -153,7 +153,14 @@ def _body(ctx: Context) -> bytes:
 
 
 def _pyspy() -> str | None:
-    return os.environ.get("GOVERNANCE_BENCH_PYSPY") or shutil.which("py-spy")
+    """py-spy: as configured, else on ``PATH``, else beside this interpreter (an unactivated
+    virtual environment's ``bin``)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return (
+        os.environ.get("GOVERNANCE_BENCH_PYSPY")
+        or shutil.which("py-spy")
+        or (str(beside) if os.access(beside, os.X_OK) else None)
+    )
 
 
 def run(ctx: Context) -> list[Row]:
