@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -334,3 +335,30 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def as_text(column: pd.Series) -> np.ndarray:
+    """``str()`` of every present value of a column, NaN where missing, as an object array.
+
+    A column of text, integers or booleans holds few distinct values: they are found once
+    (``pandas.factorize``) and ``str()`` runs on those only. Values that compare equal but
+    print differently are converted one by one: floats (``0.0`` and ``-0.0``) and object
+    columns, which may mix types (``1``, ``1.0``, ``True``), unless they are all text already.
+    """
+    n = len(column)
+    out = np.full(n, np.nan, dtype=object)
+    dtype = column.dtype
+    types = pd.api.types
+    if not (
+        types.is_object_dtype(dtype) or types.is_float_dtype(dtype) or types.is_complex_dtype(dtype)
+    ):
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        text = np.array([str(v) for v in uniques] + [np.nan], dtype=object)
+        return text[codes]  # code -1 (missing) picks the trailing NaN
+    present = column.notna().to_numpy()
+    values = column.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        out[present] = values[present]
+    else:
+        out[present] = [str(v) for v in values[present]]
+    return out

@@ -266,12 +266,13 @@ class Scorecard:
             else:
                 c = self.categorical[name]
                 values = frame[name].astype(object).where(frame[name].notna(), MISSING)
-                unknown = ~values.isin(list(c["weights"]))
-                if unknown.any():
-                    bad = values[unknown].iloc[0]
+                found = pd.Index(list(c["weights"])).get_indexer(values)
+                if (found < 0).any():
+                    bad = values.iloc[int(np.argmax(found < 0))]
                     allowed = [k for k in c["weights"] if k != MISSING]
                     raise ValueError(ERR_CATEGORY.format(name=name, value=bad, allowed=allowed))
-                columns.append(values.map(c["weights"]).to_numpy(dtype="float64") - c["reference"])
+                weights = np.array(list(c["weights"].values()), dtype="float64")
+                columns.append(weights[found] - c["reference"])
         contrib = np.column_stack(columns) if columns else np.zeros((len(frame), 0))
         logits = self.base_value + contrib.sum(axis=1)
         return 1.0 / (1.0 + np.exp(-logits)), contrib
@@ -364,6 +365,7 @@ def agreement(
     scorecard: Scorecard, pipeline: Pipeline, frame: pd.DataFrame, spec: DatasetSpec
 ) -> float:
     """Largest absolute difference between the scorecard's and scikit-learn's probabilities."""
-    ours, _ = scorecard.score_frame(model_inputs(frame, spec))
-    theirs = pipeline.predict_proba(model_inputs(frame, spec))[:, 1]
+    x = model_inputs(frame, spec)
+    ours, _ = scorecard.score_frame(x)
+    theirs = pipeline.predict_proba(x)[:, 1]
     return float(np.max(np.abs(ours - theirs))) if len(frame) else 0.0

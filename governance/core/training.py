@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -13,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from governance.core.dataset import DatasetSpec
+from governance.core.dataset import DatasetSpec, as_text
 
 MISSING = "missing"  # the category a missing categorical value is imputed to
 ERR_UNKNOWN_MODEL = "unknown model {model!r}: only 'logistic' (an exactly explainable scorecard)"
@@ -74,13 +73,7 @@ def model_inputs(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         if f.kind == "numeric":
             x[f.name] = column.astype("float64")
         else:
-            # str() of every present value, NaN where missing; iterating a numpy object array
-            # (not the column itself: Arrow strings box one by one) keeps this linear and cheap
-            present = column.notna().to_numpy()
-            values = column.to_numpy(dtype=object)
-            out = np.full(len(values), np.nan, dtype=object)
-            out[present] = [v if type(v) is str else str(v) for v in values[present]]
-            x[f.name] = pd.Series(out, index=frame.index, dtype=object)
+            x[f.name] = pd.Series(as_text(column), index=frame.index, dtype=object)
     return x
 
 

@@ -214,6 +214,7 @@ def test_a_reduction_fitted_on_encoded_rows_is_the_whole_pipeline_refitted(
     x_train, y_train = model_inputs(train_frame, spec), spec.labels(train_frame)
     x_test = model_inputs(test, spec)
     groups = spec.sensitive_frame(train_frame).astype(str).agg("|".join, axis=1)
+    rows = lda._Rows.of(spec, train_frame, test)
 
     grid = _by_name("gs:demographic_parity:0.01", spec)
     whole = GridSearch(
@@ -224,7 +225,7 @@ def test_a_reduction_fitted_on_encoded_rows_is_the_whole_pipeline_refitted(
     )
     with lda._quiet_fairlearn():
         whole.fit(x_train, y_train, sensitive_features=groups)
-        ours, explainable, _ = lda._fit(grid, spec, train_frame, test, CONFIG)
+        ours, explainable, _ = lda._fit(grid, spec, rows, CONFIG)
     best = whole.predictors_[whole.best_idx_]
     expected, _ = compile_pipeline(best, spec, train_frame, PARAMS).score_frame(x_test)
     assert explainable
@@ -240,9 +241,31 @@ def test_a_reduction_fitted_on_encoded_rows_is_the_whole_pipeline_refitted(
     )
     with lda._quiet_fairlearn():
         whole_eg.fit(x_train, y_train, sensitive_features=groups)
-        ours_eg, explainable_eg, _ = lda._fit(mixed, spec, train_frame, test, CONFIG)
+        ours_eg, explainable_eg, _ = lda._fit(mixed, spec, rows, CONFIG)
     assert not explainable_eg
     np.testing.assert_array_equal(ours_eg, whole_eg._pmf_predict(x_test)[:, 1])
+
+
+def test_alternatives_sharing_the_encoded_rows_are_the_whole_pipeline_fitted(
+    setup: dict[str, Any],
+) -> None:
+    """Every alternative shares one fitted preprocessing per set of inputs: its scores and its
+    explainability must be exactly those of fitting its whole pipeline on the training rows.
+    """
+    spec, train_frame, test = setup["spec"], setup["train"], setup["test"]
+    rows = lda._Rows.of(spec, train_frame, test)
+    tried = [c for c in lda.candidates(spec, PARAMS, CONFIG) if c.reduction is None]
+    assert {c.kind for c in tried} == {"regularisation", "drop"}
+    for candidate in tried:
+        sub = lda._subspec(spec, candidate.inputs)
+        whole = build_pipeline(sub, candidate.params).fit(
+            model_inputs(train_frame, sub), sub.labels(train_frame)
+        )
+        scorecard = compile_pipeline(whole, sub, train_frame, candidate.params)
+        expected, _ = scorecard.score_frame(model_inputs(test, sub))
+        ours, explainable, why_not = lda._fit(candidate, spec, rows, CONFIG)
+        np.testing.assert_array_equal(ours, expected, err_msg=candidate.name)
+        assert explainable, (candidate.name, why_not)
 
 
 def test_group_labels_are_the_attributes_joined(setup: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from governance.core.contract._types import (
     _plain,
     _refused,
 )
+from governance.core.dataset import as_text
 
 # -- the contract -----------------------------------------------------------------------------
 
@@ -170,8 +171,10 @@ class Contract:
         violations: list[Violation] = []
         flagged: dict[int, tuple[Flag, ...]] = {}
         ood: list[list[str]] = [[] for _ in range(n)]
-        for i in np.flatnonzero(suspects).tolist():
-            row = {name: columns[name].values[i] for name in self.features}
+        rows = np.flatnonzero(suspects)
+        cells = {name: columns[name].values(rows) for name in self.features}
+        for k, i in enumerate(rows.tolist()):
+            row = {name: cells[name][k] for name in self.features}
             verdict = self.check(row, row=first_row + i)
             violations.extend(verdict.violations)
             if verdict.flags:
@@ -240,29 +243,37 @@ class Contract:
 class _Column:
     """One input column of a frame, prepared for screening.
 
-    ``values`` are Python values as :meth:`Contract.check` takes them (None for missing);
-    ``numbers`` is a float view for numeric columns whose cells are all numbers or missing
-    (None when some cell is not, and then every non-missing cell is a suspect).
+    ``text`` holds a categorical column's values as text (NaN for missing); ``numbers`` is a
+    float view for numeric columns whose cells are all numbers or missing (None when some cell
+    is not, and then every non-missing cell is a suspect). :meth:`values` gives chosen rows'
+    values as :meth:`Contract.check` takes them (None for missing): only suspects need them.
     """
 
-    values: list[Any]
+    series: pd.Series
     missing: np.ndarray
     numbers: np.ndarray | None
+    text: np.ndarray | None
+
+    def values(self, rows: np.ndarray) -> list[Any]:
+        """The Python values of the rows at positions ``rows``."""
+        cells = self.series.iloc[rows].tolist()
+        missing = self.missing[rows].tolist()
+        if self.text is not None:
+            return [None if m else str(v) for v, m in zip(cells, missing, strict=True)]
+        return [None if m else _plain(v) for v, m in zip(cells, missing, strict=True)]
 
 
 def _column_values(series: pd.Series, fc: FeatureContract) -> _Column:
     missing = series.isna().to_numpy(dtype=bool)
     if fc.kind == "categorical":
-        values = [None if m else str(v) for v, m in zip(series.tolist(), missing, strict=True)]
-        return _Column(values, missing, None)
-    values = [None if m else _plain(v) for v, m in zip(series.tolist(), missing, strict=True)]
+        return _Column(series, missing, None, as_text(series))
     numbers = None
     dtype = series.dtype
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         numbers = series.to_numpy(dtype="float64", na_value=np.nan)
         if pd.api.types.is_integer_dtype(dtype) and np.nanmax(np.abs(numbers), initial=0) > 2**53:
             numbers = None  # a float cannot hold these exactly: judge each cell as given
-    return _Column(values, missing, numbers)
+    return _Column(series, missing, numbers, None)
 
 
 def _screen(column: _Column, fc: FeatureContract, margin: float) -> np.ndarray:
@@ -274,7 +285,7 @@ def _screen(column: _Column, fc: FeatureContract, margin: float) -> np.ndarray:
         suspect = np.zeros(len(missing), dtype=bool)
     present = ~missing
     if fc.kind == "categorical":
-        values = pd.Series(column.values, dtype=object)
+        values = pd.Series(column.text, dtype=object)  # missing rows are judged above
         ok = values.isin(list(fc.allowed or ())) & ~values.isin(list(fc.forbidden))
         if fc.training_values is not None:
             ok &= values.isin(list(fc.training_values))
