@@ -177,6 +177,33 @@ class Decision:
         }
 
 
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One caller's applications, for :meth:`DecisionService.decide_together`."""
+
+    rows: Sequence[Mapping[str, Any]]
+    subject_ids: Sequence[str | None] | None = None
+    caller: str | None = None
+    purpose: str | None = None
+
+
+def _checked_request(
+    rows: Sequence[Mapping[str, Any]],
+    subject_ids: Sequence[str | None] | None,
+    caller: str | None,
+    purpose: str | None,
+) -> list[str | None]:
+    """A request's subject ids (``None`` each if not given), its texts checked."""
+    ids: list[str | None] = list(subject_ids) if subject_ids is not None else [None] * len(rows)
+    if len(ids) != len(rows):
+        raise DecisionError(ERR_BATCH_LENGTHS.format(rows=len(rows), ids=len(ids)))
+    check_text("purpose", purpose)
+    check_text("caller", caller)
+    for n, subject in enumerate(ids):
+        check_text("subject_id", subject, f"application {n}: " if len(rows) > 1 else "")
+    return ids
+
+
 def _decision(body: Mapping[str, Any], receipt: Receipt) -> Decision:
     return Decision(
         decision_id=receipt.id,
@@ -362,13 +389,7 @@ class DecisionService:
         promotion events name, checked again in the append's own transaction: if the alias
         moved meanwhile, the applications are decided again with the version it names now.
         """
-        subject_ids = list(subject_ids) if subject_ids is not None else [None] * len(rows)
-        if len(subject_ids) != len(rows):
-            raise DecisionError(ERR_BATCH_LENGTHS.format(rows=len(rows), ids=len(subject_ids)))
-        check_text("purpose", purpose)
-        check_text("caller", caller)
-        for n, subject in enumerate(subject_ids):
-            check_text("subject_id", subject, f"application {n}: " if len(rows) > 1 else "")
+        subject_ids = _checked_request(rows, subject_ids, caller, purpose)
         for _ in range(MAX_ATTEMPTS):
             loaded, via, resolved = self._target(model, version, alias)
             bodies, entries = self._entries(loaded, via, rows, subject_ids, caller, purpose, pii)
@@ -378,6 +399,88 @@ class DecisionService:
                     _decision(b, r) for b, r in zip(bodies, receipts[: len(bodies)], strict=True)
                 ]
         raise DecisionError(ERR_ALIAS_MOVING.format(alias=via, model=model, n=MAX_ATTEMPTS))
+
+    def decide_together(
+        self,
+        model: str,
+        requests: Sequence[DecisionRequest],
+        *,
+        version: str | None = None,
+        alias: str | None = None,
+    ) -> list[list[Decision] | DecisionError]:
+        """Several callers' requests, each decided as :meth:`decide_many` decides it, recorded
+        in one ledger transaction (one commit, one fsync) instead of one each.
+
+        Each request is checked on its own: one with a bad application gets its
+        :class:`DecisionError` in its place and the others are recorded. If the combined append
+        fails, each request is decided again alone, so that one cannot fail another. Returns,
+        per request and in order, its decisions or its error.
+
+        Raises
+        ------
+        DecisionError
+            When none can be decided: the model, version or alias is unknown or untrusted, or
+            the alias kept moving.
+        """
+        results: list[list[Decision] | DecisionError] = [DecisionError("")] * len(requests)
+        checked: list[tuple[int, DecisionRequest, list[str | None]]] = []
+        for k, r in enumerate(requests):
+            try:
+                checked.append((k, r, _checked_request(r.rows, r.subject_ids, r.caller, r.purpose)))
+            except DecisionError as exc:
+                results[k] = exc
+        for _ in range(MAX_ATTEMPTS):
+            loaded, via, resolved = self._target(model, version, alias)
+            prepared: list[tuple[int, list[dict[str, Any]], list[Entry]]] = []
+            for k, r, subject_ids in checked:
+                try:
+                    bodies, entries = self._entries(
+                        loaded, via, r.rows, subject_ids, r.caller, r.purpose, None
+                    )
+                except DecisionError as exc:
+                    results[k] = exc
+                else:
+                    prepared.append((k, bodies, entries))
+            if not prepared:
+                return results
+            try:
+                receipts = self._append(
+                    [e for _, _, entries in prepared for e in entries], model, via, resolved
+                )
+            except DecisionError as exc:
+                for k, _, _ in prepared:
+                    results[k] = (
+                        exc
+                        if len(prepared) == 1
+                        else self._alone(requests[k], model, version, alias)
+                    )
+                return results
+            if receipts is None:
+                continue  # the alias moved: decide them all again with the version it names
+            start = 0
+            for k, bodies, entries in prepared:
+                mine = receipts[start : start + len(bodies)]
+                start += len(entries)
+                results[k] = [_decision(b, rc) for b, rc in zip(bodies, mine, strict=True)]
+            return results
+        raise DecisionError(ERR_ALIAS_MOVING.format(alias=alias, model=model, n=MAX_ATTEMPTS))
+
+    def _alone(
+        self, r: DecisionRequest, model: str, version: str | None, alias: str | None
+    ) -> list[Decision] | DecisionError:
+        """One request of a failed combined append, decided again on its own."""
+        try:
+            return self.decide_many(
+                model,
+                r.rows,
+                subject_ids=r.subject_ids,
+                version=version,
+                alias=alias,
+                caller=r.caller,
+                purpose=r.purpose,
+            )
+        except DecisionError as exc:
+            return exc
 
     def _entries(
         self,

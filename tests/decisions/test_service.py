@@ -14,7 +14,7 @@ from support import REPO, cli_env
 
 from governance.core.lineage import lineage_id
 from governance.decisions.reviews import with_effective_outcomes
-from governance.decisions.service import DecisionError, DecisionService
+from governance.decisions.service import DecisionError, DecisionRequest, DecisionService
 from governance.ledger import ERASED
 from governance.ledger.canonical import encoder_for
 from governance.registry import mlflow as registry
@@ -147,6 +147,91 @@ def test_bad_input_records_nothing(
         service.decide_many(MODEL, [good, features], subject_ids=["a", "b"], alias="candidate")
     with pytest.raises(DecisionError, match="no registered model named 'nope'"):
         service.decide("nope", good, alias="candidate")
+    assert service.ledger.size() == before
+
+
+def test_requests_decided_together_share_one_transaction_and_fail_alone(
+    service: DecisionService, batch: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """decide_together: each request is decided as decide_many would decide it, all recorded
+    by one append; a request with a bad application (or bad text) gets its own error."""
+    rows = [service.ledger.get(i).body["inputs"] for i in batch[:6]]
+    bad = {**rows[0], "phist": "perhaps"}
+    requests = [
+        DecisionRequest([rows[0], rows[1]], ["t-1", "t-2"], "caller-a", "together"),
+        DecisionRequest([rows[2], bad], ["t-3", "t-4"], "caller-b"),
+        DecisionRequest([rows[3]], ["t-5"], "caller-c", "bad\npurpose"),
+        DecisionRequest([rows[4], rows[5]], None, "caller-d"),
+    ]
+    appends: list[int] = []
+    original = service.ledger.append_many
+
+    def counted(entries, **kw):  # type: ignore[no-untyped-def]
+        entries = list(entries)
+        appends.append(len(entries))
+        return original(entries, **kw)
+
+    monkeypatch.setattr(service.ledger, "append_many", counted)
+    before = service.ledger.size()
+    results = service.decide_together(MODEL, requests, alias="candidate")
+    assert len(appends) == 1  # one transaction for both good requests
+    assert isinstance(results[1], DecisionError)
+    assert "application 1: feature 'phist' = 'perhaps'" in str(results[1])
+    assert isinstance(results[2], DecisionError) and "purpose" in str(results[2])
+    together = [d for r in (results[0], results[3]) for d in r]  # type: ignore[union-attr]
+    assert service.ledger.size() == before + appends[0]
+    alone = service.decide_many(MODEL, rows[:2], subject_ids=["t-1", "t-2"], alias="candidate",
+                                caller="caller-a", purpose="together")  # fmt: skip
+    for mine, theirs in zip(results[0], alone, strict=True):  # type: ignore[arg-type]
+        a, b = (
+            service.ledger.get(mine.decision_id).body,
+            service.ledger.get(theirs.decision_id).body,
+        )
+        assert a == b  # the same body, whichever way it was decided
+        assert a["caller"] == "caller-a" and a["purpose"] == "together"
+    for d, row in zip(together, [rows[0], rows[1], rows[4], rows[5]], strict=True):
+        record = service.ledger.get(d.decision_id)
+        assert record is not None and record.body["inputs"] == row
+    callers = [service.ledger.get(d.decision_id).body["caller"] for d in together]
+    assert callers == ["caller-a", "caller-a", "caller-d", "caller-d"]
+
+
+def test_a_failed_combined_append_decides_each_request_alone(
+    service: DecisionService, batch: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One request that the ledger refuses must not fail the requests it was combined with."""
+    rows = [service.ledger.get(i).body["inputs"] for i in batch[:3]]
+    original = service.ledger.append_many
+
+    def refuse_combined(entries, **kw):  # type: ignore[no-untyped-def]
+        entries = list(entries)
+        if any(e.subject_id == "poison" for e in entries):
+            raise ValueError("the ledger refuses this record")
+        return original(entries, **kw)
+
+    monkeypatch.setattr(service.ledger, "append_many", refuse_combined)
+    before = service.ledger.size()
+    results = service.decide_together(
+        MODEL,
+        [
+            DecisionRequest([rows[0]], ["fine-1"]),
+            DecisionRequest([rows[1]], ["poison"]),
+            DecisionRequest([rows[2]], ["fine-2"]),
+        ],
+        alias="candidate",
+    )
+    assert isinstance(results[1], DecisionError)
+    assert "the ledger refuses this record" in str(results[1])
+    recorded = [results[0][0], results[2][0]]  # type: ignore[index]
+    assert all(service.ledger.get(d.decision_id) is not None for d in recorded)
+    added = service.ledger.size() - before
+    assert added == sum(1 + (d.outcome == "deny") for d in recorded)
+
+
+def test_together_an_unknown_model_refuses_every_request(service: DecisionService) -> None:
+    before = service.ledger.size()
+    with pytest.raises(DecisionError, match="no registered model named 'nope'"):
+        service.decide_together("nope", [DecisionRequest([{}])], alias="candidate")
     assert service.ledger.size() == before
 
 

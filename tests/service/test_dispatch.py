@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from governance.cli import app as cli
 from governance.service import create_app
-from governance.service.dispatch import INLINE_BODY_MAX, Dispatcher
+from governance.service.dispatch import HOPS, INLINE_BODY_MAX, Dispatcher
 
 from .conftest import ALIAS, MODEL, Served
 
@@ -144,6 +144,95 @@ def test_a_negative_inline_below_is_refused() -> None:
         Dispatcher(-1)
 
 
+# -- waiting together ----------------------------------------------------------------------
+
+
+class _Work:
+    """A ``run_together`` work that records each call's items and the thread it ran on."""
+
+    def __init__(self, hold: threading.Event | None = None) -> None:
+        self.calls: list[tuple[list[Any], int]] = []
+        self.hold = hold
+
+    def __call__(self, items: list[Any]) -> list[Any]:
+        if self.hold is not None:
+            self.hold.wait(30)
+        self.calls.append((list(items), threading.get_ident()))
+        return [ValueError(f"refused {x}") if str(x).startswith("bad") else x * 2 for x in items]
+
+
+def test_together_a_lone_quick_item_runs_on_the_loops_thread() -> None:
+    dispatcher, work = Dispatcher(), _Work()
+
+    async def main() -> tuple[int, int]:
+        return await dispatcher.run_together(21, work), threading.get_ident()
+
+    answer, loop = _run(main)
+    assert answer == 42
+    assert work.calls == [([21], loop)]
+    assert dispatcher.counts() == {"loop": 1, "pool": 0}
+
+
+def test_together_items_waiting_for_the_pool_share_one_hop() -> None:
+    """While the pool's hops are busy, arrivals queue; the next hop takes them all at once."""
+    release = threading.Event()
+    dispatcher, work = Dispatcher(), _Work(release)
+
+    async def main() -> list[Any]:
+        first = [asyncio.ensure_future(dispatcher.run_together(i, work)) for i in range(HOPS)]
+        for _ in range(5):
+            await asyncio.sleep(0)  # the first ones are in their hops, held there
+        rest = [asyncio.ensure_future(dispatcher.run_together(i, work)) for i in range(10, 16)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        return list(await asyncio.gather(*first, *rest))
+
+    answers = _run(main)
+    assert answers == [i * 2 for i in [*range(HOPS), *range(10, 16)]]
+    sizes = sorted(len(items) for items, _ in work.calls)
+    assert sum(sizes) == HOPS + 6
+    assert len(work.calls) <= HOPS + 2  # not one hop each: the six waited together
+    assert max(sizes) >= 3
+    loop_threads = {t for _, t in work.calls}
+    assert threading.get_ident() not in loop_threads
+    assert dispatcher.counts() == {"loop": 0, "pool": HOPS + 6}
+
+
+def test_together_an_items_error_goes_to_its_caller_alone() -> None:
+    release = threading.Event()
+    dispatcher, work = Dispatcher(0), _Work(release)
+
+    async def main() -> list[Any]:
+        items = [1, "bad-2", 3, "bad-4", 5]
+        tasks = [asyncio.ensure_future(dispatcher.run_together(x, work)) for x in items]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+    answers = _run(main)
+    assert answers[0::2] == [2, 6, 10]
+    assert [str(e) for e in answers[1::2]] == ["refused bad-2", "refused bad-4"]
+
+
+def test_together_a_failing_work_fails_every_item_of_its_hop_and_nothing_hangs() -> None:
+    dispatcher = Dispatcher(0)
+
+    def broken(items: list[Any]) -> list[Any]:
+        raise OSError("disk gone")
+
+    async def main() -> list[Any]:
+        tasks = [asyncio.ensure_future(dispatcher.run_together(i, broken)) for i in range(6)]
+        done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        after = await dispatcher.run_together(7, _Work())  # the queue still works
+        return [*done, after]
+
+    *errors, after = _run(main)
+    assert all(isinstance(e, OSError) and str(e) == "disk gone" for e in errors)
+    assert after == 14
+
+
 # -- over HTTP -----------------------------------------------------------------------------
 
 
@@ -227,6 +316,41 @@ def test_http_concurrent_decisions_are_all_recorded(served: Served) -> None:
     for decision_id in ids:
         record = served.service.ledger.get(decision_id)
         assert record is not None and record.body["subject_key"]
+
+
+def test_http_concurrent_requests_refused_alone_and_the_others_recorded(served: Served) -> None:
+    """Requests that wait together for the pool are decided together: a bad one (a bad row, a
+    malformed body) gets its own 4xx and every good one is answered and recorded."""
+    app = create_app(served.service, served.keys, default_model=MODEL, default_alias=ALIAS)
+    with TestClient(app) as client:
+
+        def one(i: int) -> tuple[int, int, Any]:
+            row = dict(served.rows[i % len(served.rows)])
+            if i % 8 == 3:
+                row["phist"] = "perhaps"
+            body = json.dumps(_invocation(served, row, f"together-{i}"))
+            if i % 8 == 5:
+                body = body[:-2]  # malformed JSON
+            headers = {"Content-Type": "application/json", **served.auth("scorer")}
+            r = client.post("/invocations", content=body, headers=headers)
+            return i, r.status_code, r.json()
+
+        before = served.size
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(one, range(64)))
+    for i, status, doc in answers:
+        if i % 8 == 3:
+            assert status == 422 and doc["error"].startswith("feature 'phist' = 'perhaps'"), doc
+        elif i % 8 == 5:
+            assert status == 400, doc
+        else:
+            assert status == 200, doc
+            record = served.service.ledger.get(doc["decision_ids"][0])
+            assert record is not None and record.body["inputs"]["phist"] != "perhaps"
+    good = [doc for i, _, doc in answers if i % 8 not in (3, 5)]
+    assert len({d["decision_ids"][0] for d in good}) == 48
+    denied = sum(d["predictions"][0]["outcome"] == "deny" for d in good)
+    assert served.size == before + 48 + denied  # and nothing from the refused ones
 
 
 @pytest.mark.parametrize("value", ["-1", "nan"])

@@ -4,12 +4,12 @@ predictions, explanations and decision ids."""
 from __future__ import annotations
 
 import time
-from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from governance.decisions.service import DecisionError
+from governance.decisions.service import Decision, DecisionError, DecisionRequest
 from governance.service import schemas as s
 from governance.service.bodies import (
     CSV_MEDIA,
@@ -62,38 +62,74 @@ router = APIRouter()
     },
 )
 async def invocations(call: Invocation = Depends(invocation)) -> Response:
-    return await call.dispatcher.run(partial(_invocations, call), body_bytes=len(call.body))
+    return await call.dispatcher.run_together(call, _invocations, body_bytes=len(call.body))
 
 
-def _invocations(call: Invocation) -> Response:
-    service, principal, metrics = call.service, call.principal, call.metrics
-    default_model, default_alias = call.served.model, call.served.alias
-    if default_model is None:
+def _invocations(calls: list[Invocation]) -> list[Response | Exception]:
+    """Answer each call: alone as :meth:`DecisionService.decide_many` decides it, or, when
+    several waited together, all their rows in one ledger transaction
+    (:meth:`DecisionService.decide_together`), each call still refused or answered alone.
+    """
+    out: list[Response | Exception | None] = [None] * len(calls)
+    requests: list[tuple[int, DecisionRequest]] = []
+    for k, call in enumerate(calls):
+        try:
+            rows, subject_ids, purpose = _rows(call)
+        except ApiError as exc:
+            out[k] = exc
+        else:
+            requests.append((k, DecisionRequest(rows, subject_ids, call.principal.name, purpose)))
+    service, served = calls[0].service, calls[0].served
+    model = served.model
+    if not requests or model is None:  # (no model: _rows refused every call)
+        return _answered(out)
+    started = time.perf_counter()
+    try:
+        if len(requests) == 1:
+            r = requests[0][1]
+            decided: list[list[Decision] | DecisionError] = [
+                service.decide_many(
+                    model,
+                    r.rows,
+                    subject_ids=r.subject_ids,
+                    alias=served.alias,
+                    caller=r.caller,
+                    purpose=r.purpose,
+                )
+            ]
+        else:
+            decided = service.decide_together(model, [r for _, r in requests], alias=served.alias)
+    except DecisionError as exc:
+        decided = [exc] * len(requests)
+    for (k, _), result in zip(requests, decided, strict=True):
+        if isinstance(result, DecisionError):
+            out[k] = decision_error(result, service, rows=True)
+        else:
+            observe(calls[k].metrics, "invocations", started, result)
+            out[k] = _answer(result)
+    return _answered(out)
+
+
+def _answered(out: list[Response | Exception | None]) -> list[Response | Exception]:
+    return [r if r is not None else RuntimeError("a request was left unanswered") for r in out]
+
+
+def _rows(call: Invocation) -> tuple[list[dict[str, Any]], list[str | None] | None, str | None]:
+    """A call's rows, subject ids and purpose (400, 404, 413, 415, 422 as :class:`ApiError`)."""
+    if call.served.model is None:
         raise ApiError(
             404, "no model is being served: start the server with --model NAME [--alias]"
         )
-    media, raw = call.media, call.body
-    if media == CSV_MEDIA:
+    if call.media == CSV_MEDIA:
         try:
-            loaded, _ = service.model(default_model, alias=default_alias)
+            loaded, _ = call.service.model(call.served.model, alias=call.served.alias)
         except DecisionError as exc:
-            raise decision_error(exc, service) from None
-        rows, subject_ids, purpose = csv_rows(raw, loaded.scorecard.numeric), None, None
-    else:
-        rows, subject_ids, purpose = invocation_rows(raw)
-    started = time.perf_counter()
-    try:
-        decisions = service.decide_many(
-            default_model,
-            rows,
-            subject_ids=subject_ids,
-            alias=default_alias,
-            caller=principal.name,
-            purpose=purpose,
-        )
-    except DecisionError as exc:
-        raise decision_error(exc, service, rows=True) from None
-    observe(metrics, "invocations", started, decisions)
+            raise decision_error(exc, call.service) from None
+        return csv_rows(call.body, loaded.scorecard.numeric), None, None
+    return invocation_rows(call.body)
+
+
+def _answer(decisions: list[Decision]) -> Response:
     return json_response(
         {
             "predictions": [{"outcome": d.outcome, "score": d.score} for d in decisions],
