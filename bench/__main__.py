@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m bench                         # everything (make bench), ~18 minutes on 2 cores
+    python -m bench                         # everything (make bench), ~12-16 minutes on 2 cores
     python -m bench --quick                 # small sizes, ~2 minutes
     python -m bench --only decisions http   # some of them
     python -m bench --profile /tmp/prof     # also write cProfile / py-spy profiles there
