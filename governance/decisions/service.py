@@ -422,7 +422,7 @@ class DecisionService:
             When none can be decided: the model, version or alias is unknown or untrusted, or
             the alias kept moving.
         """
-        results: list[list[Decision] | DecisionError] = [DecisionError("")] * len(requests)
+        results: dict[int, list[Decision] | DecisionError] = {}
         checked: list[tuple[int, DecisionRequest, list[str | None]]] = []
         for k, r in enumerate(requests):
             try:
@@ -442,7 +442,7 @@ class DecisionService:
                 else:
                     prepared.append((k, bodies, entries))
             if not prepared:
-                return results
+                break
             try:
                 receipts = self._append(
                     [e for _, _, entries in prepared for e in entries], model, via, resolved
@@ -454,7 +454,7 @@ class DecisionService:
                         if len(prepared) == 1
                         else self._alone(requests[k], model, version, alias)
                     )
-                return results
+                break
             if receipts is None:
                 continue  # the alias moved: decide them all again with the version it names
             start = 0
@@ -462,8 +462,10 @@ class DecisionService:
                 mine = receipts[start : start + len(bodies)]
                 start += len(entries)
                 results[k] = [_decision(b, rc) for b, rc in zip(bodies, mine, strict=True)]
-            return results
-        raise DecisionError(ERR_ALIAS_MOVING.format(alias=alias, model=model, n=MAX_ATTEMPTS))
+            break
+        else:
+            raise DecisionError(ERR_ALIAS_MOVING.format(alias=via, model=model, n=MAX_ATTEMPTS))
+        return [results[k] for k in range(len(requests))]
 
     def _alone(
         self, r: DecisionRequest, model: str, version: str | None, alias: str | None

@@ -228,6 +228,31 @@ def test_a_failed_combined_append_decides_each_request_alone(
     assert added == sum(1 + (d.outcome == "deny") for d in recorded)
 
 
+def test_together_an_alias_that_moves_mid_request_decides_them_all_again(
+    service: DecisionService, batch: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fence refused the combined append (the alias moved): nothing was written, so every
+    request is decided again, and each is recorded exactly once."""
+    rows = [service.ledger.get(i).body["inputs"] for i in batch[:2]]
+    original = service._append
+    calls: list[int] = []
+
+    def moved_once(entries, *args):  # type: ignore[no-untyped-def]
+        calls.append(len(entries))
+        return None if len(calls) == 1 else original(entries, *args)
+
+    monkeypatch.setattr(service, "_append", moved_once)
+    before = service.ledger.size()
+    results = service.decide_together(
+        MODEL, [DecisionRequest([rows[0]], ["m-1"]), DecisionRequest([rows[1]], ["m-2"])],
+        alias="candidate",
+    )  # fmt: skip
+    assert len(calls) == 2 and calls[0] == calls[1]
+    decided = [r[0] for r in results]  # type: ignore[index]
+    assert service.ledger.size() == before + calls[1]
+    assert [service.ledger.get(d.decision_id).body["inputs"] for d in decided] == rows
+
+
 def test_together_an_unknown_model_refuses_every_request(service: DecisionService) -> None:
     before = service.ledger.size()
     with pytest.raises(DecisionError, match="no registered model named 'nope'"):
