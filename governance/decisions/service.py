@@ -185,6 +185,7 @@ class DecisionRequest:
     subject_ids: Sequence[str | None] | None = None
     caller: str | None = None
     purpose: str | None = None
+    pii: Sequence[Mapping[str, Any] | None] | None = None
 
 
 def _checked_request(
@@ -435,7 +436,7 @@ class DecisionService:
             for k, r, subject_ids in checked:
                 try:
                     bodies, entries = self._entries(
-                        loaded, via, r.rows, subject_ids, r.caller, r.purpose, None
+                        loaded, via, r.rows, subject_ids, r.caller, r.purpose, r.pii
                     )
                 except DecisionError as exc:
                     results[k] = exc
@@ -480,6 +481,7 @@ class DecisionService:
                 alias=alias,
                 caller=r.caller,
                 purpose=r.purpose,
+                pii=r.pii,
             )
         except DecisionError as exc:
             return exc

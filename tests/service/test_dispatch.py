@@ -353,6 +353,64 @@ def test_http_concurrent_requests_refused_alone_and_the_others_recorded(served: 
     assert served.size == before + 48 + denied  # and nothing from the refused ones
 
 
+def test_v1_decisions_waiting_together_are_grouped_by_target_and_refused_alone(
+    served: Served,
+) -> None:
+    """Calls that one hop takes together: those naming the same model, version and alias are
+    recorded by one append; an unknown version, a bad row or a malformed body is refused alone;
+    personal data still goes in encrypted."""
+    from governance.service.api.decisions import _create_decisions, _Single
+    from governance.service.auth import Principal
+    from governance.service.deps import Served as Target
+
+    service = served.service
+    metrics = create_app(service, served.keys).state.metrics
+    principal = Principal("together-frontend", "scorer")
+    default = Target(MODEL, ALIAS)
+
+    def call(**doc: Any) -> _Single:
+        body = {"features": served.rows[0], **doc}
+        return _Single(principal, json.dumps(body).encode(), service, default, metrics)
+
+    calls = [
+        call(subject_id="g-1", pii={"name": "A"}),
+        call(subject_id="g-2", version="1"),
+        call(subject_id="g-3", features={**served.rows[1], "phist": "perhaps"}),
+        call(subject_id="g-4", version="999"),
+        _Single(principal, b'{"features": ', service, default, metrics),
+        call(subject_id="g-5", version="1"),
+        call(subject_id="g-6"),
+    ]
+    appends: list[int] = []
+    original = service.ledger.append_many
+
+    def counted(entries, **kw):  # type: ignore[no-untyped-def]
+        entries = list(entries)
+        appends.append(len(entries))
+        return original(entries, **kw)
+
+    before = served.size
+    service.ledger.append_many = counted  # type: ignore[method-assign]
+    try:
+        answers = _create_decisions(calls)
+    finally:
+        del service.ledger.append_many
+    status = [getattr(a, "status_code", None) or a.status for a in answers]  # type: ignore[union-attr]
+    assert status == [201, 201, 422, 404, 400, 201, 201]
+    assert len(appends) == 2  # the alias's group and version 1's group: one append each
+    assert served.size == before + sum(appends)
+    docs = {k: json.loads(answers[k].body) for k in (0, 1, 5, 6)}  # type: ignore[union-attr]
+    assert [docs[k]["model"]["alias"] for k in (0, 6)] == [ALIAS, ALIAS]
+    assert [docs[k]["model"]["alias"] for k in (1, 5)] == [None, None]
+    record = service.ledger.get(docs[0]["decision_id"])
+    assert record is not None and record.body["pii"]["alg"]  # encrypted, not the plain value
+    assert service.ledger.decode(record)["body"]["pii"] == {"name": "A"}
+    assert record.body["caller"] == "together-frontend"
+    for k, subject in ((1, "g-2"), (5, "g-5"), (6, "g-6")):
+        body = service.ledger.get(docs[k]["decision_id"]).body
+        assert body["subject_key"] == service.ledger.subject_key(subject)
+
+
 @pytest.mark.parametrize("value", ["-1", "nan"])
 def test_serve_refuses_a_bad_inline_below(value: str) -> None:
     result = CliRunner().invoke(cli, ["serve", "--inline-below-ms", value])

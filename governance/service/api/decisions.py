@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from functools import partial
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from governance.decisions.reviews import with_effective_outcomes
-from governance.decisions.service import DecisionError, DecisionService
+from governance.decisions.service import DecisionError, DecisionRequest, DecisionService
 from governance.ledger import IntegrityError, Ledger, LedgerError
 from governance.service import schemas as s
 from governance.service.auth import Principal
@@ -68,34 +68,73 @@ async def create_decision(
     metrics: Metrics = Depends(get_metrics),
     dispatcher: Dispatcher = Depends(get_dispatcher),
 ) -> Response:
-    work = partial(_create_decision, principal, raw, service, served, metrics)
-    return await dispatcher.run(work, body_bytes=len(raw))
+    call = _Single(principal, raw, service, served, metrics)
+    return await dispatcher.run_together(call, _create_decisions, body_bytes=len(raw))
 
 
-def _create_decision(
-    principal: Principal, raw: bytes, service: DecisionService, served: Served, metrics: Metrics
-) -> Response:
-    req = parse(raw, s.DecisionRequest)
+@dataclass(frozen=True)
+class _Single:
+    """One ``POST /v1/decisions`` call, as it waits for its turn."""
+
+    principal: Principal
+    raw: bytes
+    service: DecisionService
+    served: Served
+    metrics: Metrics
+
+
+def _create_decisions(calls: list[_Single]) -> list[Response | Exception]:
+    """Answer each call: alone as :meth:`DecisionService.decide` decides it, or, when several
+    waited together, those naming the same model, version and alias in one ledger transaction
+    (:meth:`DecisionService.decide_together`), each still refused or answered alone.
+    """
+    out: list[Response | Exception | None] = [None] * len(calls)
+    groups: dict[tuple[str, str | None, str | None], list[tuple[int, DecisionRequest]]] = {}
+    for k, call in enumerate(calls):
+        try:
+            model, version, alias, request = _request(call)
+        except ApiError as exc:
+            out[k] = exc
+        else:
+            groups.setdefault((model, version, alias), []).append((k, request))
+    service, metrics = calls[0].service, calls[0].metrics
+    for (model, version, alias), requests in groups.items():
+        started = time.perf_counter()
+        try:
+            decided = service.decide_together(
+                model, [r for _, r in requests], version=version, alias=alias
+            )
+        except DecisionError as exc:
+            decided = [exc] * len(requests)
+        for (k, _), result in zip(requests, decided, strict=True):
+            if isinstance(result, DecisionError):
+                out[k] = decision_error(result, service)
+                continue
+            decision = result[0]
+            observe(metrics, "decisions", started, [decision])
+            out[k] = json_response(
+                decision.to_dict(), 201, {"Location": f"/v1/decisions/{decision.decision_id}"}
+            )
+    return [r if r is not None else RuntimeError("a request was left unanswered") for r in out]
+
+
+def _request(call: _Single) -> tuple[str, str | None, str | None, DecisionRequest]:
+    """A call's target (model, version, alias) and its one application (4xx as ApiError)."""
+    req = parse(call.raw, s.DecisionRequest)
     check_scalars(req.features)
-    model, version, alias = target(req, served)
+    model, version, alias = target(req, call.served)
     pii = merge_pii(req.pii, req.sensitive)
-    started = time.perf_counter()
-    try:
-        decision = service.decide(
-            model,
-            req.features,
-            subject_id=req.subject_id,
-            version=version,
-            alias=alias,
-            caller=principal.name,
-            purpose=req.purpose,
-            pii=pii,
-        )
-    except DecisionError as exc:
-        raise decision_error(exc, service) from None
-    observe(metrics, "decisions", started, [decision])
-    return json_response(
-        decision.to_dict(), 201, {"Location": f"/v1/decisions/{decision.decision_id}"}
+    return (
+        model,
+        version,
+        alias,
+        DecisionRequest(
+            [req.features],
+            [req.subject_id],
+            call.principal.name,
+            req.purpose,
+            [pii] if pii else None,
+        ),
     )
 
 
