@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import yaml
 
@@ -252,3 +256,55 @@ def subjects_per_shard(ledger: Any, per_shard: int, prefix: str = "applicant-") 
         if len(got) < per_shard:
             got.append(name)
     return [name for i in range(k) for name in chosen[i]]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeProcess:
+    """One ``governance serve --model MODEL --alias ALIAS`` process on a project's ledger."""
+
+    STARTUP_SECONDS = 120.0
+
+    def __init__(self, root: Path, model: str, alias: str, ledger_url: str | None = None) -> None:
+        self.port = free_port()
+        env = cli_env(root)
+        if ledger_url:
+            env["GOVERNANCE_LEDGER_URL"] = ledger_url
+        self.proc = subprocess.Popen(
+            [
+                str(REPO / ".venv/bin/governance"),
+                *("serve", "--model", model, "--alias", alias, "--port", str(self.port)),
+            ],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)  # polling for readiness, not ordering anything under test
+        raise AssertionError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,7 +22,7 @@ import httpx
 import pandas as pd
 import psycopg
 import pytest
-from support import REPO, build_trained_project, cli_env
+from support import ServeProcess, build_trained_project
 
 from governance.decisions.service import DecisionService
 from governance.ledger import Ledger
@@ -40,7 +37,6 @@ MIN_DECISIONS = 1_000
 MIN_MOVES = 20
 SERVERS = 2
 CLIENTS_PER_SERVER = 2
-STARTUP_SECONDS = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -49,55 +45,6 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Settin
     root, settings = build_trained_project(tmp_path_factory.mktemp("fencing"))
     assert stages.register(Workspace.open(root, settings=settings)).evidence["version"]
     return root, settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """One ``governance serve`` process on the project's ledger."""
-
-    def __init__(self, root: Path, ledger_url: str | None) -> None:
-        self.port = _free_port()
-        env = cli_env(root)
-        if ledger_url:
-            env["GOVERNANCE_LEDGER_URL"] = ledger_url
-        self.proc = subprocess.Popen(
-            [
-                str(REPO / ".venv/bin/governance"),
-                *("serve", "--model", MODEL, "--alias", "champion", "--port", str(self.port)),
-            ],
-            cwd=root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stderr.read()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)  # polling for readiness, not ordering anything under test
-        raise AssertionError("server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def _run(root: Path, settings: Settings, ledger_url: str | None) -> dict[str, Any]:
@@ -110,7 +57,7 @@ def _run(root: Path, settings: Settings, ledger_url: str | None) -> dict[str, An
     }
     with Ledger.open(settings.ledger_url, home=settings.home) as ledger:
         promote(settings, ledger, MODEL, "1", approver="ann", reason="baseline")
-    servers = [Server(root, ledger_url) for _ in range(SERVERS)]
+    servers = [ServeProcess(root, MODEL, "champion", ledger_url) for _ in range(SERVERS)]
     decided: list[str] = []
     errors: list[str] = []
     stop = threading.Event()
