@@ -345,8 +345,6 @@ def as_text(column: pd.Series) -> np.ndarray:
     print differently are converted one by one: floats (``0.0`` and ``-0.0``) and object
     columns, which may mix types (``1``, ``1.0``, ``True``), unless they are all text already.
     """
-    n = len(column)
-    out = np.full(n, np.nan, dtype=object)
     dtype = column.dtype
     types = pd.api.types
     if not (
@@ -357,6 +355,7 @@ def as_text(column: pd.Series) -> np.ndarray:
         return text[codes]  # code -1 (missing) picks the trailing NaN
     present = column.notna().to_numpy()
     values = column.to_numpy(dtype=object)
+    out = np.full(len(values), np.nan, dtype=object)
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         out[present] = values[present]
     else:
