@@ -308,3 +308,18 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def count_appends(ledger: Any, monkeypatch: Any) -> list[int]:
+    """Make ``ledger.append_many`` note how many entries each call appends (the calls are
+    still made); return the list it fills."""
+    appends: list[int] = []
+    original = ledger.append_many
+
+    def counted(entries: Any, **kw: Any) -> Any:
+        entries = list(entries)
+        appends.append(len(entries))
+        return original(entries, **kw)
+
+    monkeypatch.setattr(ledger, "append_many", counted)
+    return appends

@@ -15,11 +15,11 @@ raises that average and sends every decision to the pool; so does load, where de
 for the pool and their wall time grows. The decision is the same either way: same code, same
 ledger transaction, answered only once durable.
 
-Under load, :meth:`Dispatcher.run_together` goes further for ``/invocations``: requests bound
-for the pool while :data:`HOPS` others are already there wait together, and the next pool hop
-takes all of them at once and records them in one ledger transaction. One hop and one commit
-for many requests, instead of one thread hand-off and one turn in the group commit each, is
-what a server bound by one core's interpreter lock gains under concurrency.
+Under load it goes further: requests bound for the pool while :data:`HOPS` hops of the same
+work are under way wait together, and the next hop takes all of them at once (``/invocations``
+and ``POST /v1/decisions`` record them in one ledger transaction). One hop and one commit for
+many requests, instead of one thread hand-off and one turn in the group commit each, is what a
+server bound by one core's interpreter lock gains under concurrency.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ SMOOTHING = 0.2
 """Weight of the newest decision in the running average of their wall time."""
 
 HOPS = 2
-"""Pool hops one :meth:`Dispatcher.run_together` work has under way at once: while one waits
+"""Pool hops one work given to :meth:`Dispatcher.run` has under way at once: while one waits
 for its commit to be durable, the next prepares its decisions."""
 
 WHERE = ("loop", "pool")
@@ -71,7 +71,7 @@ class Dispatcher:
             raise ValueError(f"inline_below must be >= 0 seconds, not {inline_below}")
         self.inline_below = inline_below
         self.recent = 0.0  # running average of a decision's wall time, seconds
-        self._active = 0  # decisions between entering run() and finishing
+        self._active = 0  # items between entering run() and finishing
         self._counts = dict.fromkeys(WHERE, 0)
         self._queues: dict[Callable[..., Any], _Queue[Any, Any]] = {}
 
@@ -79,43 +79,23 @@ class Dispatcher:
         """Decisions run so far on the loop's thread (``loop``) and in the pool (``pool``)."""
         return dict(self._counts)
 
-    async def run(self, work: Callable[[], T], *, body_bytes: int = 0) -> T:
-        """Run ``work`` (blocking: it decides and commits) where it costs least; return its result.
-
-        A request body over :data:`INLINE_BODY_MAX` bytes (``body_bytes``) always goes to the
-        pool.
-
-        Raises
-        ------
-        Exception
-            Whatever ``work`` raises.
-        """
-        self._active += 1
-        started = time.perf_counter()
-        try:
-            if body_bytes <= INLINE_BODY_MAX and self._alone():
-                await asyncio.sleep(0)  # requests already read reach here first
-                if self._alone():
-                    self._counts["loop"] += 1
-                    return work()
-            self._counts["pool"] += 1
-            return await run_in_threadpool(work)
-        finally:
-            self._active -= 1
-            self.recent += SMOOTHING * (time.perf_counter() - started - self.recent)
-
-    async def run_together(
+    async def run(
         self,
         item: Item,
         work: Callable[[list[Item]], Sequence[T | Exception]],
         *,
         body_bytes: int = 0,
     ) -> T:
-        """Run ``work([item])`` as :meth:`run` would, but let items bound for the pool wait
-        together: ``work`` then gets every item waiting, in arrival order, in one pool hop.
+        """Run ``work([item])`` (blocking: it decides and commits) where it costs least; return
+        this item's result.
 
-        ``work`` (blocking) returns one result per item, in order: a value, or the exception
-        to raise to that item's caller alone. An exception ``work`` raises goes to them all.
+        On the loop's thread when alone and quick (see the module docstring); otherwise in the
+        pool, where items wait together: while :data:`HOPS` hops of ``work`` are under way, the
+        next one gets every item waiting, in arrival order. A request body over
+        :data:`INLINE_BODY_MAX` bytes (``body_bytes``) always goes to the pool.
+
+        ``work`` returns one result per item, in order: a value, or the exception to raise to
+        that item's caller alone. An exception ``work`` raises goes to every item it was given.
 
         Raises
         ------
@@ -143,9 +123,8 @@ class Dispatcher:
             self._active -= 1
             self.recent += SMOOTHING * (time.perf_counter() - started - self.recent)
 
-    @staticmethod
     async def _hop(
-        work: Callable[[list[Item]], Sequence[T | Exception]], queue: _Queue[Item, T]
+        self, work: Callable[[list[Item]], Sequence[T | Exception]], queue: _Queue[Item, T]
     ) -> None:
         """Run ``work`` in the pool on everything waiting, until nothing is."""
         batch: list[tuple[Item, asyncio.Future[T]]] = []
@@ -173,6 +152,8 @@ class Dispatcher:
             for _, future in batch:  # cancelled mid-hop (shutdown): nobody waits forever
                 if not future.done():
                     future.cancel()
+            if not queue.hops and not queue.waiting and self._queues.get(work) is queue:
+                del self._queues[work]  # idle: a work seen once does not stay forever
 
     def _alone(self) -> bool:
         return self._active == 1 and self.recent < self.inline_below

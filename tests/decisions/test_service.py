@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import REPO, cli_env
+from support import REPO, cli_env, count_appends
 
 from governance.core.lineage import lineage_id
 from governance.decisions.reviews import with_effective_outcomes
@@ -163,15 +163,7 @@ def test_requests_decided_together_share_one_transaction_and_fail_alone(
         DecisionRequest([rows[3]], ["t-5"], "caller-c", "bad\npurpose"),
         DecisionRequest([rows[4], rows[5]], None, "caller-d"),
     ]
-    appends: list[int] = []
-    original = service.ledger.append_many
-
-    def counted(entries, **kw):  # type: ignore[no-untyped-def]
-        entries = list(entries)
-        appends.append(len(entries))
-        return original(entries, **kw)
-
-    monkeypatch.setattr(service.ledger, "append_many", counted)
+    appends = count_appends(service.ledger, monkeypatch)
     before = service.ledger.size()
     results = service.decide_together(MODEL, requests, alias="candidate")
     assert len(appends) == 1  # one transaction for both good requests

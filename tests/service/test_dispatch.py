@@ -1,4 +1,5 @@
-"""Where a decision runs: the event loop's thread when alone and quick, else the thread pool.
+"""Where a decision runs: the event loop's thread when alone and quick, else the thread pool,
+where decisions waiting together share a hop.
 
 The unit tests drive :class:`Dispatcher` on a real asyncio loop and look at the thread each
 piece of work ran on; the HTTP tests count, through ``/metrics``, where the app's decisions
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
+from support import count_appends
 from typer.testing import CliRunner
 
 from governance.cli import app as cli
@@ -39,9 +41,20 @@ def _thread() -> int:
     return threading.get_ident()
 
 
+def _each(works: list[Callable[[], Any]]) -> list[Any]:
+    """A work whose items are callables: each one's result, or its exception."""
+    out: list[Any] = []
+    for work in works:
+        try:
+            out.append(work())
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
 async def _where(dispatcher: Dispatcher, work: Callable[[], Any] = _thread) -> str:
     """``loop`` or ``pool``: the thread ``work`` ran on, seen from inside it."""
-    ran_on = await dispatcher.run(work)
+    ran_on = await dispatcher.run(work, _each)
     return "loop" if ran_on == threading.get_ident() else "pool"
 
 
@@ -121,7 +134,7 @@ def test_an_error_propagates_and_leaves_nothing_running(inline_below: float) -> 
 
     async def main() -> str:
         with pytest.raises(ValueError, match="refused"):
-            await dispatcher.run(refuse)
+            await dispatcher.run(refuse, _each)
         return await _where(dispatcher)
 
     assert _run(main) == ("loop" if inline_below else "pool")
@@ -131,8 +144,8 @@ def test_a_big_body_always_goes_to_the_pool() -> None:
     dispatcher = Dispatcher()
 
     async def main() -> list[str]:
-        big = await dispatcher.run(_thread, body_bytes=INLINE_BODY_MAX + 1)
-        small = await dispatcher.run(_thread, body_bytes=INLINE_BODY_MAX)
+        big = await dispatcher.run(_thread, _each, body_bytes=INLINE_BODY_MAX + 1)
+        small = await dispatcher.run(_thread, _each, body_bytes=INLINE_BODY_MAX)
         loop = threading.get_ident()
         return ["loop" if t == loop else "pool" for t in (big, small)]
 
@@ -165,7 +178,7 @@ def test_together_a_lone_quick_item_runs_on_the_loops_thread() -> None:
     dispatcher, work = Dispatcher(), _Work()
 
     async def main() -> tuple[int, int]:
-        return await dispatcher.run_together(21, work), threading.get_ident()
+        return await dispatcher.run(21, work), threading.get_ident()
 
     answer, loop = _run(main)
     assert answer == 42
@@ -179,10 +192,10 @@ def test_together_items_waiting_for_the_pool_share_one_hop() -> None:
     dispatcher, work = Dispatcher(), _Work(release)
 
     async def main() -> list[Any]:
-        first = [asyncio.ensure_future(dispatcher.run_together(i, work)) for i in range(HOPS)]
+        first = [asyncio.ensure_future(dispatcher.run(i, work)) for i in range(HOPS)]
         for _ in range(5):
             await asyncio.sleep(0)  # the first ones are in their hops, held there
-        rest = [asyncio.ensure_future(dispatcher.run_together(i, work)) for i in range(10, 16)]
+        rest = [asyncio.ensure_future(dispatcher.run(i, work)) for i in range(10, 16)]
         for _ in range(5):
             await asyncio.sleep(0)
         release.set()
@@ -205,7 +218,7 @@ def test_together_an_items_error_goes_to_its_caller_alone() -> None:
 
     async def main() -> list[Any]:
         items = [1, "bad-2", 3, "bad-4", 5]
-        tasks = [asyncio.ensure_future(dispatcher.run_together(x, work)) for x in items]
+        tasks = [asyncio.ensure_future(dispatcher.run(x, work)) for x in items]
         for _ in range(5):
             await asyncio.sleep(0)
         release.set()
@@ -223,9 +236,9 @@ def test_together_a_failing_work_fails_every_item_of_its_hop_and_nothing_hangs()
         raise OSError("disk gone")
 
     async def main() -> list[Any]:
-        tasks = [asyncio.ensure_future(dispatcher.run_together(i, broken)) for i in range(6)]
+        tasks = [asyncio.ensure_future(dispatcher.run(i, broken)) for i in range(6)]
         done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
-        after = await dispatcher.run_together(7, _Work())  # the queue still works
+        after = await dispatcher.run(7, _Work())  # the queue still works
         return [*done, after]
 
     *errors, after = _run(main)
@@ -354,7 +367,7 @@ def test_http_concurrent_requests_refused_alone_and_the_others_recorded(served: 
 
 
 def test_v1_decisions_waiting_together_are_grouped_by_target_and_refused_alone(
-    served: Served,
+    served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Calls that one hop takes together: those naming the same model, version and alias are
     recorded by one append; an unknown version, a bad row or a malformed body is refused alone;
@@ -381,20 +394,10 @@ def test_v1_decisions_waiting_together_are_grouped_by_target_and_refused_alone(
         call(subject_id="g-5", version="1"),
         call(subject_id="g-6"),
     ]
-    appends: list[int] = []
-    original = service.ledger.append_many
-
-    def counted(entries, **kw):  # type: ignore[no-untyped-def]
-        entries = list(entries)
-        appends.append(len(entries))
-        return original(entries, **kw)
-
+    appends = count_appends(service.ledger, monkeypatch)
     before = served.size
-    service.ledger.append_many = counted  # type: ignore[method-assign]
-    try:
-        answers = _create_decisions(calls)
-    finally:
-        del service.ledger.append_many
+    answers = _create_decisions(calls)
+    monkeypatch.undo()
     status = [getattr(a, "status_code", None) or a.status for a in answers]  # type: ignore[union-attr]
     assert status == [201, 201, 422, 404, 400, 201, 201]
     assert len(appends) == 2  # the alias's group and version 1's group: one append each

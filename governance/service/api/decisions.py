@@ -69,7 +69,7 @@ async def create_decision(
     dispatcher: Dispatcher = Depends(get_dispatcher),
 ) -> Response:
     call = _Single(principal, raw, service, served, metrics)
-    return await dispatcher.run_together(call, _create_decisions, body_bytes=len(raw))
+    return await dispatcher.run(call, _create_decisions, body_bytes=len(raw))
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ router = APIRouter()
     },
 )
 async def invocations(call: Invocation = Depends(invocation)) -> Response:
-    return await call.dispatcher.run_together(call, _invocations, body_bytes=len(call.body))
+    return await call.dispatcher.run(call, _invocations, body_bytes=len(call.body))
 
 
 def _invocations(calls: list[Invocation]) -> list[Response | Exception]:
