@@ -10,7 +10,6 @@ the HTTP service's. Input the version's contract forbids is a 400 and writes not
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from support import REPO, cli_env
+from support import REPO, cli_env, free_port
 
 from governance.settings import Settings
 
@@ -33,16 +32,10 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def mlflow_serve(root: Path, settings: Settings, **env: str) -> Iterator[str]:
     """``mlflow models serve`` on version 1, from the project directory; yields its URL."""
-    port = _free_port()
+    port = free_port()
     environ = {**cli_env(root), "MLFLOW_TRACKING_URI": settings.mlflow_uri, **env}
     proc = subprocess.Popen(
         [

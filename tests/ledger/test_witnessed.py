@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support import free_port
 
 from governance.decisions.service import DecisionService
 from governance.ledger import Entry, Ledger
@@ -50,18 +50,12 @@ DECISIONS = 24
 VICTIM = 7  # a denial the insider turns into an approval
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class WitnessProcess:
     """``governance witness serve`` in its own process, restartable on the same port."""
 
     def __init__(self, root: Path, name: str) -> None:
         self.home = WitnessHome.init(root / name, f"witness.example/{name}")
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -519,7 +513,7 @@ def test_serve_runs_the_checkpointer_and_metrics_show_its_witnessed_checkpoints(
     planted = tmp_path / "cwd" / "governance"
     planted.mkdir(parents=True)
     (planted / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GOVERNANCE_PROJECT": str(scene.backend.root),

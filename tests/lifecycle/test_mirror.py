@@ -13,7 +13,6 @@ import fcntl
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
+from support import free_port
 
 from governance.core.dataset import load_spec, read_csv
 from governance.core.training import model_inputs
@@ -328,12 +328,6 @@ make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True).serve_forever()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class MlflowServer:
     """An MLflow tracking server over a SQLite store, in a child process we stop and start."""
 
@@ -350,7 +344,7 @@ class MlflowServer:
             REGISTRY_STORE_URI_ENV_VAR: store_uri,
             ARTIFACT_ROOT_ENV_VAR: artifacts.as_uri(),
         }
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 

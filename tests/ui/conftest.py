@@ -23,7 +23,6 @@ skip, saying why, when ``/usr/bin/chromium`` or the ``playwright`` package is mi
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -39,6 +38,7 @@ import yaml
 from fakes import FakeRegistry, trained_model
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from support import free_port
 
 from governance.decisions.service import DecisionService
 from governance.ledger import Ledger
@@ -250,15 +250,9 @@ def registered_auditor(registered_client: TestClient, registered_explorer: Explo
 # -- a real server and a real browser -------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(app: FastAPI) -> Iterator[str]:
     """``app`` served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, name="ui-test-server", daemon=True)

@@ -12,7 +12,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
 
 from governance.ledger.note import open_note, parse_checkpoint, parse_note
 from governance.witness import (
@@ -58,12 +58,6 @@ def serve() -> Iterator[Callable[[WitnessHome], WitnessServer]]:
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_client_gets_verified_cosignatures(
@@ -126,7 +120,7 @@ def test_gather_collects_what_it_can_when_a_witness_is_down(
     up, down = make_home(log), make_home(log)
     clients = [
         WitnessClient(serve(up).url, up.vkey, timeout=2),
-        WitnessClient(f"http://127.0.0.1:{_free_port()}", down.vkey, timeout=2),
+        WitnessClient(f"http://127.0.0.1:{free_port()}", down.vkey, timeout=2),
     ]
     result = gather(clients, log.checkpoint(8), 8, lambda old: log.proof(old, 8), timeout=10)
     assert set(result.cosignatures) == {up.name}
@@ -212,7 +206,7 @@ def test_sigkill_never_lets_a_witness_cosign_a_rollback(
     make_home: Callable[..., WitnessHome], log: Log
 ) -> None:
     home = make_home(log)
-    port = _free_port()
+    port = free_port()
     log.grow(3000)
     rng = random.Random(9)
     best = 0  # largest size for which a cosignature came back
