@@ -637,6 +637,13 @@ class ChainWalker:
     requires canonical bytes (in the ledger's canonical format) and, in format 2, an ``idx``
     that agrees with the body.
 
+    The columns are compared by formatting the record's tail (``,"id":...}``) from them and
+    testing that the record ends with it. Every part of that text either is JSON (a string ends
+    at its first unescaped quote), has a fixed length, or is computed here; the id, type and ts
+    columns are copied in as they are, so they must hold no ``"``. Otherwise a column could take
+    in text of the body: an id column holding ``y"},"id":"<real id>`` matches a record whose body
+    has ``"id":"y"}`` and hides the record from lookup by its id.
+
     Parameters
     ----------
     start, prev, prev_ts
@@ -742,6 +749,9 @@ class ChainWalker:
                     or not data.endswith(tail)
                     or not data.startswith(head)
                     or rts < prev_ts
+                    or b'"' in rid
+                    or b'"' in rts
+                    or b'"' in rtype
                 ):
                     raise self._diagnose(expected, row, prev, prev_ts, v2)
                 if deep or not v2:

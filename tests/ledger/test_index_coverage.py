@@ -3,7 +3,8 @@
 An insider who edits an index column (to hide a subject's decisions from ``find --subject`` or
 to move a decision to another model version) is caught by a plain ``verify``, which names the
 record -- on SQLite and on PostgreSQL, and for format-1 ledgers (no ``idx``) by re-deriving the
-columns from the body.
+columns from the body. So is one who writes into the id, type or ts column a value that takes in
+text of the record's body, so that the record's tail still ends with what the columns say.
 """
 
 from __future__ import annotations
@@ -169,3 +170,69 @@ def test_idx_bytes_are_canonical_and_any_column_change_is_caught(
         with pytest.raises(ChainBreak) as caught:
             walker.feed([tuple(row)])
         assert caught.value.seq == 0
+
+
+# A body whose nested keys spell the header's own: '"id":"' and friends occur before the tail.
+_ECHO_BODY = b'{"inputs":{"a":"x","id":"y","ts":"z","type":"w"},"n":1}'
+
+
+def _field_end(data: bytes, key: bytes, value: bytes) -> int:
+    """The offset just after the header's ``key`` value (its last occurrence in the record)."""
+    return data.rindex(b',"%b":"%b"' % (key, value)) + len(key) + 5 + len(value)
+
+
+@pytest.mark.parametrize("record_format", [RECORD_FORMAT, RECORD_FORMAT_V1])
+@pytest.mark.parametrize(("column", "key"), [(3, b"id"), (4, b"type"), (5, b"ts")])
+def test_no_id_type_or_ts_column_can_take_in_the_records_text(
+    record_format: str, column: int, key: bytes
+) -> None:
+    """Every value that ends where the true one ends but starts earlier in the record (so the
+    record still ends with the tail the columns format to) is refused, in either format."""
+    sk = hashlib.sha256(b"subject").hexdigest()
+    ts = "2026-12-01T00:00:00.000000Z"
+    rid = "01890a5d-ac96-774b-bcce-b302099a8058"
+    idx = idx_bytes(sk, "m", "1", None) if record_format == RECORD_FORMAT else None
+    data = encode_record(0, rid, "decision", ts, "0" * 64, _ECHO_BODY, idx)
+    row = [0, data, record_hash(data), rid.encode(), b"decision", ts.encode()]
+    row += [sk, subject_tag(sk), "m", "1", None]
+    if record_format == RECORD_FORMAT_V1:
+        row[6:] = [None, None, None, None, None]
+    walker = ChainWalker(record_format=record_format)
+    walker.feed([tuple(row)])  # the true columns pass
+    end = _field_end(data, key, row[column])
+    forged_values = [data[start:end] for start in range(end - len(row[column]))]
+    assert any(b'"' + key + b'":"' in v for v in forged_values)  # the attack is in the set
+    for forged in forged_values:
+        tampered = list(row)
+        tampered[column] = forged
+        with pytest.raises(ChainBreak) as caught:
+            ChainWalker(record_format=record_format).feed([tuple(tampered)])
+        assert caught.value.seq == 0, forged
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_hiding_a_record_from_lookup_by_id_is_caught(
+    kind: str, make_backend: Callable[[str], Backend]
+) -> None:
+    """An insider rewrites a decision's id column so that ``get(id)`` no longer finds it, in a
+    way that keeps the record's tail matching the columns; both verifies name the record."""
+    backend = make_backend(kind)
+    ledger = backend.open()
+    ledger.append_many(
+        [
+            Entry("decision", {"inputs": {"a": "x", "id": "y"}, "n": i}, subject_id=f"s{i}")
+            for i in range(4)
+        ]
+    )
+    target = ledger.get_seq(2)
+    assert target is not None
+    data = target.data
+    start = data.index(b'"id":"y"') + 6
+    forged = data[start : _field_end(data, b"id", target.id.encode())].decode()
+    table = backend.table("records")
+    backend.sql(f"UPDATE {table} SET id = ? WHERE seq = 2", (forged,), bypass=True)
+    assert ledger.get(target.id) is None  # hidden from lookup by id...
+    for deep in (False, True):
+        result = ledger.verify(deep=deep)  # ...but not from verification
+        assert not result.ok and result.first_bad == 2, result
+        assert "id column" in (result.reason or ""), result
