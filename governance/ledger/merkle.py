@@ -240,9 +240,8 @@ class MerkleTree:
         if not batch:
             return
         if not all(type(h) is bytes for h in batch) or set(map(len, batch)) != {HASH_SIZE}:
-            for h in batch:  # Slow path only to raise the precise error.
-                _check_hash(h)
-        self._levels[0] += b"".join(bytes(h) for h in batch)
+            batch = [_check_hash(h) for h in batch]  # raises the precise error, or copies
+        self._levels[0] += b"".join(batch)
         self._hash_up(0)
 
     def join(self, other: MerkleTree) -> None:

@@ -39,6 +39,7 @@ import binascii
 import hashlib
 import os
 import re
+import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ _KEYS_V1 = frozenset({"body", "id", "prev", "seq", "ts", "type"})
 _KEYS_V2 = _KEYS_V1 | {"idx"}
 _HEAD_PREFIX = b'{"body":{'
 _LEAF_PREFIX = b"\x00"
+_TAG_OF = struct.Struct(">q").unpack_from  # (subject tag,) of a subject key's 32 bytes
 
 INSERT_COLUMNS = (
     "seq",
@@ -306,7 +308,7 @@ def _subject_text(subject_key: object, tag: object) -> bytes:
             raw = bytes.fromhex(subject_key)
         except ValueError:
             return _NOT_JSON
-        if len(raw) == 32 and tag == int.from_bytes(raw[:8], "big", signed=True):
+        if len(raw) == 32 and (tag,) == _TAG_OF(raw):
             return b'"%b"' % subject_key.encode()
         return _NOT_JSON
     if subject_key is None and tag is None:
@@ -711,7 +713,8 @@ class ChainWalker:
         ChainBreak
             At the first bad record (state is left at the last good record).
         """
-        sha256, leaf, head, hexlify = hashlib.sha256, _LEAF_PREFIX, _HEAD_PREFIX, binascii.hexlify
+        head, hexlify = _HEAD_PREFIX, binascii.hexlify
+        leaf_hash = hashlib.sha256(_LEAF_PREFIX)  # copied per record: cheaper than a new hash
         v2 = self.record_format == RECORD_FORMAT
         expected, prev, prev_ts = self.next_seq, self.prev, self.prev_ts
         prev_hex = hexlify(prev)
@@ -725,7 +728,9 @@ class ChainWalker:
         try:
             for row in rows:
                 seq, data, stored, rid, rtype, rts, sk, tag, name, version, ref = row
-                digest = sha256(leaf + data).digest()
+                hasher = leaf_hash.copy()
+                hasher.update(data)
+                digest = hasher.digest()
                 if v2:
                     if name != name_of or version != version_of:
                         model_head, model_tail = model_of(name, version)
