@@ -22,7 +22,12 @@ import pandas as pd
 
 from governance.core import recourse_record
 from governance.decisions.aliases import MAX_ATTEMPTS, AliasBook, Resolved
-from governance.decisions.batch import BodyTemplate, body_template, decision_bodies
+from governance.decisions.batch import (
+    BodyTemplate,
+    body_template,
+    collector_paused,
+    decision_bodies,
+)
 from governance.decisions.checks import (
     CONTROL_CHARS,
     DecisionError,
@@ -576,10 +581,11 @@ class DecisionService:
                 if subject_column
                 else None
             )
-            scores, outcomes, entries = plan.entries(
-                part, ood_rows[start : start + len(part)], keys
-            )
-            receipts = self._append(entries, model, via, resolved)
+            with collector_paused():  # not across the yield: the caller's code runs then
+                scores, outcomes, entries = plan.entries(
+                    part, ood_rows[start : start + len(part)], keys
+                )
+                receipts = self._append(entries, model, via, resolved)
             if receipts is None:  # the alias moved: the rest is decided by its new version
                 moves += 1
                 if moves >= MAX_ATTEMPTS:

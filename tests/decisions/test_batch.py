@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,12 @@ from hypothesis import strategies as st
 
 from governance.core.scorecard import Scorecard
 from governance.core.training import MISSING
-from governance.decisions.batch import body_template, decision_bodies, json_column
+from governance.decisions.batch import (
+    body_template,
+    collector_paused,
+    decision_bodies,
+    json_column,
+)
 from governance.decisions.service import _clean_features, decision_body
 from governance.ledger.canonical import CANONICAL_FORMATS, encoder_for
 from governance.registry.mlflow import LoadedModel
@@ -199,3 +206,58 @@ def test_a_template_needs_every_slot_once() -> None:
         body_template(
             lambda **s: {k: v for k, v in s.items() if k != "score"}, encode, subject_key=False
         )
+
+
+@pytest.fixture
+def collector_on() -> Any:
+    """The collector on at the start and again at the end, whatever the test left."""
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if was:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+def test_a_pause_holds_the_collector_off_and_restores_it(collector_on: None) -> None:
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # nested
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("a chunk failed")
+    assert gc.isenabled()
+    gc.disable()  # off before the pause: stays off after it
+    with collector_paused():
+        pass
+    assert not gc.isenabled()
+
+
+def test_overlapping_pauses_in_two_threads_end_with_the_last(collector_on: None) -> None:
+    """A first, B second, A ends while B still builds: the collector stays off until B ends."""
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def a() -> None:
+        with collector_paused():
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def b() -> None:
+        a_in.wait(10)
+        with collector_paused():
+            b_in.set()
+            a_out.wait(10)
+            seen["after A ended"] = gc.isenabled()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"after A ended": False}
+    assert gc.isenabled()

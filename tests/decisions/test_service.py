@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import subprocess
@@ -383,3 +384,30 @@ def test_audit_cli_shows_every_event_and_never_prints_a_forged_line(
     found_json = governance_cli(root, "audit", "find", "--since", since, "--limit", "500", "--json")
     statuses = {r["id"]: r["status"] for r in json.loads(found_json.stdout)}
     assert statuses[decision_id] == "contested"
+
+
+def test_batch_pauses_the_collector_per_chunk_and_never_leaves_it_off(
+    trained: tuple[Path, Settings], service: DecisionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk is written with the collector paused; the caller's code between chunks and
+    everything after the batch (also after a failed chunk) runs with it on again."""
+    root, _ = trained
+    test = pd.read_csv(root / "data/split/test.csv").iloc[:30]
+    original = service.ledger.append_many
+    during: list[bool] = []
+
+    def observe(entries, **kw):  # type: ignore[no-untyped-def]
+        during.append(gc.isenabled())
+        if len(during) == 3:
+            raise OSError("disk full")
+        return original(entries, **kw)
+
+    monkeypatch.setattr(service.ledger, "append_many", observe)
+    assert gc.isenabled()
+    between = []
+    with pytest.raises(OSError, match="disk full"):
+        for _ in service.score_frame(MODEL, test, alias="candidate", chunk=10):
+            between.append(gc.isenabled())
+    assert during == [False, False, False]
+    assert between == [True, True]
+    assert gc.isenabled()
