@@ -62,7 +62,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Final
 
@@ -125,7 +125,16 @@ class Counterfactual:
     def to_dict(self) -> dict[str, Any]:
         """The counterfactual as a JSON-ready document."""
         return {
-            "changes": [asdict(c) for c in self.changes],
+            "changes": [
+                {
+                    "feature": c.feature,
+                    "label": c.label,
+                    "before": c.before,
+                    "after": c.after,
+                    "cost": c.cost,
+                }
+                for c in self.changes
+            ],  # dataclasses.asdict written out: it deep-copies (8 µs a change against 0.5)
             "cost": self.cost,
             "inputs": self.inputs,
             "score": self.score,
@@ -374,6 +383,13 @@ def _bounded(
             high, high_strict = tightest(
                 [(high, high_strict), (float(inputs[left]), op == ">")], lower=False
             )
+    if (low, low_strict, high, high_strict) == (
+        action.low,
+        action.low_strict,
+        action.high,
+        action.high_strict,
+    ):
+        return action  # no relation bounds it further (most actions, most denials)
     return replace(action, low=low, low_strict=low_strict, high=high, high_strict=high_strict)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +281,18 @@ def test_single_changes_are_the_cheapest_per_feature(hmda: Fitted) -> None:
                 assert name not in singles
             else:
                 assert singles[name].cost == pytest.approx(min(flips), abs=1e-9)
+
+
+def test_a_documents_changes_are_the_dataclass_fields(hmda: Fitted) -> None:
+    """``Counterfactual.to_dict`` writes each change out by hand: the same as ``asdict``."""
+    changes = 0
+    for inputs in hmda.denials[:15]:
+        rc = compute(hmda.scorecard, hmda.policy, inputs)
+        for cf in [*rc.singles, *([rc.combined] if rc.combined else [])]:
+            written = cf.to_dict()["changes"]
+            assert json.dumps(written) == json.dumps([asdict(c) for c in cf.changes])
+            changes += len(written)
+    assert changes > 15
 
 
 def test_no_feasible_recourse_is_a_stated_answer(hmda: Fitted) -> None:
