@@ -27,7 +27,7 @@ HAVE_DVC = (REPO / ".venv-dvc" / "bin" / "dvc").exists() or shutil.which("dvc") 
 
 EXPECTED = {
     "decisions": {"mlflow-run", "sqlite-raw", "sqlite-1", "sqlite-8", "sqlite-append-1"},
-    "batch": {"sqlite-raw", "sqlite"},
+    "batch": {"sqlite-raw", "sqlite", "sqlite-schema"},
     "http": {
         "mlflow-c1",
         "ours-c1",
