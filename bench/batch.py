@@ -65,21 +65,12 @@ def raw_sqlite(path: Path, records: list[bytes], n: int) -> float:
     return rate
 
 
-def schema_sqlite(path: Path, records: list[bytes], n: int) -> float:
-    """The ledger's own table and indexes, nothing else: the same batches, each row with the
-    columns a decision's record fills (a UUIDv7 id, a subject key and its tag, the model), and
-    no Python work beyond the chain. The ceiling of ``score_frame`` if deciding cost nothing."""
+def _ledger_rows(records: list[bytes], n: int):
+    """``_chain_batches`` as rows of the ledger's table: each with the columns a decision's
+    record fills (a UUIDv7 id, a subject key and its tag, the model), in ``INSERT_COLUMNS``."""
     from governance.ledger.records import INSERT_COLUMNS, new_record_ids, subject_tag
-    from governance.ledger.sqlite_store import SCHEMA_SQL
 
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.executescript(SCHEMA_SQL)
-    sql = f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) VALUES ({', '.join('?' * 11)})"
-    assert len(INSERT_COLUMNS) == 11, INSERT_COLUMNS
     keys = [hashlib.sha256(b"subject %d" % i).hexdigest() for i in range(min(n, 100_000))]
-    elapsed = 0.0
     for rows in _chain_batches(records, n):
         ids = new_record_ids(len(rows))
         ts = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
@@ -100,12 +91,53 @@ def schema_sqlite(path: Path, records: list[bytes], n: int) -> float:
                 "hash": digest,
             }
             full.append(tuple(column[c] for c in INSERT_COLUMNS))
-        start = time.perf_counter()  # the rows are built outside the timing: storage only
+        yield full
+
+
+def schema_sqlite(path: Path, records: list[bytes], n: int) -> float:
+    """The ledger's own table and indexes, nothing else: the same batches (rows built outside
+    the timing: storage only). The ceiling of ``score_frame`` if deciding cost nothing."""
+    from governance.ledger.records import INSERT_COLUMNS
+    from governance.ledger.sqlite_store import SCHEMA_SQL
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.executescript(SCHEMA_SQL)
+    marks = ", ".join("?" for _ in INSERT_COLUMNS)
+    sql = f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) VALUES ({marks})"
+    elapsed = 0.0
+    for rows in _ledger_rows(records, n):
+        start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, full)
+        conn.executemany(sql, rows)
         conn.execute("COMMIT")
         elapsed += time.perf_counter() - start
     conn.close()
+    return n / elapsed
+
+
+def schema_postgres(url: str, schema: str, records: list[bytes], n: int) -> float:
+    """:func:`schema_sqlite` on PostgreSQL: binary ``COPY`` into the ledger's own schema (its
+    table, indexes and append-only triggers), as the store copies a large append."""
+    import psycopg
+
+    from governance.ledger.postgres_store import _COPY_TYPES, schema_sql
+    from governance.ledger.records import INSERT_COLUMNS
+
+    sql = f"COPY {schema}.records ({', '.join(INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+    elapsed = 0.0
+    with psycopg.connect(url.split("?", 1)[0]) as conn:
+        conn.execute("SET synchronous_commit = on")
+        conn.execute(schema_sql(schema))
+        conn.commit()
+        for rows in _ledger_rows(records, n):
+            start = time.perf_counter()
+            with conn.transaction(), conn.cursor() as cur, cur.copy(sql) as copy:
+                copy.set_types(_COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            elapsed += time.perf_counter() - start
     return n / elapsed
 
 
@@ -212,7 +244,7 @@ def run(ctx: Context) -> list[Row]:
             NAME,
             "sqlite-schema",
             f"the ledger's schema alone: the same batched INSERT into the ledger's table and"
-            f" indexes (id, subject, model, type), no deciding, SQLite, {n:,} records",
+            f" indexes (id, subject, model, ref, type), no deciding, SQLite, {n:,} records",
             "/s",
             [schema_rate],
             baseline="sqlite-raw",
@@ -243,6 +275,9 @@ def run(ctx: Context) -> list[Row]:
             log(
                 f"batch: PostgreSQL run {r + 1}: raw {raw_pg[-1]:,.0f}/s, ours {ours_pg[-1]:,.0f}/s"
             )
+        with pg_schema("batchschema") as (url, schema):
+            schema_pg = schema_postgres(url, schema, ctx.sample_records, m)
+        log(f"batch: PostgreSQL, the ledger's schema alone: {schema_pg:,.0f}/s")
         rows += [
             Row(
                 NAME,
@@ -261,6 +296,19 @@ def run(ctx: Context) -> list[Row]:
                 baseline="postgres-raw",
                 goal=(f"≥ {GOAL}× the raw COPY", "ratio", GOAL),
                 extra={"rows": m, "synthetic": True, "chunk": CHUNK},
+            ),
+            Row(
+                NAME,
+                "postgres-schema",
+                f"the ledger's schema alone: the same COPY into the ledger's table and indexes"
+                f" (id, subject, model, ref, type), no deciding, PostgreSQL, {m:,} records",
+                "/s",
+                [schema_pg],
+                baseline="postgres-raw",
+                extra={
+                    "note": "no goal: the ceiling of the score_frame row if deciding cost nothing",
+                    "rows": m,
+                },
             ),
         ]
     return rows

@@ -111,7 +111,7 @@ EXPECTED = {
 }
 POSTGRES = {
     "decisions": {"postgres-raw", "postgres-1", "postgres-8", "postgres-append-1"},
-    "batch": {"postgres-raw", "postgres"},
+    "batch": {"postgres-raw", "postgres", "postgres-schema"},
     "shards": {"shards-1", "shards-2", "shards-4"},
 }
 
