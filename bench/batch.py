@@ -97,20 +97,17 @@ def _ledger_rows(records: list[bytes], n: int):
 def schema_sqlite(path: Path, records: list[bytes], n: int) -> float:
     """The ledger's own table and indexes, nothing else: the same batches (rows built outside
     the timing: storage only). The ceiling of ``score_frame`` if deciding cost nothing."""
-    from governance.ledger.records import INSERT_COLUMNS
-    from governance.ledger.sqlite_store import SCHEMA_SQL
+    from governance.ledger.sqlite_store import _INSERT_SQL, SCHEMA_SQL
 
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.executescript(SCHEMA_SQL)
-    marks = ", ".join("?" for _ in INSERT_COLUMNS)
-    sql = f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) VALUES ({marks})"
     elapsed = 0.0
     for rows in _ledger_rows(records, n):
         start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, rows)
+        conn.executemany(_INSERT_SQL, rows)  # the store's own statement
         conn.execute("COMMIT")
         elapsed += time.perf_counter() - start
     conn.close()
