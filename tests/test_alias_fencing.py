@@ -202,3 +202,27 @@ def test_a_decision_raced_by_a_move_is_redone_with_the_new_version(
         assert decision.model["version"] == "2"
         record = svc.ledger.get(decision.decision_id)
         assert history(svc.ledger, MODEL, at=record.ts)["version"] == "2"
+
+
+def test_a_batch_through_a_moving_alias_drops_what_the_helper_built_for_the_old_version(
+    two_versions: tuple[Path, Settings],
+) -> None:
+    """score_frame with its helper process: the move lands between two chunks, after the helper
+    was asked for the next one under the old version; that chunk and the one after it (asked
+    for before the fence refused) are built again by the new version, nothing is lost."""
+    root, settings = two_versions
+    frame = pd.read_csv(root / "data/split/test.csv").iloc[:40]
+    with (
+        DecisionService.open(settings) as svc,
+        Ledger.open(settings.ledger_url, home=settings.home) as other,
+    ):
+        promote(settings, other, MODEL, "1", approver="ann", reason="start")
+        versions: list[str] = []
+        for done, receipts, _, _ in svc.score_frame(
+            MODEL, frame, alias="champion", chunk=10, helper_rows=0
+        ):
+            versions += [svc.ledger.get(r.id).body["model"]["version"] for r in receipts]
+            if done == 10:
+                promote(settings, other, MODEL, "2", approver="ann", reason="move")
+        assert versions == ["1"] * 10 + ["2"] * 30
+        assert svc.ledger.verify().ok

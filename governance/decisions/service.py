@@ -10,6 +10,7 @@ model name, version and alias used, the version's lineage id, the caller and the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from governance.decisions.batch import (
     collector_paused,
     decision_bodies,
 )
+from governance.decisions.batch_helper import HELPER_MIN_ROWS, ChunkHelper
 from governance.decisions.checks import (
     CONTROL_CHARS,
     DecisionError,
@@ -226,15 +228,16 @@ def _decision(body: Mapping[str, Any], receipt: Receipt) -> Decision:
     )
 
 
-def _recourse_entries(
+def _recourse_bodies(
     memo: recourse_record.Memo,
     model: Mapping[str, Any],
     inputs: pd.DataFrame,
     adverse: np.ndarray,
     ids: Sequence[str],
     keys: Sequence[str] | None,
-) -> list[Entry]:
-    """``recourse`` entries for the adverse rows of a batch chunk (linked by decision id)."""
+    encode: Callable[[object], bytes],
+) -> list[tuple[int, bytes]]:
+    """``(row, encoded body)`` of the ``recourse`` event of each adverse row of a batch chunk."""
     rows = np.flatnonzero(adverse)
     if not len(rows):
         return []
@@ -245,7 +248,7 @@ def _recourse_entries(
         body = recourse_record.event_body(ids[i], model, memo.document(_clean_features(features)))
         if keys is not None:
             body["subject_key"] = keys[i]
-        out.append(Entry("recourse", body))
+        out.append((i, encode(body)))
     return out
 
 
@@ -547,6 +550,7 @@ class DecisionService:
         caller: str | None = None,
         purpose: str | None = None,
         chunk: int = BATCH_CHUNK,
+        helper_rows: int = HELPER_MIN_ROWS,
     ) -> Iterator[tuple[int, list[Receipt], np.ndarray, list[str]]]:
         """Batch scoring: vectorised scores, one ledger transaction per chunk.
 
@@ -560,44 +564,59 @@ class DecisionService:
         is decided by the version it names now.
         """
         loaded, via, resolved = self._target(model, version, alias)
-        check_text("purpose", purpose)
-        check_text("caller", caller)
-        if subject_column:
-            if subject_column not in frame.columns:
-                raise DecisionError(f"missing subject column {subject_column!r}")
-            subjects_all = frame[subject_column].astype(str)
-            bad = subjects_all.str.contains(CONTROL_CHARS.pattern, regex=True)
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                check_text("subject_id", subjects_all.iloc[row], f"row {row}: ")
-        ood_rows = check_frame(loaded, frame, 0)
-        encode = encoder_for(self.ledger.canonical_format)
-        plan = _BatchPlan(loaded, via, caller, purpose, encode, subject_column is not None)
-        start, moves = 0, 0
-        while start < len(frame):
-            part = frame.iloc[start : start + chunk]
-            keys = (
-                [self.ledger.subject_key(s) for s in part[subject_column].astype(str).tolist()]
-                if subject_column
-                else None
-            )
-            with collector_paused():  # not across the yield: the caller's code runs then
-                scores, outcomes, entries = plan.entries(
-                    part, ood_rows[start : start + len(part)], keys
+        helper = ChunkHelper() if len(frame) >= max(helper_rows, 2 * chunk) else None
+        with helper or contextlib.nullcontext():  # it starts while the frame is checked
+            check_text("purpose", purpose)
+            check_text("caller", caller)
+            if subject_column:
+                if subject_column not in frame.columns:
+                    raise DecisionError(f"missing subject column {subject_column!r}")
+                subjects_all = frame[subject_column].astype(str)
+                bad = subjects_all.str.contains(CONTROL_CHARS.pattern, regex=True)
+                if bad.any():
+                    row = int(np.flatnonzero(bad.to_numpy())[0])
+                    check_text("subject_id", subjects_all.iloc[row], f"row {row}: ")
+            ood_rows = check_frame(loaded, frame, 0)
+            encode = encoder_for(self.ledger.canonical_format)
+            plan = _BatchPlan(loaded, via, caller, purpose, encode, subject_column is not None)
+
+            def rows_at(at: int) -> tuple[pd.DataFrame, list[list[str]], list[str] | None]:
+                part = frame.iloc[at : at + chunk]
+                keys = (
+                    [self.ledger.subject_key(s) for s in part[subject_column].astype(str).tolist()]
+                    if subject_column
+                    else None
                 )
-                receipts = self._append(entries, model, via, resolved)
-            if receipts is None:  # the alias moved: the rest is decided by its new version
-                moves += 1
-                if moves >= MAX_ATTEMPTS:
-                    raise DecisionError(ERR_ALIAS_MOVING.format(alias=via, model=model, n=moves))
-                was = loaded.version
-                loaded, via, resolved = self._target(model, version, alias)
-                if loaded.version != was:
-                    ood_rows[start:] = check_frame(loaded, frame.iloc[start:], start)
-                    plan = _BatchPlan(loaded, via, caller, purpose, encode, plan.subject_key)
-                continue
-            start += len(part)
-            yield start, receipts[: len(part)], scores, outcomes
+                return part, ood_rows[at : at + len(part)], keys
+
+            start, moves = 0, 0
+            ahead: tuple[int, tuple[pd.DataFrame, list[list[str]], list[str] | None]] | None = None
+            while start < len(frame):
+                with collector_paused():  # not across the yield: the caller's code runs then
+                    part, ood, keys = ahead[1] if ahead and ahead[0] == start else rows_at(start)
+                    built = helper.take(plan, start) if helper else None
+                    if built is None:
+                        built = plan.build(part, ood, keys)
+                    done = start + len(part)
+                    if helper and done < len(frame):  # built there while this one is written
+                        ahead = done, rows_at(done)
+                        helper.ask(plan, done, *ahead[1])
+                    receipts = self._append(plan.entries(built, keys), model, via, resolved)
+                if receipts is None:  # the alias moved: the rest is decided by its new version
+                    moves += 1
+                    if moves >= MAX_ATTEMPTS:
+                        raise DecisionError(
+                            ERR_ALIAS_MOVING.format(alias=via, model=model, n=moves)
+                        )
+                    was = loaded.version
+                    loaded, via, resolved = self._target(model, version, alias)
+                    if loaded.version != was:
+                        ood_rows[start:] = check_frame(loaded, frame.iloc[start:], start)
+                        plan = _BatchPlan(loaded, via, caller, purpose, encode, plan.subject_key)
+                    ahead = None
+                    continue
+                yield done, receipts[: len(part)], built.scores, built.outcomes
+                start = done
 
     # -- later events ----------------------------------------------------------------------
     def _decision_record(self, decision_id: str) -> Record:
@@ -793,6 +812,18 @@ def _same(a: Any, b: Any) -> bool:
     return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
 
 
+@dataclass(frozen=True)
+class _Built:
+    """One batch chunk built by a :class:`_BatchPlan`, flat and cheap to pickle (what the batch
+    helper sends back)."""
+
+    scores: np.ndarray
+    outcomes: list[str]
+    ids: list[str]  # the decisions' record ids
+    bodies: list[bytes]  # the decisions' encoded bodies
+    recourse: list[tuple[int, bytes]]  # (row, encoded body) of each denial's recourse event
+
+
 class _BatchPlan:
     """How one version's batch records are built: the body templates (one without and one with
     ``out_of_distribution``, which a body holds only when some feature is flagged), the
@@ -836,10 +867,10 @@ class _BatchPlan:
         self.memo = loaded.recourse_memo()
         self.model_ref = {"name": loaded.name, "version": loaded.version}
 
-    def entries(
+    def build(
         self, part: pd.DataFrame, ood_rows: Sequence[list[str]], keys: list[str] | None
-    ) -> tuple[np.ndarray, list[str], list[Entry]]:
-        """One chunk: its scores, outcomes and ledger entries (decisions, then recourse)."""
+    ) -> _Built:
+        """One chunk: its scores, outcomes, record ids and encoded bodies (no ledger needed)."""
         sc = self.loaded.scorecard
         inputs = part[list(sc.order)]
         try:
@@ -858,22 +889,34 @@ class _BatchPlan:
             ood=ood_rows,
             ood_template=self.ood_template,
         )
-        index = dict(self.model_ref)
         ids = new_record_ids(len(bodies))
+        recourse = (  # each denial's exact recourse, in the same transaction
+            []
+            if self.memo is None
+            else _recourse_bodies(
+                self.memo, self.model_ref, inputs, scored.adverse, ids, keys, self.encode
+            )
+        )
+        outcomes = [sc.outcomes["adverse" if a else "favorable"] for a in scored.adverse]
+        return _Built(scored.scores, outcomes, ids, bodies, recourse)
+
+    def entries(self, built: _Built, keys: list[str] | None) -> list[Entry]:
+        """The chunk's ledger entries: its decisions, then the recourse of each denial."""
+        model = dict(self.model_ref)
         entries = [
             Entry(
                 "decision",
                 EncodedBody(
                     data,
-                    {"model": index} if keys is None else {"model": index, "subject_key": keys[i]},
+                    {"model": model} if keys is None else {"model": model, "subject_key": keys[i]},
                 ),
-                id=ids[i],
+                id=built.ids[i],
             )
-            for i, data in enumerate(bodies)
+            for i, data in enumerate(built.bodies)
         ]
-        if self.memo is not None:  # each denial's exact recourse, in the same transaction
-            entries += _recourse_entries(
-                self.memo, self.model_ref, inputs, scored.adverse, ids, keys
-            )
-        outcomes = [sc.outcomes["adverse" if a else "favorable"] for a in scored.adverse]
-        return scored.scores, outcomes, entries
+        for i, data in built.recourse:
+            index = {"model": model, "decision_id": built.ids[i], "recourse": None}
+            if keys is not None:
+                index["subject_key"] = keys[i]
+            entries.append(Entry("recourse", EncodedBody(data, index)))
+        return entries

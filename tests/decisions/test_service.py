@@ -45,6 +45,7 @@ def batch(trained: tuple[Path, Settings], service: DecisionService) -> list[str]
         caller="test",
         purpose="batch",
         chunk=200,
+        helper_rows=0,  # chunks after the first are built by the batch helper process
     ):
         ids += [r.id for r in receipts]
     assert len(ids) == len(test)
