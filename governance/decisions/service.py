@@ -561,7 +561,9 @@ class DecisionService:
         the records :meth:`decide` writes for the same applications, so every one replays
         exactly; each denial's recourse is appended in the same transaction. Through an alias,
         each chunk is fenced like a single decision: if the alias moved, the rest of the frame
-        is decided by the version it names now.
+        is decided by the version it names now. From ``helper_rows`` rows on, a helper process
+        builds each next chunk while this one appends the current one
+        (:mod:`governance.decisions.batch_helper`); the records are the same.
         """
         loaded, via, resolved = self._target(model, version, alias)
         helper = ChunkHelper() if len(frame) >= max(helper_rows, 2 * chunk) else None
@@ -915,6 +917,7 @@ class _BatchPlan:
             for i, data in enumerate(built.bodies)
         ]
         for i, data in built.recourse:
+            # "recourse" is a member a recourse event must have; index columns do not read it
             index = {"model": model, "decision_id": built.ids[i], "recourse": None}
             if keys is not None:
                 index["subject_key"] = keys[i]

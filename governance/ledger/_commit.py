@@ -34,7 +34,8 @@ class EncodedBody:
     The ledger stores ``data`` as the body without encoding it again. ``data`` must be exactly
     what the ledger's encoder (:attr:`Ledger.canonical_format`) writes for the body, subject key
     included, and ``index`` must hold the body's members the index columns come from
-    (``subject_key``, ``model`` with ``name`` and ``version``, ``decision_id``). Deep
+    (``subject_key``, ``model`` with ``name`` and ``version``, ``decision_id``) and name the
+    members its event type requires (their values are not read). Deep
     verification re-checks both: bytes that are not canonical, or index columns that
     contradict the body, are named as the first bad record.
 
