@@ -9,8 +9,10 @@ A second process can: while this one appends chunk N, the helper builds chunk N+
 The helper is this package's own code in a fresh interpreter (see
 :mod:`governance.ledger.child_process`). It gets the version's batch plan once (the model, the
 body templates, the recourse policy), then each chunk of the frame with its subject keys (never
-the ledger's key), and answers with the chunk's scores, outcomes and entries. It writes
-nothing anywhere. The parent reads at most one answer per question, in order.
+the ledger's key), and answers with the chunk built flat (scores, outcomes, record ids, encoded
+decision and recourse bodies: cheap to pickle); this process makes the ledger entries from it
+and appends them. The helper writes nothing anywhere. The parent reads at most one answer per
+question, in order.
 
 Whatever goes wrong with the helper (it cannot start, dies, answers with a failure, sends
 something unreadable), the parent builds that chunk, and the rest, itself: a bad row then
