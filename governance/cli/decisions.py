@@ -170,10 +170,7 @@ def _checkpointer(every: float, project: Path | None) -> subprocess.Popen[bytes]
     """
     args = ["audit", "checkpoint", "--every", str(every), "--with-parent"]
     args += [] if project is None else ["--project", str(project)]
-    return subprocess.Popen(
-        child_process.command("from governance.cli import app; app()", *args),
-        env=child_process.environment(),
-    )
+    return child_process.start("from governance.cli import app; app()", *args)
 
 
 @keys_app.command("create")

@@ -84,14 +84,11 @@ class ChunkHelper:
 
     def __init__(self) -> None:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            child_process.command(
-                "from governance.decisions.batch_helper import helper_main; helper_main()"
-            ),
+        self._proc: subprocess.Popen[bytes] | None = child_process.start(
+            "from governance.decisions.batch_helper import helper_main; helper_main()",
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            env=child_process.environment(),
         )
         self._plan: object = None  # the plan the helper holds
         self._asked: tuple[object, int] | None = None  # (plan, at) of the question in flight

@@ -106,14 +106,11 @@ class _VerifyHelper:
             "canonical": canonical,
             "record_format": record_format,
         }
-        self._proc = subprocess.Popen(
-            child_process.command(
-                "from governance.ledger._verify import verify_helper_main; verify_helper_main()"
-            ),
+        self._proc = child_process.start(
+            "from governance.ledger._verify import verify_helper_main; verify_helper_main()",
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=child_process.environment(),
         )
         stdin = self._proc.stdin
         assert stdin is not None

@@ -12,10 +12,12 @@ helper, or in the checkpointer that holds the signing key. :func:`command` runs 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["command", "environment"]
+__all__ = ["command", "environment", "start"]
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -30,3 +32,9 @@ def environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
     return env
+
+
+def start(code: str, *args: str, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start ``code`` with ``args`` as :func:`command` and :func:`environment` say (``popen``:
+    more :class:`subprocess.Popen` arguments, such as the pipes)."""
+    return subprocess.Popen(command(code, *args), env=environment(), **popen)

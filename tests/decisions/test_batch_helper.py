@@ -21,13 +21,6 @@ MODEL = "mortgage-denial"
 
 
 @pytest.fixture(scope="module")
-def service(trained: tuple[Path, Settings]) -> DecisionService:
-    svc = DecisionService.open(trained[1])
-    yield svc
-    svc.close()
-
-
-@pytest.fixture(scope="module")
 def frame(trained: tuple[Path, Settings]) -> pd.DataFrame:
     return pd.read_csv(trained[0] / "data/split/test.csv").iloc[:60]
 
@@ -137,10 +130,9 @@ def test_a_helper_that_cannot_start_leaves_the_batch_to_this_process(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    failing = "import sys; sys.stderr.write('no luck'); sys.exit(3)"
     monkeypatch.setattr(
-        batch_helper.child_process,
-        "command",
-        lambda code: [sys.executable, "-c", "import sys; sys.stderr.write('no luck'); sys.exit(3)"],
+        batch_helper.child_process, "command", lambda code, *args: [sys.executable, "-c", failing]
     )
     before = service.ledger.size()
     with caplog.at_level(logging.WARNING, logger=batch_helper.__name__):

@@ -25,13 +25,6 @@ MODEL = "mortgage-denial"
 
 
 @pytest.fixture(scope="module")
-def service(trained: tuple[Path, Settings]) -> DecisionService:
-    svc = DecisionService.open(trained[1])
-    yield svc
-    svc.close()
-
-
-@pytest.fixture(scope="module")
 def batch(trained: tuple[Path, Settings], service: DecisionService) -> list[str]:
     """The held-out split scored through the ledger; the decision ids."""
     root, _ = trained
