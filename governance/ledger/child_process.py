@@ -1,5 +1,5 @@
-"""Running this package's own code in a child Python process (the verifier's helper, the
-checkpointer).
+"""Running this package's own code in a child Python process (the verifier's helper, the batch
+helper, the checkpointer).
 
 ``python -c CODE`` puts the working directory first on the child's import path, so a
 ``governance`` directory wherever the command was started (an old checkout, or one planted by
