@@ -59,6 +59,7 @@ both datasets with an exhaustive search over the same values, and
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -297,27 +298,31 @@ def compute(scorecard: Scorecard, policy: RecoursePolicy, inputs: Mapping[str, A
             changes.append(Change(action.feature, action.label, before, after, cost))
         if not _relations_hold(policy.relations, new):
             return None
-        rescored = scorecard.score(new)
-        if rescored.adverse or rescored.explanation.logit > target:
+        # re-scored by the scorecard (feasible values of checked inputs: no re-check)
+        logit, score, adverse = scorecard.odds(scorecard.contributions(new))
+        if adverse or logit > target:
             return None
         return Counterfactual(
             changes=tuple(changes),
             cost=math.fsum(c.cost for c in changes),
             inputs=new,
-            score=rescored.score,
-            logit=rescored.explanation.logit,
-            outcome=rescored.outcome,
+            score=score,
+            logit=logit,
+            outcome=scorecard.outcomes["favorable"],
         )
 
+    single_moves = moves_of(alone)
+    # most denials: no relation bounds any feature differently in the two programs
+    same = all(a is b for a, b in zip(alone, together, strict=True))
     singles: dict[int, Counterfactual] = {}
-    for move in moves_of(alone):
+    for move in single_moves:
         single = _single(move, need, counterfactual)
         if single is not None and (
             move.group not in singles or single.cost < singles[move.group].cost
         ):
             singles[move.group] = single
     combined = _solve(
-        moves_of(together),
+        single_moves if same else moves_of(together),
         len(actionable),
         need,
         policy.max_changes,
@@ -411,6 +416,7 @@ def _joint_rows(
     return rows
 
 
+@functools.lru_cache(maxsize=256)
 def _decimals(step: float) -> int:
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent
     return max(0, -int(exponent))

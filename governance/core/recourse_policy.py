@@ -9,7 +9,6 @@ for how it is used. The policy serialises to a content-addressed JSON document
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -138,13 +137,12 @@ class RecoursePolicy:
 
     def sha256(self) -> str:
         """Content address of the policy (sha256 of its sorted-key JSON)."""
-        return _policy_sha256(self)
-
-
-@functools.lru_cache(maxsize=64)
-def _policy_sha256(policy: RecoursePolicy) -> str:
-    text = json.dumps(policy.to_dict(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+        digest = self.__dict__.get("_sha256")
+        if digest is None:  # once per policy: every denial's recourse names it
+            text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            object.__setattr__(self, "_sha256", digest)  # frozen; not a field (eq, hash)
+        return digest
 
 
 def build_policy(

@@ -181,9 +181,7 @@ class Scorecard:
         and finishes each row here, so a batch decision replays exactly one at a time.
         """
         base = self.base_value
-        logit = base + math.fsum(contributions.values())
-        p = _sigmoid(logit)
-        adverse = p >= self.threshold
+        logit, p, adverse = self.odds(contributions)
         return Scored(
             score=p,
             outcome=self.outcomes["adverse" if adverse else "favorable"],
@@ -192,6 +190,15 @@ class Scorecard:
             reasons=self.principal_reasons(contributions) if adverse else [],
             factors=[] if adverse else self.main_factors(contributions),
         )
+
+    def odds(self, contributions: dict[str, float]) -> tuple[float, float, bool]:
+        """The log-odds, score and adversity of the contributions, without the words.
+
+        :meth:`conclude`'s own arithmetic; recourse re-scores every candidate change with it.
+        """
+        logit = self.base_value + math.fsum(contributions.values())
+        p = _sigmoid(logit)
+        return logit, p, p >= self.threshold
 
     def principal_reasons(self, contributions: Mapping[str, float]) -> list[dict[str, Any]]:
         """The features that raised the probability of the adverse outcome most, in words.
