@@ -96,21 +96,23 @@ def _ledger_rows(records: list[bytes], n: int):
 
 def schema_sqlite(path: Path, records: list[bytes], n: int) -> float:
     """The ledger's own table and indexes, nothing else: the same batches (rows built outside
-    the timing: storage only). The ceiling of ``score_frame`` if deciding cost nothing."""
-    from governance.ledger.sqlite_store import _INSERT_SQL, SCHEMA_SQL
+    the timing: storage only). The ceiling of ``score_frame`` if deciding cost nothing.
 
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.executescript(SCHEMA_SQL)
+    Through the store's own connection (its pragmas) and statement, with its WAL backfill
+    asked after each batch as the store's append asks it (every batch is past its mark)."""
+    from governance.ledger.sqlite_store import _INSERT_SQL, SQLiteStore
+
+    store = SQLiteStore(path)
+    conn = store.conn
     elapsed = 0.0
     for rows in _ledger_rows(records, n):
         start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(_INSERT_SQL, rows)  # the store's own statement
         conn.execute("COMMIT")
+        store._backfill.ask()
         elapsed += time.perf_counter() - start
-    conn.close()
+    store.close()
     return n / elapsed
 
 

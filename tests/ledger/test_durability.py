@@ -25,8 +25,11 @@ WRITER = r"""
 import random, sys, threading
 from pathlib import Path
 from governance.ledger import Entry, Ledger
+from governance.ledger import sqlite_store
 
 url, home, seed, threads = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+if int(sys.argv[5]):  # backfill the SQLite WAL every that many record bytes
+    sqlite_store.WAL_BACKFILL_BYTES = int(sys.argv[5])
 ledger = Ledger.open(url, home=home)
 out, out_lock = sys.stdout, threading.Lock()
 print("ready", flush=True)
@@ -61,11 +64,15 @@ def _check_present(ledger: Any, acknowledged: dict[int, str]) -> None:
         assert record.seq == seq
 
 
-def _kill_loop(backend: Backend, kills: int, budget: float, threads: int = 1) -> int:
+def _kill_loop(
+    backend: Backend, kills: int, budget: float, threads: int = 1, backfill_bytes: int = 0
+) -> int:
     """Kill ``kills`` writers at random moments (within ``budget`` seconds); return the kills.
 
     With ``threads`` > 1 each writer appends from that many threads at once, so the kills land
-    inside group commits: a leader committing other threads' records, followers waiting.
+    inside group commits: a leader committing other threads' records, followers waiting. With
+    ``backfill_bytes`` the SQLite store's WAL backfill runs after every that many record bytes
+    (a few records) instead of every 4 MiB, so kills land during backfills too.
     """
     rnd = random.Random(20260730)
     acknowledged: dict[int, str] = {}
@@ -84,6 +91,7 @@ def _kill_loop(backend: Backend, kills: int, budget: float, threads: int = 1) ->
                 str(backend.home),
                 str(done),
                 str(threads),
+                str(backfill_bytes),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -133,6 +141,13 @@ def test_sigkill_loses_no_acknowledged_record_sqlite(
 ) -> None:
     # at least 25 kills within the budget (a loaded machine gets fewer in; each one counts)
     assert _kill_loop(make_backend("sqlite"), kills=100, budget=55.0) >= 25
+
+
+@pytest.mark.slow
+def test_sigkill_during_wal_backfills_loses_no_acknowledged_record(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    assert _kill_loop(make_backend("sqlite"), kills=40, budget=30.0, backfill_bytes=4096) >= 15
 
 
 @pytest.mark.slow
