@@ -404,14 +404,41 @@ def _mapping(frame: pd.DataFrame, i: int, contract: Contract) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize("data", [HMDA, CREDIT], ids=["hmda", "credit"])
+def _complete_training(data: tuple[Any, ...]) -> Contract:
+    """The contract derived from the complete training rows only: its nullable inputs never
+    saw a missing value, so a missing one is flagged."""
+    spec, suite, train, _ = data
+    return derive_contract(spec, suite, train.dropna())
+
+
+def test_a_frame_flags_a_missing_value_where_training_saw_none() -> None:
+    spec, _, _, test = CREDIT
+    fc = CREDIT_COMPLETE_CONTRACT.feature("Income")
+    assert fc.nullable and not fc.training_missing
+    frame = test.iloc[:5][spec.feature_names].reset_index(drop=True)
+    frame.loc[3, "Income"] = math.nan  # numeric columns: the vectorised screen judges the rows
+    assert pd.api.types.is_float_dtype(frame["Income"])
+    verdict = CREDIT_COMPLETE_CONTRACT.check_frame(frame)
+    assert verdict.ok
+    assert "Income" in verdict.out_of_distribution[3]
+    assert all("Income" not in verdict.out_of_distribution[i] for i in (0, 1, 2, 4))
+
+
+@pytest.mark.parametrize(
+    "case", ["hmda", "credit", "credit, complete training rows"], ids=lambda c: c
+)
 @pytest.mark.parametrize("policy", [ContractPolicy(), ContractPolicy("refuse", 0.1)], ids=str)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_the_frame_check_agrees_with_the_row_check(
-    data: tuple[Any, ...], policy: ContractPolicy, draw: st.DataObject
+    case: str, policy: ContractPolicy, draw: st.DataObject
 ) -> None:
-    contract = (HMDA_CONTRACT if data is HMDA else CREDIT_CONTRACT).with_policy(policy)
+    data, contract = {
+        "hmda": (HMDA, HMDA_CONTRACT),
+        "credit": (CREDIT, CREDIT_CONTRACT),
+        "credit, complete training rows": (CREDIT, CREDIT_COMPLETE_CONTRACT),
+    }[case]
+    contract = contract.with_policy(policy)
     frame = draw.draw(_frames(data))
     verdict = contract.check_frame(frame, first_row=7)
     expected_violations = []
@@ -492,4 +519,5 @@ def test_feature_contracts_read_back_from_plain_json() -> None:
 
 HMDA_CONTRACT = contract_of(HMDA)
 CREDIT_CONTRACT = contract_of(CREDIT)
+CREDIT_COMPLETE_CONTRACT = _complete_training(CREDIT)
 HMDA_ROW = application(HMDA)

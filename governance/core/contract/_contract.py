@@ -162,24 +162,41 @@ class Contract:
                 for name in missing
             )
             return FrameVerdict(absent, [[] for _ in range(n)], {})
+        margin = self.policy.range_margin
         columns = {name: _column_values(frame[name], fc) for name, fc in self.features.items()}
-        suspects = np.zeros(n, dtype=bool)
+        suspects = np.zeros(n, dtype=bool)  # may break a rule
+        may_flag: dict[str, np.ndarray] = {}  # may only be out of distribution
         for name, fc in self.features.items():
-            suspects |= _screen(columns[name], fc, self.policy.range_margin)
+            breaks, may_flag[name] = _screen(columns[name], fc, margin)
+            suspects |= breaks
         for r in self.relations:
             suspects |= _screen_relation(columns[r.left], columns[r.right], r)
+        if self.policy.out_of_distribution == "refuse":  # a flag is a violation too
+            for flags_here in may_flag.values():
+                suspects |= flags_here
         violations: list[Violation] = []
-        flagged: dict[int, tuple[Flag, ...]] = {}
+        found: dict[int, list[Flag]] = {}
         ood: list[list[str]] = [[] for _ in range(n)]
         rows = np.flatnonzero(suspects)
         cells = {name: columns[name].values(rows) for name in self.features}
-        for k, i in enumerate(rows.tolist()):
+        for k, i in enumerate(rows.tolist()):  # judged whole, as check() judges a mapping
             row = {name: cells[name][k] for name in self.features}
             verdict = self.check(row, row=first_row + i)
             violations.extend(verdict.violations)
             if verdict.flags:
-                flagged[first_row + i] = verdict.flags
-                ood[i] = verdict.out_of_distribution
+                found[i] = list(verdict.flags)
+        # The other rows break no rule, so only the cells that may be flagged are judged (the
+        # same _flag check() runs), in feature order: a row's flags come out as check() lists them.
+        for name, fc in self.features.items():
+            only = np.flatnonzero(may_flag[name] & ~suspects)
+            for i, value in zip(only.tolist(), columns[name].values(only), strict=True):
+                flag = fc._flag(value, margin)
+                if flag is not None:
+                    found.setdefault(i, []).append(flag)
+        flagged: dict[int, tuple[Flag, ...]] = {}
+        for i in sorted(found):
+            flagged[first_row + i] = tuple(found[i])
+            ood[i] = [f.feature for f in found[i]]
         return FrameVerdict(tuple(violations), ood, flagged)
 
     # -- serialisation -----------------------------------------------------------------------
@@ -276,23 +293,24 @@ def _column_values(series: pd.Series, fc: FeatureContract) -> _Column:
     return _Column(series, missing, numbers, None)
 
 
-def _screen(column: _Column, fc: FeatureContract, margin: float) -> np.ndarray:
-    """Rows whose value may break a rule or be flagged (a superset; never misses one)."""
+def _screen(column: _Column, fc: FeatureContract, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose value may break a rule, and rows whose value may be flagged out of
+    distribution (each a superset: it never misses one)."""
     missing = column.missing
-    if missing.any() and not (fc.nullable and fc.training_missing):
-        suspect = missing.copy()
-    else:
-        suspect = np.zeros(len(missing), dtype=bool)
     present = ~missing
+    breaks = missing & (not fc.nullable)
+    flags = missing & (fc.nullable and not fc.training_missing)
     if fc.kind == "categorical":
         values = pd.Series(column.text, dtype=object)  # missing rows are judged above
         ok = values.isin(list(fc.allowed or ())) & ~values.isin(list(fc.forbidden))
+        breaks |= present & ~ok.to_numpy(dtype=bool)
         if fc.training_values is not None:
-            ok &= values.isin(list(fc.training_values))
-        return suspect | (present & ~ok.to_numpy(dtype=bool))
+            seen = values.isin(list(fc.training_values)).to_numpy(dtype=bool)
+            flags |= present & ~seen
+        return breaks, flags
     x = column.numbers
     if x is None:
-        return suspect | present
+        return breaks | present, flags
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(x)
         if fc.type == "integer":
@@ -302,11 +320,12 @@ def _screen(column: _Column, fc: FeatureContract, margin: float) -> np.ndarray:
         if fc.forbidden:
             bad |= np.isin(x, _floats(fc.forbidden))
         bad |= _outside(x, fc.bounds)
+        unseen = np.zeros(len(x), dtype=bool)
         if fc.training_values is not None:
-            bad |= ~np.isin(x, _floats(fc.training_values))
+            unseen |= ~np.isin(x, _floats(fc.training_values))
         if fc.training_range is not None:
-            bad |= _outside(x, fc.training_range.widened(margin))
-    return suspect | (present & bad)
+            unseen |= _outside(x, fc.training_range.widened(margin))
+    return breaks | (present & bad), flags | (present & unseen)
 
 
 def _outside(x: np.ndarray, interval: Interval) -> np.ndarray:
