@@ -17,7 +17,7 @@ from governance.ledger.records import (
     PendingRecord,
     Receipt,
     check_event_type,
-    idx_bytes,
+    checked_idx_bytes,
     index_columns,
     is_record_id,
     subject_tag,
@@ -132,7 +132,11 @@ def prepare_entry(
         model_name,
         model_version,
         ref,
-        idx_bytes(subject_key, model_name, model_version, ref, encode) if with_idx else None,
+        (
+            checked_idx_bytes(subject_key, model_name, model_version, ref, encode)
+            if with_idx
+            else None
+        ),
     )
 
 
@@ -159,7 +163,7 @@ def _prepare_encoded(
     if "pii" in body.index:
         raise ValueError("body.pii is reserved for encrypted PII: pass PII as pii=")
     sk, model_name, model_version, ref = index_columns(type_, body.index)
-    idx = idx_bytes(sk, model_name, model_version, ref, encode) if with_idx else None
+    idx = checked_idx_bytes(sk, model_name, model_version, ref, encode) if with_idx else None
     return PendingRecord(
         rid, type_, body.data, sk, subject_tag(sk), model_name, model_version, ref, idx
     )

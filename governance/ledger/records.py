@@ -127,10 +127,14 @@ _TAIL_RE = re.compile(
     rb',"id":"([^"\\]*)"(?:,"idx":(\{.*\}))?,"prev":"([^"\\]*)","seq":(-?[0-9]+),'
     rb'"ts":"([^"\\]*)","type":"([^"\\]*)"\}'
 )
-_IDX = b'{"model":%b,"ref":%b,"subject":%b,"version":%b}'
+_IDX_PARTS = b'%b%b,"subject":%b%b'  # model_text's head, ref, subject, model_text's tail
 _PLAIN_RE = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but '"' and '\\': JSON as is
 _NOT_JSON = b"\x00"  # never part of a record: a column that cannot be an index value
 _TEXTS = (str, type(None))  # column types whose idx text may be cached
+# model_text's cache: (type and value of name, of version, encoder) -> idx head and tail
+_MODEL_TEXT: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+# _model_columns's cache: (type and value of name, of version) -> index columns
+_MODEL_COLUMNS: dict[tuple[object, ...], tuple[str | None, str | None]] = {}
 _UNSET = object()  # equal to no column value
 _KEYS_V1 = frozenset({"body", "id", "prev", "seq", "ts", "type"})
 _KEYS_V2 = _KEYS_V1 | {"idx"}
@@ -329,11 +333,50 @@ def idx_bytes(
     with ``null`` for ``None``. A value that is not a string or ``None`` (only possible in an
     altered column) gives bytes that no record contains.
     """
-    return _IDX % (
-        _json_text(model_name, encode),
-        _json_text(ref, encode),
-        _json_text(subject_key, encode),
-        _json_text(model_version, encode),
+    head, tail = model_text(model_name, model_version, encode)
+    return _IDX_PARTS % (head, _json_text(ref, encode), _json_text(subject_key, encode), tail)
+
+
+def model_text(
+    name: object, version: object, encode: Callable[[object], bytes]
+) -> tuple[bytes, bytes]:
+    """The ``idx`` bytes before ``ref`` and after ``subject``, for a model name and version.
+
+    ``{"model":<name>,"ref":`` and ``,"version":<version>}`` (see :func:`idx_bytes`), kept in a
+    bounded cache when both are strings or ``None``: every record of a model has the same. The
+    cache is keyed by types too: a value equal to a string but of another type (an altered
+    column's) gets its own bytes, which no record holds.
+    """
+    key = (type(name), name, type(version), version, encode)
+    try:
+        return _MODEL_TEXT[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable value in an altered column
+        text = (
+            b'{"model":%b,"ref":' % _json_text(name, encode),
+            b',"version":%b}' % _json_text(version, encode),
+        )
+        if len(_MODEL_TEXT) < 4096 and type(name) in _TEXTS and type(version) in _TEXTS:
+            _MODEL_TEXT[key] = text
+        return text
+
+
+def checked_idx_bytes(
+    subject_key: str | None,
+    model_name: str | None,
+    model_version: str | None,
+    ref: str | None,
+    encode: Callable[[object], bytes],
+) -> bytes:
+    """:func:`idx_bytes` of index columns that :func:`index_columns` returned (checked).
+
+    Their subject key (64 hex digits) and ref (a record id) are JSON as they are.
+    """
+    head, tail = model_text(model_name, model_version, encode)
+    return _IDX_PARTS % (
+        head,
+        b"null" if ref is None else b'"%b"' % ref.encode(),
+        b"null" if subject_key is None else b'"%b"' % subject_key.encode(),
+        tail,
     )
 
 
@@ -379,27 +422,44 @@ def index_columns(
         not isinstance(subject_key, str) or not _SUBJECT_KEY_RE.fullmatch(subject_key)
     ):
         raise ValueError("body.subject_key must be 64 lowercase hex digits (an HMAC)")
-    model_name: str | None = None
-    model_version: str | None = None
-    model = body.get("model")
-    if model is not None:
-        if not isinstance(model, Mapping):
-            raise ValueError("body.model must be an object with name and version")
-        name, version = model.get("name"), model.get("version")
-        if name is not None:
-            if not isinstance(name, str) or not name:
-                raise ValueError("body.model.name must be a non-empty string")
-            model_name = name
-        if version is not None:
-            if isinstance(version, bool) or not isinstance(version, str | int):
-                raise ValueError("body.model.version must be a string or an integer")
-            model_version = str(version)
+    model_name, model_version = _model_columns(body.get("model"))
     ref = body.get("decision_id")
     if ref is not None and not is_record_id(ref):
         raise ValueError(f"body.decision_id must be a record id (a UUID), got {ref!r}")
     if type_ in _REF_TYPES and ref is None:
         raise ValueError(f"a {type_!r} event needs body.decision_id")
     return subject_key, model_name, model_version, ref
+
+
+def _model_columns(model: object) -> tuple[str | None, str | None]:
+    """The model name and version columns of a body's ``model`` member (checked).
+
+    Cached by the name's and version's types and values, so a batch of one model's records
+    checks them once.
+    """
+    if model is None:
+        return None, None
+    if type(model) is not dict and not isinstance(model, Mapping):
+        raise ValueError("body.model must be an object with name and version")
+    name, version = model.get("name"), model.get("version")
+    key = (type(name), name, type(version), version)
+    try:
+        return _MODEL_COLUMNS[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable name or version (an error below)
+        pass
+    model_name: str | None = None
+    model_version: str | None = None
+    if name is not None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("body.model.name must be a non-empty string")
+        model_name = name
+    if version is not None:
+        if isinstance(version, bool) or not isinstance(version, str | int):
+            raise ValueError("body.model.version must be a string or an integer")
+        model_version = str(version)
+    if len(_MODEL_COLUMNS) < 4096 and type(name) in _TEXTS and type(version) in (*_TEXTS, int):
+        _MODEL_COLUMNS[key] = model_name, model_version
+    return model_name, model_version
 
 
 class Receipt(NamedTuple):
@@ -677,21 +737,10 @@ class ChainWalker:
         self.canonical = canonical
         self.record_format = record_format
         self._encode = encoder_for(canonical)
-        self._models: dict[tuple[object, object], tuple[bytes, bytes]] = {}
 
     def _model(self, name: object, version: object) -> tuple[bytes, bytes]:
-        """The ``idx`` text before ``ref`` and after ``subject``, for a model name and version.
-
-        Cached per (name, version).
-        """
-        try:
-            return self._models[name, version]
-        except (KeyError, TypeError):  # TypeError: an unhashable value in an altered column
-            head = b'{"model":%b,"ref":' % _json_text(name, self._encode)
-            tail = b',"version":%b}' % _json_text(version, self._encode)
-            if len(self._models) < 4096 and type(name) in _TEXTS and type(version) in _TEXTS:
-                self._models[name, version] = head, tail
-            return head, tail
+        """The ``idx`` text before ``ref`` and after ``subject`` (:func:`model_text`)."""
+        return model_text(name, version, self._encode)
 
     def _idx(self, row: Sequence[Any]) -> bytes:
         """The ``idx`` bytes the row's index columns stand for (what :meth:`feed` compares).
@@ -703,7 +752,7 @@ class ChainWalker:
         sk, tag, name, version, ref = row[6:11]
         head, tail = self._model(name, version)
         ref_text = b"null" if ref is None else _json_text(ref, self._encode)
-        return b'%b%b,"subject":%b%b' % (head, ref_text, _subject_text(sk, tag), tail)
+        return _IDX_PARTS % (head, ref_text, _subject_text(sk, tag), tail)
 
     def feed(self, rows: Iterable[Sequence[Any]], leaves: list[bytes] | None = None) -> None:
         """Check the next rows; append their hashes to ``leaves`` when given.

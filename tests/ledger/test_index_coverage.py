@@ -18,15 +18,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from governance.ledger import Entry, Ledger
-from governance.ledger.canonical import CANONICAL_FORMAT, canonical_json
+from governance.ledger.canonical import (
+    CANONICAL_FORMAT,
+    CANONICAL_FORMAT_V1,
+    canonical_json,
+    encoder_for,
+)
 from governance.ledger.records import (
     RECORD_FORMAT,
     RECORD_FORMAT_V1,
     ChainBreak,
     ChainWalker,
     Record,
+    checked_idx_bytes,
     encode_record,
     idx_bytes,
+    index_columns,
     record_hash,
     subject_tag,
 )
@@ -236,3 +243,80 @@ def test_hiding_a_record_from_lookup_by_id_is_caught(
         result = ledger.verify(deep=deep)  # ...but not from verification
         assert not result.ok and result.first_bad == 2, result
         assert "id column" in (result.reason or ""), result
+
+
+model_member = st.one_of(
+    st.none(),
+    st.integers(-3, 3),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.one_of(st.none(), st.text(max_size=6), st.integers(0, 2), st.booleans()),
+            "version": st.one_of(
+                st.none(),
+                st.text(max_size=4),
+                st.integers(-2, 2),
+                st.booleans(),
+                st.floats(-2, 2),
+                st.lists(st.integers(0, 1), max_size=1),
+            ),
+        },
+    ),
+)
+
+
+def _model_columns_by_the_rules(model: object) -> tuple[str | None, str | None] | str:
+    """The documented rules of ``body.model`` (what a cache must not change): the columns, or
+    the start of the error message."""
+    if model is None:
+        return None, None
+    if not isinstance(model, dict):
+        return "body.model must be an object"
+    name, version = model.get("name"), model.get("version")
+    if name is not None and (not isinstance(name, str) or not name):
+        return "body.model.name must be"
+    if version is not None and (isinstance(version, bool) or not isinstance(version, str | int)):
+        return "body.model.version must be"
+    return name, None if version is None else str(version)
+
+
+@settings(max_examples=300, deadline=None)
+@given(models=st.lists(model_member, min_size=1, max_size=8))
+def test_index_columns_follow_the_rules_whatever_was_checked_before(
+    models: list[object],
+) -> None:
+    """Property: the model columns (cached by the name's and version's types and values) are
+    what the rules give, in any order of calls: ``True`` after ``1``, ``1.0`` after ``1`` or
+    ``"1"`` after ``1`` each get their own answer, never a cached neighbour's."""
+    for model in models:
+        expected = _model_columns_by_the_rules(model)
+        body = {} if model is None else {"model": model}
+        if isinstance(expected, str):
+            with pytest.raises(ValueError, match=expected):
+                index_columns("decision", body)
+        else:
+            assert index_columns("decision", body)[1:3] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.one_of(st.none(), st.text(min_size=1, max_size=12)),
+    version=st.one_of(st.none(), st.text(max_size=6), st.integers(-5, 5)),
+    with_subject=st.booleans(),
+    with_ref=st.booleans(),
+)
+def test_the_appends_idx_is_idx_bytes_of_its_checked_columns(
+    name: str | None, version: str | int | None, with_subject: bool, with_ref: bool
+) -> None:
+    """Property: the ``idx`` an append writes (from checked columns, with the model's part
+    cached) is :func:`idx_bytes` of the same columns, quotes, escapes and non-ASCII included."""
+    body: dict[str, Any] = {"model": {"name": name, "version": version}}
+    if with_subject:
+        body["subject_key"] = hashlib.sha256(str(name).encode()).hexdigest()
+    if with_ref:
+        body["decision_id"] = "01890a5d-ac96-774b-bcce-b302099a8057"
+    columns = index_columns("outcome" if with_ref else "decision", body)
+    for encode in (canonical_json, encoder_for(CANONICAL_FORMAT_V1)):
+        expected = idx_bytes(*columns, encode)
+        assert checked_idx_bytes(*columns, encode) == expected
+        assert checked_idx_bytes(*columns, encode) == expected  # from the cache
