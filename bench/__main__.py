@@ -37,6 +37,7 @@ BENCHMARKS = (
     "growth",
 )
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+PARTIAL_RESULTS = RESULTS.with_name("latest-only.json")  # a run with --only, by default
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -53,7 +54,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help=f"run only these ({', '.join(BENCHMARKS)})",
     )
-    p.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
+    p.add_argument(
+        "--json",
+        type=Path,
+        help=f"results file (default {RESULTS}; with --only, {PARTIAL_RESULTS.name} beside it,"
+        " so that a partial run never replaces a full run's results)",
+    )
     p.add_argument(
         "--profile",
         type=Path,
@@ -69,7 +75,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL rows")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.json is None:
+        args.json = PARTIAL_RESULTS if args.only else RESULTS
+    return args
 
 
 def _summarise_profiles(directory: Path) -> None:

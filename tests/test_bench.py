@@ -213,3 +213,18 @@ def test_results_say_where_they_ran(results: dict) -> None:
 
 def test_bench_times_the_pipeline_stages_by_their_names() -> None:
     assert tuple(stages.STAGES) == STAGES
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        ([], "latest.json"),
+        (["--quick"], "latest.json"),
+        (["--only", "audit"], "latest-only.json"),
+        (["--only", "audit", "--json", "/tmp/x.json"], "x.json"),
+    ],
+)
+def test_a_partial_run_never_replaces_the_full_runs_results(argv: list[str], name: str) -> None:
+    from bench.__main__ import _parse
+
+    assert _parse(argv).json.name == name
