@@ -160,7 +160,7 @@ class KeyRing:
     @cached_property
     def _subject_hmac(self) -> hmac.HMAC:
         """The subject-key HMAC with its key set, copied per subject: a copy skips setting up
-        the key (0.8-1.0 against 1.4 us per subject key, whose batches compute millions)."""
+        the key (a subject key in 1.0-1.1 us against 1.6-1.7; a batch computes millions)."""
         return hmac.new(self.hmac_key, digestmod="sha256")
 
     @cached_property

@@ -63,6 +63,7 @@ __all__ = [
     "Record",
     "chain_rows",
     "check_event_type",
+    "checked_idx_bytes",
     "encode_record",
     "idx_bytes",
     "index_columns",
@@ -127,11 +128,11 @@ _TAIL_RE = re.compile(
     rb',"id":"([^"\\]*)"(?:,"idx":(\{.*\}))?,"prev":"([^"\\]*)","seq":(-?[0-9]+),'
     rb'"ts":"([^"\\]*)","type":"([^"\\]*)"\}'
 )
-_IDX_PARTS = b'%b%b,"subject":%b%b'  # model_text's head, ref, subject, model_text's tail
+_IDX_PARTS = b'%b%b,"subject":%b%b'  # _model_text's head, ref, subject, _model_text's tail
 _PLAIN_RE = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but '"' and '\\': JSON as is
 _NOT_JSON = b"\x00"  # never part of a record: a column that cannot be an index value
 _TEXTS = (str, type(None))  # column types whose idx text may be cached
-# model_text's cache: (type and value of name, of version, encoder) -> idx head and tail
+# _model_text's cache: (type and value of name, of version, encoder) -> idx head and tail
 _MODEL_TEXT: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
 # _model_columns's cache: (type and value of name, of version) -> index columns
 _MODEL_COLUMNS: dict[tuple[object, ...], tuple[str | None, str | None]] = {}
@@ -333,11 +334,11 @@ def idx_bytes(
     with ``null`` for ``None``. A value that is not a string or ``None`` (only possible in an
     altered column) gives bytes that no record contains.
     """
-    head, tail = model_text(model_name, model_version, encode)
+    head, tail = _model_text(model_name, model_version, encode)
     return _IDX_PARTS % (head, _json_text(ref, encode), _json_text(subject_key, encode), tail)
 
 
-def model_text(
+def _model_text(
     name: object, version: object, encode: Callable[[object], bytes]
 ) -> tuple[bytes, bytes]:
     """The ``idx`` bytes before ``ref`` and after ``subject``, for a model name and version.
@@ -371,7 +372,7 @@ def checked_idx_bytes(
 
     Their subject key (64 hex digits) and ref (a record id) are JSON as they are.
     """
-    head, tail = model_text(model_name, model_version, encode)
+    head, tail = _model_text(model_name, model_version, encode)
     return _IDX_PARTS % (
         head,
         b"null" if ref is None else b'"%b"' % ref.encode(),
@@ -739,8 +740,8 @@ class ChainWalker:
         self._encode = encoder_for(canonical)
 
     def _model(self, name: object, version: object) -> tuple[bytes, bytes]:
-        """The ``idx`` text before ``ref`` and after ``subject`` (:func:`model_text`)."""
-        return model_text(name, version, self._encode)
+        """The ``idx`` text before ``ref`` and after ``subject`` (:func:`_model_text`)."""
+        return _model_text(name, version, self._encode)
 
     def _idx(self, row: Sequence[Any]) -> bytes:
         """The ``idx`` bytes the row's index columns stand for (what :meth:`feed` compares).
