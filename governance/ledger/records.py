@@ -122,7 +122,7 @@ _RECORD_V2 = b'{"body":%b,"id":"%b","idx":%b,"prev":"%b","seq":%d,"ts":"%b","typ
 _FRONT_V1 = b'{"body":%b,"id":"%b"'
 _FRONT_V2 = b'{"body":%b,"id":"%b","idx":%b'
 _TAIL_V1 = b',"id":"%b","prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
-# idx spelled out as the model's head (ChainWalker._model), ref, subject and the model's tail
+# idx spelled out as the model's head (_model_text), ref, subject and the model's tail
 _TAIL_V2 = b',"id":"%b","idx":%b%b,"subject":%b%b,"prev":"%b","seq":%d,"ts":"%b","type":"%b"}'
 _TAIL_RE = re.compile(
     rb',"id":"([^"\\]*)"(?:,"idx":(\{.*\}))?,"prev":"([^"\\]*)","seq":(-?[0-9]+),'
@@ -739,10 +739,6 @@ class ChainWalker:
         self.record_format = record_format
         self._encode = encoder_for(canonical)
 
-    def _model(self, name: object, version: object) -> tuple[bytes, bytes]:
-        """The ``idx`` text before ``ref`` and after ``subject`` (:func:`_model_text`)."""
-        return _model_text(name, version, self._encode)
-
     def _idx(self, row: Sequence[Any]) -> bytes:
         """The ``idx`` bytes the row's index columns stand for (what :meth:`feed` compares).
 
@@ -751,7 +747,7 @@ class ChainWalker:
         record's ``idx``.
         """
         sk, tag, name, version, ref = row[6:11]
-        head, tail = self._model(name, version)
+        head, tail = _model_text(name, version, self._encode)
         ref_text = b"null" if ref is None else _json_text(ref, self._encode)
         return _IDX_PARTS % (head, ref_text, _subject_text(sk, tag), tail)
 
@@ -769,7 +765,7 @@ class ChainWalker:
         expected, prev, prev_ts = self.next_seq, self.prev, self.prev_ts
         prev_hex = hexlify(prev)
         add_leaf = leaves.append if leaves is not None else None
-        deep, model_of, encode = self.deep, self._model, self._encode
+        deep, encode = self.deep, self._encode
         # The model's idx text, kept while consecutive rows name the same model: equal column
         # values always format alike (_json_text gives any non-string the same bytes).
         name_of: object = _UNSET
@@ -783,7 +779,7 @@ class ChainWalker:
                 digest = hasher.digest()
                 if v2:
                     if name != name_of or version != version_of:
-                        model_head, model_tail = model_of(name, version)
+                        model_head, model_tail = _model_text(name, version, encode)
                         name_of, version_of = name, version
                     tail = _TAIL_V2 % (
                         rid,
