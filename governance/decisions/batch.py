@@ -15,6 +15,7 @@ single-decision path writes, so a replay of a batch decision is exact.
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -100,12 +101,22 @@ def collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
+def _literal(text: bytes) -> bytes:
+    """``text`` as a ``bytes %`` format that writes it unchanged (a ``%`` doubled)."""
+    return text.replace(b"%", b"%%")
+
+
 @dataclass(frozen=True)
 class BodyTemplate:
     """An encoded body cut at its slots: ``parts[0] slot[0] parts[1] ... slot[-1] parts[-1]``."""
 
     parts: tuple[bytes, ...]
     slots: tuple[str, ...]
+
+    @functools.cached_property
+    def format(self) -> bytes:
+        """``parts`` joined by ``%b``, for ``bytes %`` (one C call per row)."""
+        return b"%b".join(map(_literal, self.parts))
 
     @classmethod
     def cut(cls, encoded: bytes, slots: Sequence[str], encode: Encode) -> BodyTemplate:
@@ -229,9 +240,10 @@ def decision_bodies(
 
     keys = [encode(name) + b":" for name in names]
 
+    row_format = b"{" + b",".join(_literal(keys[j]) + b"%b" for j in by_name) + b"}"
+
     def members(texts: Callable[[int], list[bytes]]) -> list[bytes]:
-        cols = [[keys[j] + t for t in texts(j)] for j in by_name]
-        return [b"{" + b",".join(row) + b"}" for row in zip(*cols, strict=True)]
+        return [row_format % row for row in zip(*[texts(j) for j in by_name], strict=True)]
 
     slot_values: dict[str, list[bytes]] = {
         "inputs": members(lambda j: values[names[j]]),
@@ -280,17 +292,11 @@ def _assemble(
     template: BodyTemplate, slot_values: Mapping[str, list[bytes]], rows: list[int] | None = None
 ) -> list[bytes]:
     """Join each row's slot values into the template (``rows``: only those, in order)."""
-    parts = template.parts
     slot_rows = [slot_values[slot] for slot in template.slots]
     if rows is not None:
         slot_rows = [[column[i] for i in rows] for column in slot_rows]
-    out = []
-    for row in zip(*slot_rows, strict=True):
-        pieces = [parts[0]]
-        for value, part in zip(row, parts[1:], strict=True):
-            pieces += (value, part)
-        out.append(b"".join(pieces))
-    return out
+    body_format = template.format
+    return [body_format % row for row in zip(*slot_rows, strict=True)]
 
 
 def _items(
@@ -310,8 +316,12 @@ def _items(
         encoded = encode(piece)
         at = encoded.index(encode(marker))
         cut.append((encoded[:at], encoded[at + len(encode(marker)) :]))
+    item = [_literal(head) + b"%b" + _literal(tail) for head, tail in cut]
+    formats: dict[tuple[int, ...], bytes] = {}  # per choice of features (few)
     out = []
-    for i, row in enumerate(picked.tolist()):
-        items = [cut[j][0] + ctext[j][i] + cut[j][1] for j in row if j >= 0]
-        out.append(b"[" + b",".join(items) + b"]")
+    for i, row in enumerate(map(tuple, picked.tolist())):
+        row_format = formats.get(row)
+        if row_format is None:
+            row_format = formats[row] = b"[" + b",".join(item[j] for j in row if j >= 0) + b"]"
+        out.append(row_format % tuple([ctext[j][i] for j in row if j >= 0]))
     return out
