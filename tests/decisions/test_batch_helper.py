@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -57,22 +58,33 @@ def _recourse_count(service: DecisionService, ids: list[str]) -> int:
     return sum(1 for d in ids for e in service.ledger.events_for(d) if e.type == "recourse")
 
 
-def _helpers(monkeypatch: pytest.MonkeyPatch) -> list[ChunkHelper]:
-    """Every helper score_frame starts, kept for inspection."""
+def _helpers(monkeypatch: pytest.MonkeyPatch, *, started: bool = True) -> list[ChunkHelper]:
+    """Every helper score_frame starts, kept for inspection (``started``: each waited for
+    until it has started or failed, so that it is asked from the first chunk on)."""
     made: list[ChunkHelper] = []
     original = ChunkHelper.__init__
 
     def init(self: ChunkHelper) -> None:
         original(self)
+        if started:
+            self.ready(timeout=120)
         made.append(self)
 
     monkeypatch.setattr(ChunkHelper, "__init__", init)
     return made
 
 
+@pytest.mark.parametrize("in_memory", [True, False], ids=["memfd", "temporary-file"])
 def test_chunks_built_by_the_helper_are_the_chunks_built_here(
-    service: DecisionService, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    service: DecisionService,
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+    in_memory: bool,
 ) -> None:
+    if in_memory and not hasattr(os, "memfd_create"):
+        pytest.skip("this system has no memfd_create: messages go through temporary files")
+    if not in_memory:  # as on systems without memfd_create
+        monkeypatch.delattr(os, "memfd_create", raising=False)
     made = _helpers(monkeypatch)
     answered = []
     original = ChunkHelper.take
@@ -134,10 +146,47 @@ def test_a_helper_that_cannot_start_leaves_the_batch_to_this_process(
     monkeypatch.setattr(
         batch_helper.child_process, "command", lambda code, *args: [sys.executable, "-c", failing]
     )
+    made = _helpers(monkeypatch)
     before = service.ledger.size()
     with caplog.at_level(logging.WARNING, logger=batch_helper.__name__):
         ids = _score(service, frame, helper=True)
-    assert "building the rest here" in caplog.text and "no luck" in caplog.text
+    assert "did not start; building the rest here" in caplog.text and "no luck" in caplog.text
+    assert len(made) == 1 and not made[0].alive
+    assert len(set(ids)) == len(ids) == len(frame)
+    assert service.ledger.size() == before + len(frame) + _recourse_count(service, ids)
+
+
+def test_a_helper_still_starting_is_not_waited_for(
+    service: DecisionService,
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A helper whose imports never end: the whole batch is built here, none of it waits."""
+    starting = "import sys; sys.stdin.read()"
+    monkeypatch.setattr(
+        batch_helper.child_process, "command", lambda code, *args: [sys.executable, "-c", starting]
+    )
+    made = _helpers(monkeypatch, started=False)
+    answered: list[bool] = []
+    original = ChunkHelper.take
+
+    def take(self: ChunkHelper, plan: object, at: int) -> object:
+        built = original(self, plan, at)
+        answered.append(built is not None)
+        return built
+
+    monkeypatch.setattr(ChunkHelper, "take", take)
+    before = service.ledger.size()
+    result: list[list[str]] = []
+    scoring = threading.Thread(
+        target=lambda: result.append(_score(service, frame, helper=True)), daemon=True
+    )
+    scoring.start()
+    scoring.join(timeout=120)  # a batch waiting for the helper would never end
+    assert not scoring.is_alive()
+    [ids] = result
+    assert answered == [False] * 6
+    assert len(made) == 1 and not made[0].alive  # ended with the batch
     assert len(set(ids)) == len(ids) == len(frame)
     assert service.ledger.size() == before + len(frame) + _recourse_count(service, ids)
 
