@@ -40,11 +40,14 @@ def event_body(
 
 
 class Memo:
-    """Recourse documents of one model version, computed once per distinct input."""
+    """Recourse documents of one model version, computed once per distinct input among the
+    last ``size`` distinct inputs (a batch of a million rows would otherwise keep every
+    denial's document: memory, and garbage collections walking it all)."""
 
-    def __init__(self, scorecard: Scorecard, policy: RecoursePolicy) -> None:
+    def __init__(self, scorecard: Scorecard, policy: RecoursePolicy, size: int = 4096) -> None:
         self.scorecard = scorecard
         self.policy = policy
+        self.size = size
         self._done: dict[str, dict[str, Any]] = {}
 
     def document(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,6 +56,8 @@ class Memo:
         found = self._done.get(key)
         if found is None:
             found = compute(self.scorecard, self.policy, inputs).to_dict()
+            if len(self._done) >= self.size:
+                del self._done[next(iter(self._done))]  # the oldest
             self._done[key] = found
         return found
 

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from governance.core import recourse_record
 from governance.core.contract import derive_contract
 from governance.core.dataset import DatasetSpec, load_spec, read_source
 from governance.core.recourse import (
@@ -472,3 +473,22 @@ def test_absurd_recorded_values_get_an_answer(hmda: Fitted, name: str, value: fl
     rc = compute(hmda.scorecard, hmda.policy, inputs)
     assert rc.feasible is False and rc.combined is None
     assert rc.to_dict()["summary"][0].startswith("No change to the factors you can act on")
+
+
+def test_the_memo_keeps_the_recent_documents_and_recomputes_the_rest(
+    hmda: Fitted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    computed: list[dict[str, Any]] = []
+    real = recourse_record.compute
+
+    def counting(scorecard: Scorecard, policy: RecoursePolicy, inputs: dict[str, Any]) -> Any:
+        computed.append(dict(inputs))
+        return real(scorecard, policy, inputs)
+
+    monkeypatch.setattr(recourse_record, "compute", counting)
+    a, b, c = hmda.denials[:3]
+    memo = recourse_record.Memo(hmda.scorecard, hmda.policy, size=2)
+    docs = [memo.document(x) for x in (a, b, a, c, b, a)]
+    # a, b computed; a remembered; c pushes a out (the oldest); b remembered; a again
+    assert computed == [a, b, c, a]
+    assert docs == [real(hmda.scorecard, hmda.policy, x).to_dict() for x in (a, b, a, c, b, a)]
