@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +130,50 @@ def test_closing_ends_the_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert thread is not None
     ledger.close()
     assert not thread.is_alive()
+
+
+def test_purge_waits_for_a_backfill_in_progress_and_then_empties_the_wal(
+    open_ledger: tuple[Ledger, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A purge that met a running backfill's checkpoint would fail (SQLite runs one checkpoint
+    at a time) and leave the deleted rows' page images in the WAL: it waits for it instead."""
+    monkeypatch.setattr(sqlite_store, "WAL_BACKFILL_BYTES", MARK)
+    ledger, path = open_ledger
+    store = ledger.store
+    assert isinstance(store, sqlite_store.SQLiteStore)
+    entered, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    class Held(sqlite3.Connection):
+        """The backfill's connection: its checkpoint starts only when the test says so."""
+
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql == "PRAGMA wal_checkpoint(PASSIVE)":
+                entered.set()
+                release.wait()
+                cursor = super().execute(sql, *args)
+                order.append("backfill")
+                return cursor
+            return super().execute(sql, *args)
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: connect(*a, factory=Held, **kw))
+    purged: list[bool] = []
+
+    def purge() -> None:
+        purged.append(store.purge())
+        order.append("purge")
+
+    purging = threading.Thread(target=purge)
+    try:
+        ledger.append_many(_entries(100))  # past the mark: the thread starts, on a Held connection
+        assert entered.wait(timeout=60)
+        purging.start()
+        purging.join(timeout=1.0)  # a purge that did not wait would be done by now
+        assert purging.is_alive() and not order
+    finally:
+        release.set()  # else closing the ledger would wait for the held backfill forever
+    purging.join(timeout=60)
+    assert order == ["backfill", "purge"] and purged == [True]
+    assert path.with_name(path.name + "-wal").stat().st_size == 0
+    assert ledger.verify(deep=True).ok
