@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import logging
 import os
 import pickle
@@ -33,6 +34,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 from governance.decisions.batch import collector_paused
@@ -57,15 +59,16 @@ _READY = _LENGTH.pack(0)  # the helper's first word: its imports are done
 def helper_main() -> None:
     """The helper's loop: questions (a plan and a chunk) in, one answer per question out.
 
-    Each message is in a file shared with the parent (``argv``: the questions' and the
-    answers' descriptors); the pipes carry its length alone (:data:`_LENGTH`).
+    ``argv``: the descriptors of the questions' and the answers' files, shared with the parent,
+    then the modules to import before saying it is ready. Each message is in its file; the
+    pipes carry its length alone (:data:`_LENGTH`).
     """
-    import governance.decisions.service  # noqa: F401 (what plans unpickle into: the slow imports)
-
+    questions, answers, *preload = sys.argv[1:]
+    for module in preload:
+        importlib.import_module(module)
     # The imports' objects stay: full collections need not walk them. Else every 9th chunk or
     # so walked them all again: 250 ms more, a build's time (1,000,000 rows, 2026-12-07).
     gc.freeze()
-    questions, answers = (int(fd) for fd in sys.argv[1:3])
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(_READY)
     stdout.flush()
@@ -74,7 +77,7 @@ def helper_main() -> None:
         head = stdin.read(_LENGTH.size)
         if len(head) < _LENGTH.size:  # the parent closed (or died mid-question)
             return
-        question = pickle.loads(_read_at(questions, *_LENGTH.unpack(head)))
+        question = pickle.loads(_read_at(int(questions), *_LENGTH.unpack(head)))
         new_plan, at, part, ood_rows, keys = question
         if new_plan is not None:
             plan = new_plan
@@ -83,7 +86,8 @@ def helper_main() -> None:
                 answer: tuple[Any, ...] = ("built", at, plan.build(part, ood_rows, keys))
         except Exception as exc:  # the parent builds the chunk itself and gets the real error
             answer = ("failed", at, f"{type(exc).__name__}: {exc}")
-        stdout.write(_LENGTH.pack(_write_at(answers, pickle.dumps(answer, protocol=_PROTOCOL))))
+        answer_bytes = pickle.dumps(answer, protocol=_PROTOCOL)
+        stdout.write(_LENGTH.pack(_write_at(int(answers), answer_bytes)))
         stdout.flush()
 
 
@@ -128,7 +132,9 @@ class ChunkHelper:
     appends, and this one reads it in one call. The question goes the same way.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, preload: Sequence[str] = ()) -> None:
+        """``preload``: modules the helper imports before it is ready (those the plans unpickle
+        into: their imports take the helper's start)."""
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
         self._questions, self._answers = _shared_file(), _shared_file()
         try:
@@ -136,6 +142,7 @@ class ChunkHelper:
                 "from governance.decisions.batch_helper import helper_main; helper_main()",
                 str(self._questions),
                 str(self._answers),
+                *preload,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,

@@ -566,7 +566,8 @@ class DecisionService:
         (:mod:`governance.decisions.batch_helper`); the records are the same.
         """
         loaded, via, resolved = self._target(model, version, alias)
-        helper = ChunkHelper() if len(frame) >= max(helper_rows, 2 * chunk) else None
+        big = len(frame) >= max(helper_rows, 2 * chunk)
+        helper = ChunkHelper(preload=[_BatchPlan.__module__]) if big else None
         with helper or contextlib.nullcontext():  # it starts while the frame is checked
             check_text("purpose", purpose)
             check_text("caller", caller)

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -64,8 +65,8 @@ def _helpers(monkeypatch: pytest.MonkeyPatch, *, started: bool = True) -> list[C
     made: list[ChunkHelper] = []
     original = ChunkHelper.__init__
 
-    def init(self: ChunkHelper) -> None:
-        original(self)
+    def init(self: ChunkHelper, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
         if started:
             self.ready(timeout=120)
         made.append(self)
