@@ -266,7 +266,9 @@ def _invocation(served: Served, row: dict[str, Any], subject: str) -> dict[str, 
     }
 
 
-@pytest.mark.parametrize(("inline_below", "where"), [(0.002, "loop"), (0.0, "pool")])
+# The loop's case allows a minute a decision: with the default 2 ms, a decision slowed by a
+# loaded machine (CI's other workers) sent the next one to the pool.
+@pytest.mark.parametrize(("inline_below", "where"), [(60.0, "loop"), (0.0, "pool")])
 def test_http_decisions_are_recorded_from_either_thread(
     served: Served, inline_below: float, where: str
 ) -> None:
