@@ -75,6 +75,27 @@ def _helpers(monkeypatch: pytest.MonkeyPatch, *, started: bool = True) -> list[C
     return made
 
 
+def _answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each ``take``, in order: whether the helper's chunk came back."""
+    answered: list[bool] = []
+    original = ChunkHelper.take
+
+    def take(self: ChunkHelper, plan: object, at: int) -> object:
+        built = original(self, plan, at)
+        answered.append(built is not None)
+        return built
+
+    monkeypatch.setattr(ChunkHelper, "take", take)
+    return answered
+
+
+def _helper_runs(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """Helpers run ``code`` (Python source) instead of their own loop."""
+    monkeypatch.setattr(
+        batch_helper.child_process, "command", lambda *_: [sys.executable, "-c", code]
+    )
+
+
 @pytest.mark.parametrize("in_memory", [True, False], ids=["memfd", "temporary-file"])
 def test_chunks_built_by_the_helper_are_the_chunks_built_here(
     service: DecisionService,
@@ -87,15 +108,7 @@ def test_chunks_built_by_the_helper_are_the_chunks_built_here(
     if not in_memory:  # as on systems without memfd_create
         monkeypatch.delattr(os, "memfd_create", raising=False)
     made = _helpers(monkeypatch)
-    answered = []
-    original = ChunkHelper.take
-
-    def take(self: ChunkHelper, plan: object, at: int) -> object:
-        built = original(self, plan, at)
-        answered.append(built is not None)
-        return built
-
-    monkeypatch.setattr(ChunkHelper, "take", take)
+    answered = _answers(monkeypatch)
     here = _score(service, frame, helper=False)
     assert not made
     there = _score(service, frame, helper=True)
@@ -143,10 +156,7 @@ def test_a_helper_that_cannot_start_leaves_the_batch_to_this_process(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    failing = "import sys; sys.stderr.write('no luck'); sys.exit(3)"
-    monkeypatch.setattr(
-        batch_helper.child_process, "command", lambda code, *args: [sys.executable, "-c", failing]
-    )
+    _helper_runs(monkeypatch, "import sys; sys.stderr.write('no luck'); sys.exit(3)")
     made = _helpers(monkeypatch)
     before = service.ledger.size()
     with caplog.at_level(logging.WARNING, logger=batch_helper.__name__):
@@ -163,20 +173,9 @@ def test_a_helper_still_starting_is_not_waited_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A helper whose imports never end: the whole batch is built here, none of it waits."""
-    starting = "import sys; sys.stdin.read()"
-    monkeypatch.setattr(
-        batch_helper.child_process, "command", lambda code, *args: [sys.executable, "-c", starting]
-    )
+    _helper_runs(monkeypatch, "import sys; sys.stdin.read()")  # it never says it is ready
     made = _helpers(monkeypatch, started=False)
-    answered: list[bool] = []
-    original = ChunkHelper.take
-
-    def take(self: ChunkHelper, plan: object, at: int) -> object:
-        built = original(self, plan, at)
-        answered.append(built is not None)
-        return built
-
-    monkeypatch.setattr(ChunkHelper, "take", take)
+    answered = _answers(monkeypatch)
     before = service.ledger.size()
     result: list[list[str]] = []
     scoring = threading.Thread(
