@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 from governance.decisions.batch import collector_paused
 from governance.ledger import child_process
@@ -63,7 +63,8 @@ def helper_main() -> None:
     then the modules to import before saying it is ready. Each message is in its file; the
     pipes carry its length alone (:data:`_LENGTH`).
     """
-    questions, answers, *preload = sys.argv[1:]
+    questions, answers = int(sys.argv[1]), int(sys.argv[2])
+    preload = sys.argv[3:]
     for module in preload:
         importlib.import_module(module)
     # The imports' objects stay: full collections need not walk them. Else every 9th chunk or
@@ -74,11 +75,10 @@ def helper_main() -> None:
     stdout.flush()
     plan: Any = None
     while True:
-        head = stdin.read(_LENGTH.size)
-        if len(head) < _LENGTH.size:  # the parent closed (or died mid-question)
+        question = _receive(stdin, questions)
+        if question is None:  # the parent closed (or died mid-question)
             return
-        question = pickle.loads(_read_at(int(questions), *_LENGTH.unpack(head)))
-        new_plan, at, part, ood_rows, keys = question
+        new_plan, at, part, ood_rows, keys = pickle.loads(question)
         if new_plan is not None:
             plan = new_plan
         try:
@@ -86,9 +86,22 @@ def helper_main() -> None:
                 answer: tuple[Any, ...] = ("built", at, plan.build(part, ood_rows, keys))
         except Exception as exc:  # the parent builds the chunk itself and gets the real error
             answer = ("failed", at, f"{type(exc).__name__}: {exc}")
-        answer_bytes = pickle.dumps(answer, protocol=_PROTOCOL)
-        stdout.write(_LENGTH.pack(_write_at(int(answers), answer_bytes)))
-        stdout.flush()
+        _send(stdout, answers, pickle.dumps(answer, protocol=_PROTOCOL))
+
+
+def _send(pipe: IO[bytes], fd: int, message: bytes) -> None:
+    """Put ``message`` in the shared file ``fd`` and its length on ``pipe``."""
+    pipe.write(_LENGTH.pack(_write_at(fd, message)))  # 8 bytes: the pipe always holds them
+    pipe.flush()
+
+
+def _receive(pipe: IO[bytes], fd: int) -> bytes | None:
+    """The message whose length ``pipe`` gives next, from the shared file ``fd`` (None: the
+    other side closed the pipe)."""
+    head = pipe.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    return _read_at(fd, *_LENGTH.unpack(head))
 
 
 def _shared_file() -> int:
@@ -186,17 +199,13 @@ class ChunkHelper:
         if proc is None or self._asked is not None or not self.ready():
             return
         question = (None if plan is self._plan else plan, at, part, ood_rows, keys)
+        assert proc.stdin is not None
         try:
-            payload = pickle.dumps(question, protocol=_PROTOCOL)
-            head = _LENGTH.pack(_write_at(self._questions, payload))
-        except Exception as exc:  # something in the plan does not pickle, or no room for it
+            _send(proc.stdin, self._questions, pickle.dumps(question, protocol=_PROTOCOL))
+        except Exception as exc:  # the plan does not pickle, no room for it, the helper died
             self._fail(f"cannot send the batch helper a chunk: {exc}")
             return
         self._plan = plan
-        assert proc.stdin is not None
-        with contextlib.suppress(OSError, ValueError):  # a dead helper is noticed by take()
-            proc.stdin.write(head)  # 8 bytes: the pipe holds them
-            proc.stdin.flush()
         self._asked = (plan, at)
 
     def take(self, plan: object, at: int) -> Any:
@@ -211,10 +220,10 @@ class ChunkHelper:
         self._asked = None
         assert proc.stdout is not None
         try:
-            head = proc.stdout.read(_LENGTH.size)
-            if len(head) < _LENGTH.size:
+            message = _receive(proc.stdout, self._answers)
+            if message is None:
                 raise EOFError("no answer")
-            answer = pickle.loads(_read_at(self._answers, *_LENGTH.unpack(head)))
+            answer = pickle.loads(message)
         except Exception as exc:  # died, or wrote something else
             self._fail(f"the batch helper stopped answering: {exc!r}")
             return None
