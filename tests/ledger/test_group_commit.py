@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from governance.ledger._commit import GroupCommit
+from governance.ledger._commit import GroupCommit, covering
 from governance.ledger.records import PendingRecord, Receipt
 from governance.ledger.store import Fence
 
@@ -202,3 +204,48 @@ def test_each_request_brings_its_fences_into_the_shared_transaction_and_its_retr
     assert isinstance(out["bad"], ValueError)
     assert store.transactions == [["lead-0"], ["a-0"], ["b-0", "b-1"]]
     assert store.fences == [[], [a], [b]]
+
+
+def test_a_shared_transaction_checks_each_models_earliest_fence_once() -> None:
+    store = FakeStore()
+    gc = GroupCommit(store)  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", 1), out))
+    leader.start()
+    assert store.entered.wait(30)
+    fences = [[Fence("m", 5)], [Fence("n", 7), Fence("m", 3)], [], [Fence("m", 4)]]
+    callers = [
+        threading.Thread(
+            target=lambda k=k, f=f: out.update({k: gc.append(_records(f"c{k}", 1), f)})
+        )
+        for k, f in enumerate(fences)
+    ]
+    for k, t in enumerate(callers):
+        t.start()
+        _queued(gc, k + 1)
+    store.release.set()
+    for t in [leader, *callers]:
+        t.join(30)
+    assert store.transactions == [["lead-0"], ["c0-0", "c1-0", "c2-0", "c3-0"]]
+    assert sorted(store.fences[1], key=lambda f: f.model) == [Fence("m", 3), Fence("n", 7)]
+
+
+_models = st.sampled_from(["m", "n", "o"])
+
+
+@given(
+    fences=st.lists(st.builds(Fence, _models, st.integers(0, 50)), max_size=12),
+    moves=st.lists(st.tuples(_models, st.integers(0, 60)), max_size=4),
+)
+def test_the_covering_fences_fail_exactly_when_one_of_the_fences_does(
+    fences: list[Fence], moves: list[tuple[str, int]]
+) -> None:
+    """A fence fails if its model moved at seq ``since`` or later (the stores' query)."""
+
+    def fails(fence: Fence) -> bool:
+        return any(model == fence.model and seq >= fence.since for model, seq in moves)
+
+    kept = covering(fences)
+    assert any(map(fails, kept)) == any(map(fails, fences))
+    assert all(fence in fences for fence in kept)
+    assert len({fence.model for fence in kept}) == len(kept) == len({f.model for f in fences})
