@@ -85,7 +85,7 @@ def check_contract_frame(
     """Judge every row of a frame (numbered from ``first_row``): each row's flagged features."""
     if loaded.contract is None:
         return [[] for _ in range(len(frame))]
-    verdict = loaded.contract.check_frame(frame, first_row=first_row)
+    verdict = loaded.contract.check_frame(frame, first_row=first_row, flags=False)
     try:
         verdict.raise_for_violations()
     except ContractViolation as exc:

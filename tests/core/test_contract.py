@@ -427,7 +427,11 @@ def test_a_frame_flags_a_missing_value_where_training_saw_none() -> None:
 @pytest.mark.parametrize(
     "case", ["hmda", "credit", "credit, complete training rows"], ids=lambda c: c
 )
-@pytest.mark.parametrize("policy", [ContractPolicy(), ContractPolicy("refuse", 0.1)], ids=str)
+@pytest.mark.parametrize(
+    "policy",
+    [ContractPolicy(), ContractPolicy("flag", 0.1), ContractPolicy("refuse", 0.1)],
+    ids=str,
+)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_the_frame_check_agrees_with_the_row_check(
@@ -448,6 +452,10 @@ def test_the_frame_check_agrees_with_the_row_check(
         assert verdict.out_of_distribution[i] == one.out_of_distribution
         assert verdict.flags.get(7 + i, ()) == one.flags
     assert verdict.violations == tuple(expected_violations)
+    names_only = contract.check_frame(frame, first_row=7, flags=False)
+    assert names_only.out_of_distribution == verdict.out_of_distribution
+    assert names_only.violations == verdict.violations
+    assert all(names_only.flags[row] == verdict.flags[row] for row in names_only.flags)
 
 
 @settings(max_examples=300, deadline=None)

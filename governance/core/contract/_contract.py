@@ -134,7 +134,9 @@ class Contract:
         return out
 
     # -- many applications -------------------------------------------------------------------
-    def check_frame(self, frame: pd.DataFrame, *, first_row: int = 0) -> FrameVerdict:
+    def check_frame(
+        self, frame: pd.DataFrame, *, first_row: int = 0, flags: bool = True
+    ) -> FrameVerdict:
         """Judge every row of a frame, vectorised; rows are numbered from ``first_row``.
 
         A frame may carry other columns (ids, sensitive attributes): only the model's inputs
@@ -147,6 +149,11 @@ class Contract:
         frame : pandas.DataFrame
         first_row : int
             The position of the frame's first row in the whole batch (for messages).
+        flags : bool
+            Whether to write the flags of the rows that break no rule (their one-line messages
+            cost a batch of 1,000,000 rows half of its check): with ``False``, ``flags`` holds
+            only the rows judged whole (those that may break a rule); the violations and
+            ``out_of_distribution`` are the same.
 
         Returns
         -------
@@ -190,6 +197,10 @@ class Contract:
         for name, fc in self.features.items():
             only = np.flatnonzero(may_flag[name] & ~suspects)
             for i, value in zip(only.tolist(), columns[name].values(only), strict=True):
+                if not flags:
+                    if fc._flag_kind(value, margin) is not None:
+                        ood[i].append(name)
+                    continue
                 flag = fc._flag(value, margin)
                 if flag is not None:
                     found.setdefault(i, []).append(flag)

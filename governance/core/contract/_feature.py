@@ -151,24 +151,34 @@ class FeatureContract:
 
     def _flag(self, value: Any, margin: float) -> Flag | None:
         """The out-of-distribution flag for a value that passed the hard rules, if any."""
-        if value is None:
-            if self.training_missing:
-                return None
+        kind = self._flag_kind(value, margin)
+        if kind is None:
+            return None
+        if kind == "missing":
             return Flag(self.name, None, None, FLAG_MISSING.format(feature=self.name))
-        if self.training_values is not None and value not in self.training_values:
-            seen = list(self.training_values)
+        if kind == "unseen":
+            seen = list(self.training_values or ())
             message = FLAG_UNSEEN.format(
                 feature=self.name, value=_display(value), seen=_values(seen)
             )
             return Flag(self.name, value, seen, message)
-        if self.kind == "numeric" and self.training_range is not None:
-            limits = self.training_range.widened(margin)
-            if not limits.contains(value):
-                message = FLAG_RANGE.format(
-                    feature=self.name, value=_display(value), range=limits.describe()
-                )
-                return Flag(self.name, value, limits.to_dict(), message)
-        return None
+        assert self.training_range is not None
+        limits = self.training_range.widened(margin)
+        message = FLAG_RANGE.format(
+            feature=self.name, value=_display(value), range=limits.describe()
+        )
+        return Flag(self.name, value, limits.to_dict(), message)
+
+    def _flag_kind(self, value: Any, margin: float) -> str | None:
+        """Which flag :meth:`_flag` gives ``value`` ("missing", "unseen" or "range"), without
+        writing its message (a batch needs only the flagged features' names), or None."""
+        if value is None:
+            return None if self.training_missing else "missing"
+        if self.training_values is not None and value not in self.training_values:
+            return "unseen"
+        if self.kind != "numeric" or self.training_range is None:
+            return None
+        return None if self.training_range.widened(margin).contains(value) else "range"
 
     # -- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
