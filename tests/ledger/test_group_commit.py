@@ -60,13 +60,20 @@ def _run(gc: GroupCommit, name: str, records: list[PendingRecord], out: dict[str
         out[name] = exc
 
 
-def test_waiting_callers_share_one_transaction() -> None:
+def _led(records: int = 1) -> tuple[FakeStore, GroupCommit, dict[str, Any], threading.Thread]:
+    """A group commit whose leader ("lead", ``records`` records) is inside its commit, held
+    there until ``store.release`` is set: whoever appends meanwhile queues behind it."""
     store = FakeStore()
     gc = GroupCommit(store)  # type: ignore[arg-type]
     out: dict[str, Any] = {}
-    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", 2), out))
+    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", records), out))
     leader.start()
     assert store.entered.wait(30)
+    return store, gc, out, leader
+
+
+def test_waiting_callers_share_one_transaction() -> None:
+    store, gc, out, leader = _led(2)
     followers = [
         threading.Thread(target=_run, args=(gc, f"f{k}", _records(f"f{k}", 1 + k % 3), out))
         for k in range(15)
@@ -93,12 +100,7 @@ def test_waiting_callers_share_one_transaction() -> None:
 
 
 def test_one_bad_caller_fails_alone() -> None:
-    store = FakeStore()
-    gc = GroupCommit(store)  # type: ignore[arg-type]
-    out: dict[str, Any] = {}
-    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", 1), out))
-    leader.start()
-    assert store.entered.wait(30)
+    store, gc, out, leader = _led()
     names = ["a", "bad", "c"]
     threads = [
         threading.Thread(
@@ -181,12 +183,7 @@ def test_an_interrupted_leader_fails_its_followers_and_hands_over(error: type) -
 
 
 def test_each_request_brings_its_fences_into_the_shared_transaction_and_its_retry() -> None:
-    store = FakeStore()
-    gc = GroupCommit(store)  # type: ignore[arg-type]
-    out: dict[str, Any] = {}
-    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", 1), out))
-    leader.start()
-    assert store.entered.wait(30)
+    store, gc, out, leader = _led()
     a, b = Fence("m", 3), Fence("m", 5)
     fenced = threading.Thread(target=lambda: out.update(a=gc.append(_records("a", 1), [a])))
     poisoned = threading.Thread(
@@ -207,12 +204,7 @@ def test_each_request_brings_its_fences_into_the_shared_transaction_and_its_retr
 
 
 def test_a_shared_transaction_checks_each_models_earliest_fence_once() -> None:
-    store = FakeStore()
-    gc = GroupCommit(store)  # type: ignore[arg-type]
-    out: dict[str, Any] = {}
-    leader = threading.Thread(target=_run, args=(gc, "lead", _records("lead", 1), out))
-    leader.start()
-    assert store.entered.wait(30)
+    store, gc, out, leader = _led()
     fences = [[Fence("m", 5)], [Fence("n", 7), Fence("m", 3)], [], [Fence("m", 4)]]
     callers = [
         threading.Thread(
