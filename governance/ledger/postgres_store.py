@@ -245,8 +245,10 @@ END
     create = f"""CREATE OR REPLACE FUNCTION {s}.{name}(p_mode text, {params},
     OUT o_seq bigint, OUT o_prev bytea, OUT o_ts text, OUT o_hashes bytea[])
 LANGUAGE plpgsql AS $governance${body}$governance$"""
-    casts = ", ".join(f"%s::{t}{array}" for _, t in _PARAMS)
-    call = f"SELECT o_seq, o_prev, o_ts, o_hashes FROM {s}.{name}(%s, {casts})"
+    # Binary parameters (%b): psycopg writes a text array element by element in Python, quoting
+    # and hex-escaping each (646 us for a group of 20 records, against 72 us in binary).
+    casts = ", ".join(f"%b::{t}{array}" for _, t in _PARAMS)
+    call = f"SELECT o_seq, o_prev, o_ts, o_hashes FROM {s}.{name}(%b, {casts})"
     return AppendFunction(name, body, create, call)
 
 

@@ -139,6 +139,54 @@ def test_the_database_writes_the_rows_the_client_builds(
         assert ts >= (head.ts or "")
 
 
+_AWKWARD = ['"', "\\", "a,b", "{x}", "NULL", "é€😀", " ", ""]
+
+
+@pytest.mark.parametrize("size", [1, 2, 8], ids=["append_record", "two", "eight"])
+def test_awkward_values_reach_the_columns_exactly(
+    store: PostgresStore, pg: Backend, size: int
+) -> None:
+    """Parameters go to the functions in binary: what array-literal quoting would mangle survives.
+
+    Quotes, backslashes, commas, braces, the word ``NULL``, the empty string and non-BMP text in
+    the text columns; a whole column of ``None``; subject tags at both ends of ``bigint``.
+    """
+    pending = [
+        PendingRecord(
+            id=new_record_ids(1)[0],
+            type="decision",
+            body=canonical_json({"n": n, "s": _AWKWARD[n % len(_AWKWARD)]}),
+            subject_key=None if n % 2 else _AWKWARD[(n + 3) % len(_AWKWARD)],
+            subject_tag=None if n % 2 else (-(2**63), 2**63 - 1)[n % 4 // 2],
+            model_name=_AWKWARD[n % len(_AWKWARD)],
+            model_version=_AWKWARD[(n + 1) % len(_AWKWARD)],
+            ref=None,
+            idx=None,
+        )
+        for n in range(size)
+    ]
+    head = store.head()
+    receipts = store.append(pending)
+    expected, expected_receipts = chain_rows(
+        head.size, bytes.fromhex(head.hash), head.ts, pending, receipts[0].ts
+    )
+    assert _stored_rows(pg, head.size) == expected
+    assert receipts == expected_receipts
+
+
+def test_a_nul_in_a_text_column_is_refused_and_writes_nothing(
+    store: PostgresStore, pg: Backend
+) -> None:
+    """PostgreSQL text cannot hold NUL: the append fails (one record or a group) and adds none."""
+    store.append([_pending(("decision", {"n": 0}, True, None, "m"))])
+    for size in (1, 3):
+        bad = [_pending(("decision", {"n": n}, True, None, "m\x00n")) for n in range(size)]
+        with pytest.raises(psycopg.DataError):
+            store.append(bad)
+    assert store.head().size == 1
+    assert len(_stored_rows(pg, 0)) == 1
+
+
 def test_a_new_ledger_gets_this_versions_functions(store: PostgresStore, pg: Backend) -> None:
     assert _installed(pg) == _this_version(pg)
     assert set(_installed(pg)) == {"append_record", "append_records"}
