@@ -160,8 +160,8 @@ def append_functions(schema: str, moves: str | None) -> tuple[AppendFunction, Ap
     :meth:`PostgresStore._moves_mode`), then the chain's; check the fences; read the head and
     the server's clock; and build, hash and insert each record from its front bytes
     (:func:`~governance.ledger.records.record_front`). ``append_record`` takes one record and
-    at most one fence as scalars (psycopg dumps a scalar in a third of an array's client CPU);
-    ``append_records`` takes arrays.
+    at most one fence as scalars (psycopg dumps its ten in about 3 us of client CPU, ten
+    one-element arrays in about 40 us, even in binary); ``append_records`` takes arrays.
 
     ``moves`` is the control shard's schema for a shard of a sharded ledger (fences are checked
     against the control's records, the moves lock is the control's, taken shared), else
