@@ -26,6 +26,8 @@ from governance.ledger.store import Fence, LedgerStore
 
 __all__ = ["EncodedBody", "Entry", "GroupCommit", "prepare_entry"]
 
+ERR_MODEL_NUL = "body.model.name and body.model.version must not contain NUL (U+0000)"
+
 
 @dataclass(frozen=True, slots=True)
 class EncodedBody:
@@ -122,7 +124,7 @@ def prepare_entry(
     if extra or type(body) is not dict:
         body = {**body, **extra}
     data = encode(body)
-    subject_key, model_name, model_version, ref = index_columns(type_, body)
+    subject_key, model_name, model_version, ref = _append_columns(type_, body)
     return PendingRecord(
         rid,
         type_,
@@ -162,11 +164,25 @@ def _prepare_encoded(
     seen_ids.add(rid)
     if "pii" in body.index:
         raise ValueError("body.pii is reserved for encrypted PII: pass PII as pii=")
-    sk, model_name, model_version, ref = index_columns(type_, body.index)
+    sk, model_name, model_version, ref = _append_columns(type_, body.index)
     idx = checked_idx_bytes(sk, model_name, model_version, ref, encode) if with_idx else None
     return PendingRecord(
         rid, type_, body.data, sk, subject_tag(sk), model_name, model_version, ref, idx
     )
+
+
+def _append_columns(
+    type_: str, body: Mapping[str, Any]
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """:func:`index_columns` of a record being appended, which also refuses a NUL in the model's
+    name or version: PostgreSQL's text cannot hold one, so both stores refuse it alike, before
+    anything is written. Verification keeps to :func:`index_columns`, so a record that SQLite
+    took before this check still verifies."""
+    columns = index_columns(type_, body)
+    name, version = columns[1], columns[2]
+    if (name is not None and "\x00" in name) or (version is not None and "\x00" in version):
+        raise ValueError(ERR_MODEL_NUL)
+    return columns
 
 
 def covering(fences: Iterable[Fence]) -> list[Fence]:

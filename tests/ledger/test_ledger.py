@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 
 from governance.ledger import (
+    EncodedBody,
     Entry,
     Fence,
     FenceError,
     Ledger,
     LedgerError,
     Receipt,
+    _commit,
     leaf_hash,
     sqlite_store,
     verify_checkpoint,
@@ -27,7 +29,7 @@ from governance.ledger import (
     verify_inclusion,
 )
 from governance.ledger.canonical import canonical_json, is_canonical
-from governance.ledger.records import GENESIS_HEX, record_hash
+from governance.ledger.records import GENESIS_HEX, index_columns, record_hash
 
 Backend = Any  # tests/ledger/conftest.py:Backend (conftest modules are not importable)
 Body = Callable[..., dict[str, Any]]
@@ -149,6 +151,8 @@ def test_find_by_time_range(ledger: Ledger) -> None:
         ({"type": "outcome", "body": {"actual": 1}}, "decision_id"),
         ({"type": "outcome", "body": {"decision_id": "x"}}, "record id"),
         ({"type": "decision", "body": {"model": "m"}}, "body.model"),
+        ({"type": "decision", "body": {"model": {"name": "a\x00b"}}}, "NUL"),
+        ({"type": "decision", "body": {"model": {"name": "m", "version": "\x00"}}}, "NUL"),
         ({"type": "decision", "body": {"subject_key": "ab"}}, "subject_key"),
         ({"type": "decision", "body": {}, "record_id": "not-a-uuid"}, "UUID"),
     ],
@@ -160,6 +164,35 @@ def test_bad_input_writes_nothing(ledger: Ledger, kwargs: dict[str, object], mat
     with pytest.raises((ValueError, TypeError), match=match):
         ledger.append(type_, body, **kwargs)  # type: ignore[arg-type]
     assert ledger.size() == 1
+
+
+def test_a_nul_in_the_model_is_refused_on_every_path(ledger: Ledger) -> None:
+    """PostgreSQL's text cannot hold a NUL, so no store takes one: a batch's encoded bodies and
+    a group with one bad entry are refused too, with nothing written."""
+    body = {"model": {"name": "m\x00", "version": "1"}}
+    encoded = EncodedBody(canonical_json(body), body)
+    for entries in (
+        [Entry("decision", encoded)],
+        [Entry("decision", {"n": 1}), Entry("decision", body)],
+    ):
+        with pytest.raises(ValueError, match="NUL"):
+            ledger.append_many(entries)
+    assert ledger.size() == 0
+
+
+def test_a_nul_written_before_the_check_still_verifies(
+    make_backend: Callable[[str], Backend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal is the append's alone: verification re-derives the index columns without it,
+    so a SQLite ledger that took such a name before still verifies, and its record is found."""
+    with make_backend("sqlite").open() as ledger:
+        monkeypatch.setattr(_commit, "_append_columns", index_columns)  # the code before
+        ledger.append("decision", {"model": {"name": "m\x00", "version": "1"}})
+        monkeypatch.undo()
+        with pytest.raises(ValueError, match="NUL"):
+            ledger.append("decision", {"model": {"name": "m\x00", "version": "1"}})
+        assert ledger.verify().ok
+        assert [r.seq for r in ledger.find(model="m\x00")] == [0]
 
 
 def test_append_many_is_all_or_nothing(ledger: Ledger) -> None:
