@@ -829,10 +829,12 @@ class PostgresStore(LedgerStore):
     def current_data_keys(self, subject_keys: Collection[str]) -> dict[str, tuple[str, bytes]]:
         if not subject_keys:
             return {}
+        # The keys go in binary (%b), as the append functions' parameters do: psycopg writes a
+        # text array element by element in Python (10,000 keys 60 ms in text, 25-37 ms in binary).
         with self._lock:
             rows = self.conn.execute(
                 f"SELECT subject_key, kid, wrapped FROM {self.schema}.subject_keys"
-                " WHERE subject_key = ANY(%s) ORDER BY created, kid",
+                " WHERE subject_key = ANY(%b::text[]) ORDER BY created, kid",
                 (list(subject_keys),),
             ).fetchall()
         return {sk: (kid, bytes(wrapped)) for sk, kid, wrapped in rows}  # the newest wins
@@ -843,7 +845,7 @@ class PostgresStore(LedgerStore):
         with self._lock:
             rows = self.conn.execute(
                 f"SELECT kid, subject_key, wrapped FROM {self.schema}.subject_keys"
-                " WHERE kid = ANY(%s)",
+                " WHERE kid = ANY(%b::text[])",
                 (list(kids),),
             ).fetchall()
         return {kid: (sk, bytes(wrapped)) for kid, sk, wrapped in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -330,6 +331,36 @@ def test_reopen_keeps_keys_and_refuses_other_keys(backend: Backend, tmp_path: Pa
     assert again.verify().ok
     with pytest.raises(LedgerError, match="keys"):
         backend.open(home=tmp_path / "another-home")
+
+
+def test_a_batch_reuses_each_known_subjects_data_key_and_makes_one_for_each_new(
+    ledger: Ledger,
+) -> None:
+    def batch(subjects: range) -> list[str]:
+        receipts = ledger.append_many(
+            {"type": "decision", "body": {"n": i}, "subject_id": f"s{i}", "pii": {"name": f"S{i}"}}
+            for i in subjects
+        )
+        return [r.id for r in receipts]
+
+    def kid(record_id: str) -> str:
+        record = ledger.get(record_id)
+        assert record is not None
+        return str(json.loads(record.data)["body"]["pii"]["kid"])
+
+    first = dict(zip(range(40), batch(range(40)), strict=True))
+    second = dict(zip(range(20, 60), batch(range(20, 60)), strict=True))
+    assert all(kid(second[i]) == kid(first[i]) for i in range(20, 40))
+    kids = {kid(second[i]) for i in range(40, 60)}
+    assert len(kids) == 20 and not kids & {kid(r) for r in first.values()}
+    ledger.forget("s30")
+    assert [ledger.decode(ledger.get(r))["body"]["pii"] for r in (first[30], second[30])] == [
+        "[erased]",
+        "[erased]",
+    ]
+    assert ledger.decode(ledger.get(second[31]))["body"]["pii"] == {"name": "S31"}
+    assert ledger.decode(ledger.get(second[59]))["body"]["pii"] == {"name": "S59"}
+    assert ledger.verify().ok
 
 
 def test_open_urls(tmp_path: Path) -> None:
