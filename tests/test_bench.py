@@ -228,3 +228,61 @@ def test_a_partial_run_never_replaces_the_full_runs_results(argv: list[str], nam
     from bench.__main__ import _parse
 
     assert _parse(argv).json.name == name
+
+
+def test_the_readme_takes_a_full_runs_tables_and_nothing_else(
+    results: dict, tmp_path: Path
+) -> None:
+    from bench import readme
+
+    doc = {k: v for k, v in results.items() if k != "stdout"}
+    with pytest.raises(readme.RefusedError, match="quick"):
+        readme.section(doc)
+    full = {**doc, "quick": False}
+    body = readme.section(full)
+    lines = body.splitlines()
+    assert lines[0].startswith(f"The run below: {results['machine']['cores']} cores (")
+    assert lines[-1].startswith(f"Total {results['total_seconds']:.0f} s on ")
+    for name in BENCHMARKS:
+        assert f"\n#### {name}: " in body
+    table_rows = [line for line in results["table_markdown"].splitlines() if line.startswith("|")]
+    assert [line for line in lines if line.startswith("|")] == table_rows
+    partial = {**full, "benchmarks": {k: v for k, v in doc["benchmarks"].items() if k != "ui"}}
+    with pytest.raises(readme.RefusedError, match="partial run: it has no ui"):
+        readme.section(partial)
+    with pytest.raises(readme.RefusedError, match="http failed"):
+        readme.section({**full, "errors": {"http": "RuntimeError: no"}})
+
+    original = readme.README.read_text()
+    head, rest = original.split(readme.BEGIN)
+    tail = rest.split(readme.END)[1]
+    spliced = readme.splice(original, body)
+    assert spliced == f"{head}{readme.BEGIN}\n{body}\n{readme.END}{tail}"
+    assert readme.splice(spliced, body) == spliced
+    with pytest.raises(readme.RefusedError, match="marker"):
+        readme.splice(original.replace(readme.END, ""), body)
+
+    # the command: a quick run's results leave the README as it was (exit 2, one line)
+    quick, target = tmp_path / "quick.json", tmp_path / "README.md"
+    quick.write_text(json.dumps(doc))
+    target.write_text(original)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.readme", str(quick), "--readme", str(target)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and target.read_text() == original
+    assert proc.stderr.startswith(f"error: {quick}: a quick run") and proc.stderr.count("\n") == 1
+    done = tmp_path / "full.json"
+    done.write_text(json.dumps(full))
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.readme", str(done), "--readme", str(target)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert target.read_text() == spliced
