@@ -363,6 +363,22 @@ def test_a_batch_reuses_each_known_subjects_data_key_and_makes_one_for_each_new(
     assert ledger.verify().ok
 
 
+def test_a_nul_in_what_is_looked_up_finds_nothing_on_both_stores(
+    ledger: Ledger, decision_body: Body
+) -> None:
+    """PostgreSQL's text cannot hold a NUL, and its driver raised DataError on one: a hostile
+    id or filter got a server error there, and nothing on SQLite."""
+    body = decision_body(1, model="m", version="3")
+    ids = [ledger.append("decision", body, subject_id=f"s{i}").id for i in range(3)]
+    assert ledger.get(ids[0] + "\x00") is None
+    for offset in (0, 1):  # 1: the store seeks the offset's position first
+        assert ledger.find(model="m\x00", offset=offset) == []
+        assert ledger.find(model="m", version="3\x00", offset=offset) == []
+        assert ledger.find(ref="\x00", offset=offset) == []
+    assert [r.id for r in ledger.find(model="m", version="3", offset=1)] == ids[1:]
+    assert ledger.store.data_keys(["\x00"]) == {}
+
+
 def test_open_urls(tmp_path: Path) -> None:
     plain = Ledger.open(tmp_path / "plain.db", home=tmp_path / "h1")
     plain.append("decision", {})

@@ -158,6 +158,18 @@ def test_the_service_on_a_sharded_ledger(scene: Scene) -> None:
             "/v1/decisions", params={"model": MODEL, "limit": 100}, headers=scene.auth("auditor")
         )
         assert len(r.json()["decisions"]) == 13
+        # a hostile caller's NUL finds nothing: PostgreSQL's text cannot hold one, and its
+        # driver's DataError was a 500
+        auditor = scene.auth("auditor")
+        r = client.get("/v1/decisions", params={"model": f"{MODEL}\x00"}, headers=auditor)
+        assert r.status_code == 200 and r.json()["count"] == 0, r.text
+        r = client.get(
+            "/v1/decisions", params={"model": MODEL, "version": "1\x00"}, headers=auditor
+        )
+        assert r.status_code == 200 and r.json()["count"] == 0, r.text
+        for path in ("", "/trace", "/proof", "/recourse"):
+            r = client.get(f"/v1/decisions/{decision_id}%00{path}", headers=auditor)
+            assert r.status_code == 404, (path, r.text)
 
         r = client.post("/v1/ledger/checkpoints", headers=scene.auth("admin"))
         assert r.status_code == 201, r.text
