@@ -263,26 +263,19 @@ def test_the_readme_takes_a_full_runs_tables_and_nothing_else(
         readme.splice(original.replace(readme.END, ""), body)
 
     # the command: a quick run's results leave the README as it was (exit 2, one line)
-    quick, target = tmp_path / "quick.json", tmp_path / "README.md"
-    quick.write_text(json.dumps(doc))
+    target = tmp_path / "README.md"
     target.write_text(original)
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.readme", str(quick), "--readme", str(target)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def command(doc: dict, name: str) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / name
+        path.write_text(json.dumps(doc))
+        argv = [sys.executable, "-m", "bench.readme", str(path), "--readme", str(target)]
+        return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    proc = command(doc, "quick.json")
     assert proc.returncode == 2 and target.read_text() == original
-    assert proc.stderr.startswith(f"error: {quick}: a quick run") and proc.stderr.count("\n") == 1
-    done = tmp_path / "full.json"
-    done.write_text(json.dumps(full))
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.readme", str(done), "--readme", str(target)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    assert proc.stderr.startswith(f"error: {tmp_path / 'quick.json'}: a quick run")
+    assert proc.stderr.count("\n") == 1
+    proc = command(full, "full.json")
     assert proc.returncode == 0, proc.stderr
     assert target.read_text() == spliced
