@@ -8,8 +8,9 @@ Examples::
 
 The tables of ``bench/README.md`` are those of the last recorded full run: the line saying
 where it ran, one table per benchmark and the run's total, between :data:`BEGIN` and
-:data:`END`. This writes exactly what the run printed there, so no table is copied by hand.
-What the numbers say, and the history of issue 12's goals, stay prose written around them.
+:data:`END`. This writes the run's own tables (``table_markdown``, headings one level down)
+and figures, so no table is copied by hand. What the numbers say, and the history of issue 12's
+goals, stay prose written around them.
 
 A quick run, a partial run (``--only``) or a run with a failed benchmark is refused (exit 2),
 and the README is not touched: its tables are a full run's.
