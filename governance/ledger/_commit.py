@@ -18,6 +18,7 @@ from governance.ledger.records import (
     Receipt,
     check_event_type,
     checked_idx_bytes,
+    holds_nul,
     index_columns,
     is_record_id,
     subject_tag,
@@ -179,8 +180,7 @@ def _append_columns(
     anything is written. Verification keeps to :func:`index_columns`, so a record that SQLite
     took before this check still verifies."""
     columns = index_columns(type_, body)
-    name, version = columns[1], columns[2]
-    if (name is not None and "\x00" in name) or (version is not None and "\x00" in version):
+    if holds_nul(columns[1], columns[2]):
         raise ValueError(ERR_MODEL_NUL)
     return columns
 

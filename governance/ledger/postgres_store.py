@@ -59,6 +59,7 @@ from governance.ledger.records import (
     PendingRecord,
     Receipt,
     chain_rows,
+    holds_nul,
     record_front,
 )
 from governance.ledger.store import (
@@ -252,15 +253,9 @@ LANGUAGE plpgsql AS $governance${body}$governance$"""
     return AppendFunction(name, body, create, call)
 
 
-def _nul(*values: object) -> bool:
-    """Whether a value to look up holds a NUL: PostgreSQL's text cannot, so no row can match
-    it (an id from a hostile caller gets "not found", not the driver's DataError). SQLite's
-    text can hold one, and its store looks such values up as they are."""
-    return any(isinstance(v, str) and "\x00" in v for v in values)
-
-
 def _text_filters(query: Query) -> tuple[str | None, ...]:
-    """The filters of ``query`` that a record's text column must equal."""
+    """The filters of ``query`` that a record's text column must equal (one holding a NUL
+    matches no row here: the store answers "nothing", not the driver's DataError)."""
     return (query.subject_key, query.model_name, query.model_version, query.type, query.ref)
 
 
@@ -778,7 +773,7 @@ class PostgresStore(LedgerStore):
         return None if row is None else tuple(row)
 
     def get_by_id(self, record_id: str) -> tuple[bytes, bytes] | None:
-        if _nul(record_id):
+        if holds_nul(record_id):
             return None
         row = self._one(f"SELECT data, hash FROM {self.schema}.records WHERE id = %s", (record_id,))
         return None if row is None else (bytes(row[0]), bytes(row[1]))
@@ -794,14 +789,14 @@ class PostgresStore(LedgerStore):
         return None if row is None else str(row[0])
 
     def select(self, query: Query, seq_from: int | None, seq_to: int | None) -> list[bytes]:
-        if _nul(*_text_filters(query)):
+        if holds_nul(*_text_filters(query)):
             return []
         sql, params = select_sql(f"{self.schema}.records", query, seq_from, seq_to, "%s")
         with self._lock:
             return [bytes(row[0]) for row in self.conn.execute(sql, params).fetchall()]
 
     def seek(self, query: Query, seq_from: int | None, skip: int) -> int | None:
-        if _nul(*_text_filters(query)):
+        if holds_nul(*_text_filters(query)):
             return None
         sql, params = seek_sql(f"{self.schema}.records", query, seq_from, None, "%s")
         with self._lock:
@@ -864,7 +859,7 @@ class PostgresStore(LedgerStore):
             rows = self.conn.execute(
                 f"SELECT kid, subject_key, wrapped FROM {self.schema}.subject_keys"
                 " WHERE kid = ANY(%b::text[])",
-                ([k for k in kids if not _nul(k)],),
+                ([k for k in kids if not holds_nul(k)],),
             ).fetchall()
         return {kid: (sk, bytes(wrapped)) for kid, sk, wrapped in rows}
 

@@ -65,6 +65,7 @@ __all__ = [
     "check_event_type",
     "checked_idx_bytes",
     "encode_record",
+    "holds_nul",
     "idx_bytes",
     "index_columns",
     "is_record_id",
@@ -379,6 +380,13 @@ def checked_idx_bytes(
         b"null" if subject_key is None else b'"%b"' % subject_key.encode(),
         tail,
     )
+
+
+def holds_nul(*values: object) -> bool:
+    """Whether any of ``values`` is text holding a NUL (U+0000), which PostgreSQL's text cannot
+    hold: both stores refuse it in a model's name or version at append, and on PostgreSQL it
+    matches no row on lookup."""
+    return any(isinstance(v, str) and "\x00" in v for v in values)
 
 
 def subject_tag(subject_key: str | None) -> int | None:
