@@ -85,6 +85,7 @@ __all__ = [
     "parse_json",
     "reference_json",
     "utc_now",
+    "utc_text",
 ]
 
 CANONICAL_FORMAT_V1 = "governance.canonical-json/1"
@@ -482,3 +483,22 @@ def utc_now() -> str:
     """
     # isoformat is several times faster than strftime; timespec keeps it 27 characters.
     return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def utc_text(value: datetime) -> str:
+    """Return an aware time as the ledger writes times (see :func:`utc_now`): in UTC.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` has no time zone, or falls outside the years 1 to 9999 in UTC (e.g.
+        ``0001-01-01T00:00:00+01:00``).
+    """
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone (e.g. a trailing Z for UTC)")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 in UTC") from None
+    # isoformat writes the year in 4 digits (strftime's %Y does not, before 1000)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"

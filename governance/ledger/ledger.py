@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +41,7 @@ from governance.ledger.canonical import (
     CANONICAL_FORMATS,
     encoder_for,
     utc_now,
+    utc_text,
 )
 from governance.ledger.checkpoint import (
     Checkpoint,
@@ -98,7 +99,10 @@ def _as_ts(value: str | datetime, name: str) -> str:
         raise LedgerError(f"{name} must be an ISO 8601 string or a datetime")
     if value.tzinfo is None:
         raise LedgerError(f"{name} must have a time zone (e.g. a trailing Z for UTC)")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return utc_text(value)
+    except ValueError as exc:
+        raise LedgerError(f"{name}: {value.isoformat()} {exc}") from None
 
 
 def open_store(url: str | PathLike[str], *, create: bool = True) -> LedgerStore:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.ledger import Ledger, Receipt, Record
+from governance.ledger.canonical import utc_text
 from governance.ledger.paging import iter_find
 from governance.registry import mlflow as registry
 from governance.settings import Settings
@@ -380,7 +381,7 @@ def parse_time(value: str | datetime) -> datetime:
     Raises
     ------
     PromotionError
-        If the string is not ISO 8601.
+        If the string is not ISO 8601, or the time is outside years 1..9999 in UTC.
     """
     if isinstance(value, str):
         text = value.strip()
@@ -392,11 +393,12 @@ def parse_time(value: str | datetime) -> datetime:
             raise PromotionError(ERR_AT.format(value=value)) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PromotionError(
+            f"--at: {value.isoformat()} is outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 def history(
@@ -444,7 +446,7 @@ def history(
     for event in found:
         if event["action"] in MOVES and parse_time(event["ts"]) <= when:
             current = event
-    answer: dict[str, Any] = {"model": model, "alias": alias, "at": _iso(when)}
+    answer: dict[str, Any] = {"model": model, "alias": alias, "at": utc_text(when)}
     keys = ("version", "action", "approver", "reason", "event_id", "lineage_id")
     if current is None:
         return {**answer, **dict.fromkeys(keys), "since": None, "previous_version": None}

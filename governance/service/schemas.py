@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from governance.ledger.canonical import utc_text
+
 MAX_BATCH = 1_000  # applications per POST /v1/decisions:batch
 MAX_INVOCATION_ROWS = 10_000  # rows per POST /invocations
 
@@ -179,8 +181,8 @@ class OutcomeRequest(_Strict):
     @field_validator("observed_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("needs a time zone (e.g. a trailing Z for UTC)")
+        if value is not None:
+            utc_text(value)  # a ValueError (422) if naive or outside years 1..9999 in UTC
         return value
 
 

@@ -140,6 +140,23 @@ def test_find_by_time_range(ledger: Ledger) -> None:
         ledger.find(since="yesterday")
 
 
+@pytest.mark.parametrize("bound", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_bound_outside_the_years_utc_can_hold_is_refused(ledger: Ledger, bound: str) -> None:
+    ledger.append("decision", {"n": 0})
+    for name in ("since", "until"):
+        with pytest.raises(LedgerError, match=f"{name}: .* outside the years 1 to 9999 in UTC"):
+            ledger.find(**{name: bound})
+
+
+def test_a_time_bound_before_the_year_1000_compares_as_a_time(ledger: Ledger) -> None:
+    """The bound is written with a 4-digit year, as the records' times are: ``999-...``
+    compared as text with ``2026-...`` would sort after it."""
+    ledger.append_many([Entry("decision", {"n": i}) for i in range(3)])
+    for early in ("0999-01-01T00:00:00Z", "0001-01-01T00:00:00Z"):
+        assert [r.seq for r in ledger.find(since=early)] == [0, 1, 2]
+        assert ledger.find(until=early) == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

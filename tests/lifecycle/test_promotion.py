@@ -314,6 +314,9 @@ def test_promotion_rollback_and_history(lab: Lab, ledger: Ledger) -> None:
     after = at(t3)
     assert (after["version"], after["action"], after["approver"]) == ("1", "rollback", "cy")
     assert at("2999-01-01")["version"] == "1", "a time without zone is UTC"
+    assert at("0999-01-01") == {**at(_before(t1)), "at": "0999-01-01T00:00:00.000000Z"}
+    with pytest.raises(PromotionError, match="outside the years 1 to 9999 in UTC"):
+        at("0001-01-01T00:00:00+01:00")  # in UTC: the last hour of year 0
 
     # the same answers on the command line, from the ledger alone
     runner = CliRunner()
@@ -321,6 +324,9 @@ def test_promotion_rollback_and_history(lab: Lab, ledger: Ledger) -> None:
     result = runner.invoke(app, [*args, "--at", _before(t2)], env=ENV)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["version"] == "1"
+    result = runner.invoke(app, [*args, "--at", "9999-12-31T23:59:59-01:00"], env=ENV)
+    assert result.exit_code != 0 and "outside the years 1 to 9999 in UTC" in result.output
+    assert "Traceback" not in result.output
     result = runner.invoke(app, ["history", MODEL, "--project", str(lab.root)], env=ENV)
     assert result.exit_code == 0 and "rollback v1 (was v3)  by cy: incident 7" in result.stdout
 

@@ -506,6 +506,8 @@ def test_find(served: Any) -> None:
     [
         ({"since": "yesterday"}, ["since", "ISO 8601"]),
         ({"since": "2026-01-01T00:00:00"}, ["time zone"]),
+        ({"since": "0001-01-01T00:00:00+01:00"}, ["since", "outside the years 1 to 9999"]),
+        ({"until": "9999-12-31T23:59:59-01:00"}, ["until", "outside the years 1 to 9999"]),
         ({"version": "1"}, ["version", "model"]),
         ({"limit": 0}, ["limit"]),
         ({"limit": "many"}, ["limit", "integer"]),
@@ -557,6 +559,16 @@ def test_event_id_is_not_a_decision(served: Any) -> None:
     [
         ("/outcome", {"observed": "maybe"}, ["outcome", "maybe"]),
         ("/outcome", {"observed": "deny", "observed_at": "2027-05-01T00:00:00"}, ["time zone"]),
+        (
+            "/outcome",
+            {"observed": "deny", "observed_at": "0001-01-01T00:00:00+01:00"},
+            ["observed_at", "outside the years 1 to 9999"],
+        ),
+        (  # the year written in 4 digits: the check reads it back as a time
+            "/outcome",
+            {"observed": "deny", "observed_at": "0001-01-01T00:00:00Z"},
+            ["0001-01-01T00:00:00.000000Z is before the decision was made"],
+        ),
         ("/outcome", {}, ["observed", "missing"]),
         ("/reviews", {"kind": "override", "reason": "x"}, ["override", "outcome"]),
         ("/reviews", {"kind": "appeal", "reason": "x"}, ["kind", "review"]),

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from governance.decisions.service import DecisionService
 from governance.ledger import Ledger
+from governance.ledger.canonical import utc_text
 from governance.service import schemas as s
 from governance.service.auth import Principal
 from governance.service.bodies import (
@@ -194,9 +195,7 @@ def record_outcome(
     service: DecisionService = Depends(get_service),
 ) -> Response:
     req = parse(raw, s.OutcomeRequest)
-    observed_at = None
-    if req.observed_at is not None:
-        observed_at = req.observed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    observed_at = None if req.observed_at is None else utc_text(req.observed_at)
     try:
         receipt = service.record_outcome(
             decision_id,

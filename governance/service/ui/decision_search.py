@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from governance.decisions.reviews import effective_outcome, review_status
 from governance.ledger import IntegrityError, LedgerError, Record
+from governance.ledger.canonical import utc_text
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -42,7 +43,10 @@ def parse_time(text: str, name: str) -> str | None:
         raise BadRequest(f"{name}: {text!r} is not a date and time (ISO 8601)") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
+    try:
+        return utc_text(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {text!r} {exc}") from None
 
 
 def parse_int(text: str | None, name: str, default: int, lo: int, hi: int) -> int:
