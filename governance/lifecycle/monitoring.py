@@ -319,9 +319,12 @@ def _write(path: Path, text: str) -> None:
 
 
 def report_dir(project_dir: Path, model: str, version: str) -> Path:
-    """``reports/monitoring/<model>/v<version>/`` under the project."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
-    return project_dir / REPORT_DIR / safe / f"v{version}"
+    """``reports/monitoring/<model>/v<version>/`` under the project.
+
+    Both are made safe as one path component (``_`` for anything but letters, digits, ``._-``).
+    """
+    unsafe = re.compile(r"[^A-Za-z0-9._-]+")
+    return project_dir / REPORT_DIR / unsafe.sub("_", model) / f"v{unsafe.sub('_', version)}"
 
 
 @dataclass(frozen=True)

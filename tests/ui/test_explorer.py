@@ -15,6 +15,7 @@ run on the session's real pipeline run (``registered_explorer``).
 from __future__ import annotations
 
 import re
+import socket
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -299,6 +300,32 @@ def test_an_invalid_key_is_refused(client: TestClient, explorer: Explorer) -> No
     assert sign_in(client, "").status_code == 401
 
 
+def test_a_sign_in_form_of_too_many_fields_is_a_400(client: TestClient, explorer: Explorer) -> None:
+    form = {"key": explorer.tokens["auditor"], **{f"field{i}": "1" for i in range(8)}}
+    response = client.post("/ui/login", data=form)
+    assert response.status_code == 400 and "too many fields" in response.text
+    assert "set-cookie" not in response.headers
+
+
+def test_a_chunked_sign_in_body_is_refused_at_the_limit_not_read_to_its_end(server: str) -> None:
+    """A body sent without a length (chunked) is read only up to the form's limit: the 413
+    comes while the client is still sending, so an endless body costs the server 4 KB."""
+    url = urlsplit(server)
+    assert url.hostname is not None and url.port is not None
+    with socket.create_connection((url.hostname, url.port), timeout=30) as conn:
+        conn.sendall(
+            b"POST /ui/login HTTP/1.1\r\nHost: explorer\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"key=" + b"k" * 1020
+        for _ in range(8):  # 8 KB, and never the last chunk: the body does not end
+            conn.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        answer = conn.recv(65536)  # before the fix: no answer until the timeout
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"limit of 4,096 bytes" in answer
+
+
 def test_a_tampered_or_expired_session_is_refused(client: TestClient, explorer: Explorer) -> None:
     sign_in(client, explorer.tokens["auditor"])
     value = client.cookies[COOKIE]
@@ -439,6 +466,8 @@ def test_search_by_time_range_model_and_version(auditor: TestClient, explorer: E
     ("query", "message"),
     [
         ("since=yesterday", "is not a date and time"),
+        ("since=0001-01-01T00:00:00%2B01:00", "outside the years 1 to 9999 in UTC"),
+        ("until=9999-12-31T23:59:59-01:00", "outside the years 1 to 9999 in UTC"),
         ("version=1", "needs the model name"),
         ("limit=0", "limit must be between"),
         ("limit=abc", "whole number"),
@@ -478,6 +507,7 @@ def test_unknown_pages_are_html_404s(
         ("/ui/models/no-such-model/versions/1", "no registered model named"),
         (f"/ui/models/{MODEL}/versions/99", "has no version"),
         ("/ui/nowhere", "There is no page"),
+        (f"/ui/models/{MODEL}/versions/1%00/monitoring", "No production monitoring report"),
     ]:
         response = auditor.get(path)
         assert response.status_code == 404, path

@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from governance.decisions.service import DecisionError, DecisionService
 from governance.ledger import LedgerError
 from governance.service.auth import KeyStore, Principal
+from governance.service.bodies import ApiError, read_body
 from governance.service.ui import subjects
 from governance.service.ui.charts import contribution_chart, score_gauge
 from governance.service.ui.decision_search import BadRequest, SearchFilters, SearchResult, search
@@ -107,13 +108,14 @@ async def login(request: Request, x: Explorer = Depends(explorer)) -> Response:
     base = base_of(request)
     if not same_origin(request):
         return x.error(request, None, 403, "Refused", "Cross-site sign-in is not accepted.")
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
-        return x.error(request, None, 413, "Refused", "The sign-in form is too large.")
-    raw = await request.body()
-    if len(raw) > MAX_FORM_BYTES:
-        return x.error(request, None, 413, "Refused", "The sign-in form is too large.")
-    form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=8)
+    try:  # a chunked body has no Content-Length: read no more than the limit
+        raw = await read_body(request, MAX_FORM_BYTES)
+    except ApiError as exc:
+        return x.error(request, None, exc.status, "Refused", f"The sign-in form: {exc.message}.")
+    try:
+        form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=8)
+    except ValueError:  # more than 8 fields
+        return x.error(request, None, 400, "Refused", "The sign-in form has too many fields.")
     key = (form.get("key") or [""])[0].strip()
     target = safe_next((form.get("next") or [""])[0], base)
     found = x.keys.authenticate(key) if key else None
