@@ -464,12 +464,12 @@ def csv_rows(raw: bytes, numeric: Collection[str]) -> list[dict[str, Any]]:
     CSV has no types: columns the model takes as numbers are read as numbers (integers where
     they are written as integers), everything else as strings; an empty field is null.
     """
-    if not raw.strip():
-        raise ApiError(400, "the request body is empty; expected CSV with a header line")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ApiError(400, "the request body is not UTF-8 text") from None
+    if not text.strip():  # after decoding: a byte-order mark alone is empty too
+        raise ApiError(400, "the request body is empty; expected CSV with a header line")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)

@@ -377,6 +377,8 @@ def test_csv_skips_blank_lines_and_reads_quoted_fields() -> None:
     [
         (b"", 400, "the request body is empty; expected CSV with a header line"),
         (b"\n  \n", 400, "the request body is empty"),
+        (b"\xef\xbb\xbf", 400, "the request body is empty"),  # a byte-order mark alone
+        (b"\xef\xbb\xbf\r\n \n", 400, "the request body is empty"),
         (b"a,b\n\xff,1\n", 400, "not UTF-8"),
         (b"a,b,c\n1,2,3\n1,2\n", 400, "line 3 has 2 fields for 3 columns"),
         (b'a,b\n"1,2\n', 400, "malformed CSV in the request body: unexpected end of data"),

@@ -93,7 +93,7 @@ def _create_decisions(calls: list[_Single]) -> list[Response | Exception]:
     for k, call in enumerate(calls):
         try:
             model, version, alias, request = _request(call)
-        except ApiError as exc:
+        except Exception as exc:  # an ApiError (4xx), or a 500 for this call alone
             out[k] = exc
         else:
             groups.setdefault((model, version, alias), []).append((k, request))

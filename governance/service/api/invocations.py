@@ -75,7 +75,7 @@ def _invocations(calls: list[Invocation]) -> list[Response | Exception]:
     for k, call in enumerate(calls):
         try:
             rows, subject_ids, purpose = _rows(call)
-        except ApiError as exc:
+        except Exception as exc:  # an ApiError (4xx), or a 500 for this call alone
             out[k] = exc
         else:
             requests.append((k, DecisionRequest(rows, subject_ids, call.principal.name, purpose)))
