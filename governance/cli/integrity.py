@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,18 +49,14 @@ from governance.transparency.bundle import ShardSource
 from governance.transparency.config import WITNESSES_FILE
 from governance.transparency.local import tiles_dir_for
 from governance.transparency.publish import keep_publishing
+from governance.transparency.status import seconds_since
 
 EXIT_NOT_PUBLISHED = 1
 
 
 def _age(timestamp: str | None) -> float | None:
-    if timestamp is None:
-        return None
-    try:
-        then = datetime.fromisoformat(timestamp)
-    except ValueError:
-        return None
-    return round((datetime.now(UTC) - then).total_seconds(), 3)
+    age = seconds_since(timestamp)
+    return None if age is None else round(age, 3)
 
 
 def _ago(seconds: float | None) -> str:

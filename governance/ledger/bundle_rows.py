@@ -43,7 +43,7 @@ def _parsed_row(data: bytes, v1: bool) -> tuple[Any, ...]:
             idx = value["idx"]
             sk, name, version, ref = (idx.get(k) for k in ("subject", "model", "version", "ref"))
         tag = subject_tag(sk) if isinstance(sk, str) else None
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return (b"", b"", b"", None, None, None, None, None)  # not a record: the walker says so
     return (rid, rtype, rts, sk, tag, name, version, ref)
 

@@ -647,7 +647,7 @@ class CheckpointDirectory:
     def _read(path: Path) -> Checkpoint:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep
             raise ValueError(ERR_BAD_JSON.format(problem=f"{path}: {exc}")) from exc
         cp = Checkpoint.from_json(data)
         match = _CHECKPOINT_FILE_RE.fullmatch(path.name)

@@ -25,8 +25,9 @@ import json
 import mmap
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from governance.ledger._verify import _VerifyHelper, feed_tree
 from governance.ledger.bundle_rows import BundleRows, bundle_row, split_point
-from governance.ledger.canonical import utc_now
+from governance.ledger.canonical import CANONICAL_FORMATS, utc_now
 from governance.ledger.checkpoint import (
     Checkpoint,
     CheckpointDirectory,
@@ -48,6 +49,8 @@ from governance.ledger.merkle import MerkleTree
 from governance.ledger.note import parse_verifier_key
 from governance.ledger.records import (
     RECORD_FORMAT_V1,
+    RECORD_FORMATS,
+    ChainBreak,
     ChainWalker,
     Record,
 )
@@ -282,15 +285,18 @@ def _bundle_tiles(
     return "rebuilt from the stored hashes"
 
 
-def _leaf_hashes(tiles: Path, size: int) -> bytes | None:
-    """The level-0 tile hashes of ``size`` records, packed (``None``: a tile is missing or bad)."""
+def _leaf_hashes(tiles: Path, size: int, root: bytes) -> bytes | None:
+    """The level-0 tile hashes of ``size`` records, packed, if the tiles are those of the tree
+    with ``root`` (``None``: a tile is missing or bad, or the tiles are of another tree)."""
     reader = TileTree(tiles, size)
     leaves: list[bytes] = []
     try:
         for index in range(0, size, TILE_WIDTH):
             width = min(TILE_WIDTH, size - index)
             leaves.append(reader.read(Tile(0, index // TILE_WIDTH, width)))
-    except (TileError, ValueError):
+        if reader.root() != root:
+            return None  # tiles of another tree: the records' own hashes are used
+    except (TileError, ValueError, OSError):  # OSError: e.g. a folder where a tile should be
         return None
     return b"".join(leaves)
 
@@ -380,8 +386,41 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CannotCheck(f"{path.parent}: not an audit bundle ({what} is missing)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON
         raise CannotCheck(f"{path}: unreadable: {exc}") from None
+
+
+def _only_files_and_folders(path: Path) -> None:
+    """Refuse a bundle that holds anything but regular files and folders (symlinks followed).
+
+    The bundle comes from the operator: a FIFO would block its reader forever and a device
+    (a link to ``/dev/zero``) would never end. Each folder is looked into once (link loops).
+
+    Raises
+    ------
+    CannotCheck
+        Naming the first such entry, or one that cannot be looked at.
+    """
+    if not path.is_dir():
+        return  # _bundle_doc says so
+    seen: set[tuple[int, int]] = set()
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        try:
+            info = folder.stat()
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    mode = os.stat(entry.path).st_mode  # through a symlink to what it names
+                    if stat.S_ISDIR(mode):
+                        folders.append(Path(entry.path))
+                    elif not stat.S_ISREG(mode):
+                        raise CannotCheck(f"{entry.path}: not a regular file or folder")
+        except OSError as exc:
+            raise CannotCheck(f"{exc.filename or folder}: unreadable: {exc.strerror}") from None
 
 
 def verify_bundle(
@@ -429,6 +468,7 @@ def verify_bundle(
         If the folder is not a readable bundle (exit code 2).
     """
     path = Path(path)
+    _only_files_and_folders(path)
     doc = _bundle_doc(path)
     if public_key is None:
         try:
@@ -437,7 +477,8 @@ def verify_bundle(
             raise CannotCheck(f"{path}/keys/checkpoint.pub: unreadable key: {exc}") from None
     if config is None:
         try:
-            config = WitnessConfig.from_json(_read_json(path / WITNESSES_FILE, WITNESSES_FILE))
+            where = path / WITNESSES_FILE
+            config = WitnessConfig.from_json(_read_json(where, WITNESSES_FILE), where)
         except ValueError as exc:
             raise CannotCheck(str(exc)) from None
     all_notes = [*local_notes(path), *notes]
@@ -454,7 +495,7 @@ def verify_bundle(
     if report.ok:
         try:
             committed = _committed(path / "records.jsonl", report.records)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
             why = f"a shard_heads record is malformed: {exc}"
             report = replace(report, ok=False, code=EXIT_INTEGRITY, reason=why)
     report = stray_shards(report, committed, k)
@@ -470,12 +511,23 @@ def verify_bundle(
 
 
 def _bundle_doc(path: Path) -> dict[str, Any]:
-    """A bundle's ``ledger.json``, checked to be one (:class:`CannotCheck` otherwise)."""
+    """A bundle's ``ledger.json``, checked to be one (:class:`CannotCheck` otherwise): its
+    ids are text, its formats known and its size a whole number."""
     if not path.is_dir():
         raise CannotCheck(f"--bundle {path}: no such folder")
     doc = _read_json(path / "ledger.json", "ledger.json")
     if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
         raise CannotCheck(f"{path}/ledger.json: not a {BUNDLE_FORMAT} bundle")
+    wanted: dict[str, tuple[str, Callable[[Any], bool]]] = {
+        "ledger_id": ("text", lambda v: isinstance(v, str) and v != ""),
+        "origin": ("text", lambda v: isinstance(v, str) and v != ""),
+        "canonical": (" or ".join(CANONICAL_FORMATS), lambda v: v in CANONICAL_FORMATS),
+        "record_format": (" or ".join(RECORD_FORMATS), lambda v: v in RECORD_FORMATS),
+        "size": ("a whole number >= 0", lambda v: type(v) is int and v >= 0),
+    }
+    for key, (what, good) in wanted.items():
+        if not good(doc.get(key)):
+            raise CannotCheck(f"{path}/ledger.json: {key} is {doc.get(key)!r}, not {what}")
     return doc
 
 
@@ -547,16 +599,17 @@ class _BundleChain:
         origin, size = doc["origin"], doc["size"]
         try:
             checkpoints = CheckpointDirectory(path / "checkpoints").all()
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:
             raise CannotCheck(f"{path}/checkpoints: {exc}") from None
         if not (path / "records.jsonl").is_file():
             raise CannotCheck(f"{path}: not an audit bundle (records.jsonl is missing)")
-        log = parse_verifier_key(verifier_key(origin, public_key_bytes(self.public_key)))
+        try:
+            log = parse_verifier_key(verifier_key(origin, public_key_bytes(self.public_key)))
+        except ValueError as exc:
+            raise CannotCheck(f"{path}/ledger.json: origin {origin!r}: {exc}") from None
         signed = {cp.size: cp for cp in checkpoints if cp.origin == origin}
         tiles = path / "tiles"
-        leaves = _leaf_hashes(tiles, size) if size in signed else None
-        if leaves is not None and TileTree(tiles, size).root() != signed[size].root:
-            leaves = None  # tiles of another tree: use the hashes the records give
+        leaves = _leaf_hashes(tiles, size, signed[size].root) if size in signed else None
         v1 = doc.get("record_format") == RECORD_FORMAT_V1
         records = path / "records.jsonl"
 
@@ -566,10 +619,16 @@ class _BundleChain:
             )
             tree = MerkleTree()
             walker = _walk_bundle(records, leaves, v1, walker, tree, target, self.workers)
+            if walker.next_seq > target:  # the operator's bundle stops at a signed size
+                raise ChainBreak(
+                    target,
+                    f"records.jsonl goes on past the newest checkpoint ({target:,} records):"
+                    " no signature covers these records, which were added to the bundle",
+                )
             return tree, walker.next_seq
 
         found = [(f"bundled {path.name}/checkpoints", cp) for cp in checkpoints]
-        return check(
+        report = check(
             walk=walk,
             origin=origin,
             log_key=self.public_key,
@@ -580,3 +639,12 @@ class _BundleChain:
             answers=answers,
             tile_dirs=[*tile_dirs, tiles],
         )
+        if report.ok and report.records != size:  # fewer: a signed prefix, cut back by someone
+            why = (
+                f"{path.name}/ledger.json says the bundle holds {size:,} records, but"
+                f" records.jsonl holds {report.records:,}"
+            )
+            return replace(
+                report, ok=False, code=EXIT_INTEGRITY, reason=why, first_bad=report.records
+            )
+        return report

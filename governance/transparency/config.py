@@ -61,7 +61,13 @@ class WitnessEntry:
         ValueError
             If the URL is not http(s) or the key is not a cosignature key.
         """
+        if not isinstance(url, str) or not isinstance(vkey, str):
+            raise ValueError(f"url and vkey must be text, not {url!r} and {vkey!r}")
         parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+        except ValueError:
+            raise ValueError(ERR_BAD_URL.format(url=url)) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(ERR_BAD_URL.format(url=url))
         verifier = parse_verifier_key(vkey.strip())

@@ -86,15 +86,24 @@ def resolve_folder(path: Path, ledger_id: str) -> Path:
 
 
 def local_notes(folder: Path) -> list[NoteSource]:
-    """The cosigned notes kept in a checkpoint folder's ``cosigned/`` (none if absent)."""
+    """The cosigned notes kept in a checkpoint folder's ``cosigned/`` (none if absent).
+
+    Raises
+    ------
+    CannotCheck
+        If a note cannot be read as UTF-8 text.
+    """
     directory = Path(folder) / COSIGNED_DIR
     if not directory.is_dir():
         return []
-    return [
-        NoteSource(str(p), p.read_text(encoding="utf-8"))
-        for p in sorted(directory.iterdir())
-        if NOTE_RE.fullmatch(p.name)
-    ]
+    notes = []
+    for p in sorted(directory.iterdir()):
+        if NOTE_RE.fullmatch(p.name):
+            try:
+                notes.append(NoteSource(str(p), p.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CannotCheck(f"{p}: unreadable note: {exc}") from None
+    return notes
 
 
 def load_folder(folder: Path, origin: str) -> tuple[list[tuple[str, Checkpoint]], list[NoteSource]]:

@@ -38,9 +38,26 @@ from governance.ledger.note import (
 from governance.transparency.config import WITNESSES_FILE, WitnessConfig
 from governance.transparency.sources import COSIGNED_DIR, NOTE_RE
 
-__all__ = ["WitnessMonitor", "WitnessState", "WitnessStatus"]
+__all__ = ["WitnessMonitor", "WitnessState", "WitnessStatus", "seconds_since"]
 
 _TIMESTAMP = "timestamp "
+
+
+def seconds_since(timestamp: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from ``timestamp`` (ISO 8601 with a time zone) to ``now`` (default: now).
+
+    ``None`` if there is no time or the text is not such a time: a checkpoint's ``timestamp``
+    line is the log's own text, which a verifier reads from a bundle or a witness.
+    """
+    if timestamp is None:
+        return None
+    try:
+        then = datetime.fromisoformat(timestamp)
+        if then.tzinfo is None:
+            return None
+        return ((now or datetime.now(UTC)) - then).total_seconds()
+    except (ValueError, OverflowError):
+        return None
 
 
 class _Head(Protocol):
@@ -101,11 +118,10 @@ class WitnessStatus:
     witnessed_by: list[str] = field(default_factory=list)
 
     def age_seconds(self, now: datetime | None = None) -> float | None:
-        """Seconds since the newest witnessed checkpoint was signed (``None``: there is none)."""
-        if self.witnessed_at is None:
-            return None
-        signed = datetime.fromisoformat(self.witnessed_at.replace("Z", "+00:00"))
-        return max(0.0, ((now or datetime.now(UTC)) - signed).total_seconds())
+        """Seconds since the newest witnessed checkpoint was signed (``None``: there is none,
+        or its time is not one: see :func:`seconds_since`)."""
+        age = seconds_since(self.witnessed_at, now)
+        return None if age is None else max(0.0, age)
 
     @property
     def answered(self) -> list[str]:

@@ -210,7 +210,7 @@ class _Trust:
                     if size == 0 or tiles.root() != root:
                         continue
                     first = first_difference(tiles, tree, size)
-                except (TileError, ValueError):
+                except (TileError, ValueError, OSError):  # unreadable tiles name nothing
                     continue
                 if first is not None:
                     found.append(first)
