@@ -97,7 +97,8 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
 
 @witness_app.command()
 def evidence(home: HomeOpt, as_json: JsonOpt = False) -> None:
-    """Checkpoints the witness refused (forks, rollbacks), each kept with the one it contradicts."""
+    """Forks the witness refused: checkpoints the log signed for a size it cosigned, with another
+    root, each kept with the one it contradicts."""
     items = _home(home).evidence()
     if as_json:
         emit(

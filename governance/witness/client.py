@@ -11,12 +11,16 @@ witness's answer is only accepted once its cosignature verifies under the config
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from governance.ledger.note import (
     ALG_COSIGNATURE_V1,
@@ -30,6 +34,7 @@ from governance.ledger.note import (
 from governance.witness.protocol import (
     ADD_CHECKPOINT_PATH,
     CONTENT_TYPE_SIZE,
+    MAX_BODY,
     format_add_checkpoint,
 )
 from governance.witness.store import origin_hash
@@ -49,6 +54,8 @@ __all__ = [
 
 ERR_BAD_URL = "invalid witness URL {url!r}: expected http://host:port[/prefix]"
 ERR_NOT_A_WITNESS_KEY = "{vkey!r} is not a witness cosignature key (type 0x04)"
+ERR_DEADLINE = "{url}: no complete answer within {s:g}s"
+ERR_TOO_LARGE = "{url}: an answer over {limit} bytes"
 ERR_AHEAD = (
     "the witness has cosigned size {size} but this checkpoint has size {ours}: it has seen a "
     "larger tree of this log than the one being published (a rollback, or another writer)"
@@ -91,6 +98,58 @@ class WitnessConflict(WitnessRefused):
         self.size = size
 
 
+class _Stale(Exception):
+    """A kept-alive connection the witness had closed: worth one retry on a new one."""
+
+
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+def _split_url(url: str) -> SplitResult:
+    """Check a witness URL (:data:`ERR_BAD_URL` as a ``ValueError``) and return its parts."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a ValueError for a port that is not a number or out of range
+    except ValueError:
+        raise ValueError(ERR_BAD_URL.format(url=url)) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError(ERR_BAD_URL.format(url=url))
+    return parts
+
+
+class _Watchdog:
+    """Shuts a connection down at ``deadline``, waking whatever waits on it (TLS included).
+
+    A socket timeout bounds each wait for the next byte, not the answer: a witness sending one
+    byte every few seconds would hold its caller for as long as it likes.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.fired = False
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            with contextlib.suppress(OSError):  # already closed
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+
 class WitnessClient:
     """One witness: its URL and the key its cosignatures must verify under.
 
@@ -101,24 +160,29 @@ class WitnessClient:
     vkey
         Its verifier key (type 0x04), or a :class:`Verifier`.
     timeout
-        Seconds to wait for connecting and for each answer.
+        Seconds each request may take in all: connecting, sending and the whole answer.
+
+    Raises
+    ------
+    ValueError
+        If the URL is not ``http(s)://host[:port][/prefix]`` with a valid port
+        (:data:`ERR_BAD_URL`) or the key is not a witness key.
     """
 
     def __init__(self, url: str, vkey: str | Verifier, *, timeout: float = 10.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(ERR_BAD_URL.format(url=url))
+        parts = _split_url(url)
         verifier = parse_verifier_key(vkey) if isinstance(vkey, str) else vkey
         if verifier.alg != ALG_COSIGNATURE_V1:
             raise ValueError(ERR_NOT_A_WITNESS_KEY.format(vkey=verifier.vkey))
         self.url = url.rstrip("/")
         self.verifier = verifier
         self.timeout = timeout
-        self._scheme = parts.scheme
-        self._host = parts.hostname
+        self._host = parts.hostname or ""
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
         self._conn: http.client.HTTPConnection | None = None
+        self._handle: socket.socket | None = None  # the connection's socket, for the watchdog
+        self._tls = ssl.create_default_context() if parts.scheme == "https" else None
         self._lock = threading.Lock()
 
     @property
@@ -126,41 +190,87 @@ class WitnessClient:
         """The witness's name (its key name)."""
         return self.verifier.name
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            cls = (
-                http.client.HTTPSConnection
-                if self._scheme == "https"
-                else http.client.HTTPConnection
-            )
-            self._conn = cls(self._host, self._port, timeout=self.timeout)
+    def _connect(self, deadline: float) -> http.client.HTTPConnection:
+        """Open a TCP connection (TLS comes later, under the watchdog)."""
+        port = self._port or (80 if self._tls is None else 443)
+        seconds = max(deadline - time.monotonic(), 0.001)
+        raw = socket.create_connection((self._host, port), timeout=seconds)
+        self._handle = raw.dup()  # still this connection once TLS takes ``raw`` over
+        cls = http.client.HTTPConnection if self._tls is None else http.client.HTTPSConnection
+        self._conn = cls(self._host, self._port)
+        self._conn.sock = raw
         return self._conn
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str, str]:
-        """Send one request over the kept-alive connection; retry once on a stale one."""
+        """Send one request over the kept-alive connection; retry once on a stale one.
+
+        ``timeout`` bounds the whole exchange (connecting, sending, the answer's last byte),
+        and an answer over :data:`MAX_BODY` bytes is refused.
+        """
+        deadline = time.monotonic() + self.timeout
         with self._lock:
             for attempt in (1, 2):
-                conn = self._connection()
+                if time.monotonic() >= deadline:
+                    raise self._too_late()
                 try:
-                    headers = {"Content-Type": "text/plain; charset=utf-8"} if body else {}
-                    conn.request(method, self._prefix + path, body=body, headers=headers)
-                    response = conn.getresponse()
-                    data = response.read().decode("utf-8", errors="replace")
-                    return response.status, response.getheader("Content-Type") or "", data
-                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    return self._exchange(method, path, body, deadline)
+                except _Stale:
                     self.close()
                     if attempt == 2:
                         raise WitnessUnavailable(f"{self.url}: connection closed") from None
-                except (OSError, http.client.HTTPException) as exc:
-                    self.close()
-                    raise WitnessUnavailable(f"{self.url}: {exc}") from None
         raise AssertionError("unreachable")
+
+    def _exchange(
+        self, method: str, path: str, body: bytes | None, deadline: float
+    ) -> tuple[int, str, str]:
+        """One request and its answer by ``deadline``; raises :class:`_Stale` to retry."""
+        fresh = self._conn is None or self._conn.sock is None
+        late = False
+        try:
+            if fresh:
+                self.close()
+                self._connect(deadline)
+            assert self._conn is not None and self._handle is not None
+            conn = self._conn
+            with _Watchdog(self._handle, deadline) as watchdog:
+                try:
+                    if fresh and self._tls is not None:
+                        conn.sock = self._tls.wrap_socket(conn.sock, server_hostname=self._host)
+                    headers = {"Content-Type": "text/plain; charset=utf-8"} if body else {}
+                    conn.request(method, self._prefix + path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    data = response.read(MAX_BODY + 1)
+                finally:
+                    late = watchdog.fired  # whatever happened, the deadline came first
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            if late:
+                raise self._too_late() from None
+            if isinstance(exc, _STALE):
+                raise _Stale from None
+            raise WitnessUnavailable(f"{self.url}: {exc}") from None
+        if late or not response.isclosed() or conn.sock is None:
+            self.close()  # cut short, not read to its end, or the witness said Connection: close
+        if late:
+            raise self._too_late()
+        if len(data) > MAX_BODY:
+            raise WitnessUnavailable(ERR_TOO_LARGE.format(url=self.url, limit=MAX_BODY))
+        if response.length:
+            raise WitnessUnavailable(f"{self.url}: the answer ended before its Content-Length")
+        text = data.decode("utf-8", errors="replace")
+        return response.status, response.getheader("Content-Type") or "", text
+
+    def _too_late(self) -> WitnessUnavailable:
+        return WitnessUnavailable(ERR_DEADLINE.format(url=self.url, s=self.timeout))
 
     def close(self) -> None:
         """Close the kept-alive connection (reopened on the next request)."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
     def add_checkpoint(self, note: str, old_size: int, proof: Sequence[bytes]) -> Signature:
         """Submit a checkpoint; return the witness's verified cosignature.

@@ -9,7 +9,8 @@ Layout (created by :meth:`WitnessHome.init`)::
     state/<sha256(origin)>.note         the latest checkpoint it cosigned for that log (the
                                         log's signature and its cosignature)
     evidence/<sha256(origin)>/<sha256(submitted)>/
-        previous.note  submitted.note  reason.txt      a refused, validly signed checkpoint
+        previous.note  submitted.note  reason.txt      a fork: a checkpoint the log signed for
+                                        the size the witness cosigned, with another root
     lock                                serialises writers across processes (flock)
 
 Every file is replaced atomically (written to a temporary file, fsynced, renamed, directory
@@ -110,7 +111,7 @@ def _write_atomic(path: Path, data: bytes, mode: int = 0o644, *, exclusive: bool
 
 @dataclass(frozen=True)
 class Evidence:
-    """A refused checkpoint the witness kept.
+    """A refused checkpoint the witness kept: proof that the log signed a fork.
 
     Attributes
     ----------
@@ -313,6 +314,9 @@ class WitnessHome:
 
     def keep_evidence(self, origin: str, previous: str | None, submitted: str, reason: str) -> Path:
         """Keep a refused checkpoint with the one it conflicts with (idempotent).
+
+        Only for what the log alone could have signed (a fork): anything a stranger can submit
+        must not end up here.
 
         Returns
         -------

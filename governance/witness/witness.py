@@ -6,10 +6,13 @@ it, :mod:`governance.witness.server`). The check of the previous size and the up
 stored checkpoint happen under one lock, and the new state is on disk before the cosignature
 is returned (see :mod:`governance.witness.store`).
 
-A checkpoint validly signed by a known log but inconsistent with the one the witness last
-cosigned -- a different root at the same size (a fork), a smaller tree (a rollback), or a
-consistency proof that does not verify -- is refused and kept as evidence together with the
-previous checkpoint.
+Evidence is kept only for what proves that the log misbehaved: a checkpoint validly signed by
+the log with the size of the one the witness last cosigned but another root -- two signed views
+of one tree size, a fork -- is refused (422) and kept together with the checkpoint it
+contradicts. Everything else a stranger can do with the log's *published* checkpoints is
+refused but not kept: a smaller tree (409 with the cosigned size; it may be an old checkpoint
+replayed) or a consistency proof that does not verify (422; the submitter, not the log,
+supplies the proof). Otherwise anyone could manufacture "evidence" against an honest log.
 """
 
 from __future__ import annotations
@@ -40,9 +43,6 @@ __all__ = ["Reply", "Witness"]
 REASON_FORK = (
     "fork: a checkpoint of size {size} with root {new} was submitted, but the witness "
     "cosigned root {old} for that size"
-)
-REASON_ROLLBACK = (
-    "rollback: a checkpoint of size {size} was submitted after the witness cosigned size {latest}"
 )
 REASON_INCONSISTENT = (
     "inconsistent: the consistency proof from the cosigned size {old} to {size} does not verify"
@@ -137,12 +137,13 @@ class Witness:
         previous = self.home.latest(origin)
         latest = parse_checkpoint(parse_note(previous).text) if previous else None
         latest_size = latest.size if latest else 0
-        if latest is not None:
-            reason = self._conflict(latest, checkpoint)
-            if reason is not None:
-                self.home.keep_evidence(origin, previous, submitted, reason)
-                if checkpoint.size == latest.size:
-                    return _text(422, reason)
+        if latest is not None and checkpoint.size == latest.size and checkpoint.root != latest.root:
+            # Two checkpoints of one size, both signed by the log: proof of a fork, whoever sent it.
+            reason = REASON_FORK.format(
+                size=checkpoint.size, new=checkpoint.root.hex(), old=latest.root.hex()
+            )
+            self.home.keep_evidence(origin, previous, submitted, reason)
+            return _text(422, reason)
         if old_size != latest_size:
             return Reply(409, f"{latest_size}\n", CONTENT_TYPE_SIZE)
         if old_size == 0:
@@ -151,24 +152,12 @@ class Witness:
         elif latest is not None and not verify_consistency(
             old_size, checkpoint.size, latest.root, checkpoint.root, proof
         ):
-            reason = REASON_INCONSISTENT.format(old=old_size, size=checkpoint.size)
-            self.home.keep_evidence(origin, previous, submitted, reason)
-            return _text(422, reason)
+            # Not evidence: the proof is the submitter's, and anyone can send a junk one.
+            return _text(422, REASON_INCONSISTENT.format(old=old_size, size=checkpoint.size))
         cosigned = sign_note(text, [self.home.signer], keep=log_signatures)
         self.home.commit(origin, cosigned)  # durable before the cosignature leaves
         mine = parse_note(cosigned).signatures[-1]  # new signatures come last
         return Reply(200, mine.line())
-
-    @staticmethod
-    def _conflict(latest: CheckpointBody, checkpoint: CheckpointBody) -> str | None:
-        """Why ``checkpoint`` contradicts the cosigned ``latest`` on its face, if it does."""
-        if checkpoint.size == latest.size and checkpoint.root != latest.root:
-            return REASON_FORK.format(
-                size=checkpoint.size, new=checkpoint.root.hex(), old=latest.root.hex()
-            )
-        if checkpoint.size < latest.size:
-            return REASON_ROLLBACK.format(size=checkpoint.size, latest=latest.size)
-        return None
 
     def checkpoint(self, digest: str) -> Reply:
         """Handle ``GET /<sha256(origin)>/checkpoint``: the latest cosigned checkpoint."""

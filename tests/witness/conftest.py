@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from governance.ledger.merkle import MerkleTree
 from governance.ledger.note import CheckpointBody, Signer, sign_note
-from governance.witness import WitnessHome
+from governance.witness import Witness, WitnessHome, WitnessServer
 
 
 class Log:
@@ -75,3 +77,26 @@ def make_home(tmp_path: Path) -> Callable[..., WitnessHome]:
         return home
 
     return make
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., WitnessServer]]:
+    """``serve(home, **options)``: the witness on a free port in a thread; stopped at teardown.
+
+    ``options`` go to :class:`WitnessServer` (``quiet`` defaults to true).
+    """
+    servers: list[WitnessServer] = []
+
+    def start(home: WitnessHome, **options: Any) -> WitnessServer:
+        options.setdefault("quiet", True)
+        server = WitnessServer(("127.0.0.1", 0), Witness(home), **options)
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from governance.witness import (
     WitnessError,
     WitnessHome,
     WitnessRefused,
-    WitnessServer,
     WitnessUnavailable,
     gather,
     origin_hash,
@@ -39,25 +38,6 @@ from governance.witness import (
 )
 
 Log = Any  # tests/witness/conftest.py:Log
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[WitnessHome], WitnessServer]]:
-    """``serve(home)``: the witness on a free port in a thread; stopped at teardown."""
-    servers: list[WitnessServer] = []
-
-    def start(home: WitnessHome) -> WitnessServer:
-        server = WitnessServer(("127.0.0.1", 0), Witness(home), quiet=True)
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def test_client_gets_verified_cosignatures(

@@ -1,7 +1,9 @@
 """The witness's rules (C2SP tlog-witness add-checkpoint) and its storage, without HTTP.
 
-Every status code of the spec is produced from a real signed checkpoint; refused checkpoints
-that contradict what the witness cosigned (fork, rollback, bad proof) are kept with both notes.
+Every status code of the spec is produced from a real signed checkpoint. Only a refused checkpoint
+that proves the log misbehaved -- signed by the log, the size the witness cosigned, another root
+(a fork) -- is kept as evidence, with the note it contradicts; a stale or badly proven one, which
+anyone can submit from published checkpoints, is refused and not kept.
 """
 
 from __future__ import annotations
@@ -136,25 +138,52 @@ def test_fork_that_grows_is_refused_for_lack_of_a_valid_proof(
     fork = type(log)(log.origin, b"other history", log.signer)
     # The forked log's own proof from 20 is a proof about *its* tree: it cannot match ours.
     reply = _add(witness, fork, 20, 30)
-    assert reply.status == 422
-    (kept,) = home.evidence()
-    assert kept.reason.startswith("inconsistent")
+    assert reply.status == 422 and reply.body.startswith("inconsistent")
+    # Not evidence: a genuine checkpoint with a junk proof looks the same (the submitter, not
+    # the log, supplies the proof). The fork shows once the log signs size 20 twice.
+    assert home.evidence() == []
     assert _cosigned_size(home, log) == 20
 
 
-def test_rollback_is_refused_and_kept(make_home: Callable[..., WitnessHome], log: Log) -> None:
+def test_a_bad_proof_is_refused_but_not_kept(
+    make_home: Callable[..., WitnessHome], log: Log
+) -> None:
+    home = make_home(log)
+    witness = Witness(home)
+    assert _add(witness, log, 0, 5).status == 200
+    reply = _add(witness, log, 5, 20, proof=[bytes(32)])
+    assert (reply.status, reply.body) == (
+        422,
+        "inconsistent: the consistency proof from the cosigned size 5 to 20 does not verify\n",
+    )
+    assert home.evidence() == []
+    assert _add(witness, log, 5, 20).status == 200  # the same checkpoint, with the real proof
+
+
+def test_rollback_is_refused_but_not_kept(make_home: Callable[..., WitnessHome], log: Log) -> None:
     home = make_home(log)
     witness = Witness(home)
     assert _add(witness, log, 0, 50).status == 200
     truncated = type(log)(log.origin, b"truncated and re-signed", log.signer)
-    reply = _add(witness, truncated, 0, 30)
-    assert (reply.status, reply.body) == (409, "50\n")
-    (kept,) = home.evidence()
-    assert kept.reason.startswith("rollback")
+    for submitted in (truncated, log):  # a smaller tree proves nothing: it may be an old one
+        reply = _add(witness, submitted, 0, 30)
+        assert (reply.status, reply.body) == (409, "50\n")
+        assert _add(witness, submitted, 50, 30, proof=[]).status == 400
+    assert home.evidence() == []
     assert _cosigned_size(home, log) == 50
-    # Submitting the same refused note again keeps one copy.
-    _add(witness, truncated, 0, 30)
-    assert len(home.evidence()) == 1
+
+
+def test_a_fork_is_kept_whatever_old_size_comes_with_it(
+    make_home: Callable[..., WitnessHome], log: Log
+) -> None:
+    home = make_home(log)
+    witness = Witness(home)
+    assert _add(witness, log, 0, 20).status == 200
+    fork = type(log)(log.origin, b"other history", log.signer)
+    assert _add(witness, fork, 0, 20).status == 422
+    assert _add(witness, fork, 20, 20).status == 422  # the same note: kept once
+    (kept,) = home.evidence()
+    assert kept.reason.startswith("fork")
 
 
 @pytest.mark.parametrize(
