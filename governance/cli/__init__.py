@@ -13,6 +13,6 @@ from governance.cli import (  # noqa: F401  (commands)
     subjects,
     witness,
 )
-from governance.cli.common import app
+from governance.cli.common import app, main
 
-__all__ = ["app"]
+__all__ = ["app", "main"]

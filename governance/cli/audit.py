@@ -147,7 +147,7 @@ def find(
 
     if not any([subject, model, since, until]):
         fail("give --subject, --model (with --version) or --since/--until")
-    with ledger(project, create=False) as book:
+    with ledger(project) as book:
         records = guard(
             lambda: book.find(
                 subject_id=subject,
@@ -234,7 +234,7 @@ def prove(
     """
     from governance.ledger import NotCovered
 
-    with ledger(project, create=False) as book:
+    with ledger(project) as book:
         try:
             doc = book.inclusion_proof(decision_id, checkpoint=sign)
         except NotCovered as exc:
@@ -262,33 +262,61 @@ def export(
     ] = "jsonl",
     project: ProjectOpt = None,
 ) -> None:
-    """Export every record (as stored, PII still encrypted) with its hash."""
-    with ledger(project, create=False) as book:
-        tmp = out.with_name(out.name + ".tmp")
+    """Export every record (as stored, PII still encrypted) with its hash.
+
+    OUT appears whole or not at all; it may not be the ledger's database nor lie inside the
+    state directory.
+    """
+    import os
+    import tempfile
+
+    from governance.cli.common import output_file
+
+    def write(book: Any, fh: Any) -> int:
+        rows: list[dict[str, Any]] = []
         count = 0
-        if fmt == "jsonl":
-            with tmp.open("w") as fh:
-                for r in book.iter_records():
-                    fh.write(r.data.decode() + "\n")
-                    count += 1
-        else:
+        try:
+            for r in book.iter_records():
+                if fmt == "jsonl":
+                    fh.write(r.data + b"\n")
+                else:
+                    rows.append(
+                        {
+                            "seq": r.seq,
+                            "id": r.id,
+                            "type": r.type,
+                            "ts": r.ts,
+                            "prev": r.prev,
+                            "hash": r.hash,
+                            "record": r.data.decode(),
+                        }
+                    )
+                count += 1
+        except ValueError as exc:
+            fail(
+                f"cannot export: the ledger record at seq {count} does not parse ({exc});"
+                " nothing written (run `governance audit verify`)"
+            )
+        if fmt == "parquet":
             import pandas as pd
 
-            rows = [
-                {
-                    "seq": r.seq,
-                    "id": r.id,
-                    "type": r.type,
-                    "ts": r.ts,
-                    "prev": r.prev,
-                    "hash": r.hash,
-                    "record": r.data.decode(),
-                }
-                for r in book.iter_records()
-            ]
-            count = len(rows)
-            pd.DataFrame(rows).to_parquet(tmp, index=False)
-        tmp.replace(out)
+            pd.DataFrame(rows).to_parquet(fh, index=False)
+        return count
+
+    output_file(out, project)
+    with ledger(project) as book:
+        tmp: Path | None = None
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+            tmp = Path(name)
+            with os.fdopen(fd, "wb") as fh:
+                count = write(book, fh)
+            tmp.replace(out)
+        except OSError as exc:
+            fail(f"cannot write {printable(out)}: {exc}")
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
     typer.echo(f"exported {count} records to {out}")
 
 

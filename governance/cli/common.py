@@ -6,14 +6,20 @@ document on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from governance.ledger import LedgerError
+
+if TYPE_CHECKING:
+    from governance.settings import Settings
 
 app = typer.Typer(
     help="Auditable ML lifecycle: governed pipeline, lineage and decision ledger.",
@@ -34,6 +40,24 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     KeyError,
     LedgerError,
 )
+_UNCAUGHT_BUT_EXPECTED: tuple[type[Exception], ...] = (*EXPECTED_ERRORS, OSError)
+
+
+def main() -> None:
+    """The ``governance`` command: :data:`app`, with an expected error that no command caught
+    (a malformed setting, a path that is a folder, a port in use) as one line, not a traceback.
+
+    Anything else (a bug) keeps its traceback.
+    """
+    try:
+        app()
+    except _UNCAUGHT_BUT_EXPECTED as exc:
+        typer.echo(f"error: {_message(exc)}", err=True)
+        raise SystemExit(EXIT_FAILED) from None
+
+
+def _message(exc: Exception) -> str:
+    return f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -42,12 +66,19 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     raise typer.Exit(code)
 
 
+def positive_seconds(value: float | None, flag: str) -> None:
+    """Exit 1 unless ``value`` is ``None`` or a finite number of seconds above 0 (``nan``
+    passed a plain ``<= 0`` test and made a waiting loop spin; ``inf`` overflowed a clock)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        fail(f"{flag} must be a positive number of seconds, not {value}")
+
+
 def guard(fn: Callable[[], Any]) -> Any:
     """Run ``fn``; an expected error becomes one line on stderr and exit status 1."""
     try:
         return fn()
     except EXPECTED_ERRORS as exc:
-        fail(str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}")
+        fail(_message(exc))
 
 
 ProjectOpt = Annotated[
@@ -88,16 +119,112 @@ def service(project: Path | None) -> Any:
     return guard(lambda: DecisionService.open(Settings.resolve(project)))
 
 
-def ledger(project: Path | None, *, create: bool = True) -> Any:
+def ledger(project: Path | None) -> Any:
     """Just the ledger (no registry, no model code): for prove, find, export, forget.
 
-    ``create=False`` for commands that only read: a missing ledger is an error and nothing is
-    created.
+    A missing ledger is an error and nothing is created: only what records decisions (the
+    decision service, the pipeline) creates one, so a mistyped location or PostgreSQL schema
+    never becomes a new, empty ledger that answers "nothing found".
     """
     from governance.ledger.shards import open_ledger
     from governance.settings import Settings
 
     settings = Settings.resolve(project)
-    if create:
-        settings.home.mkdir(parents=True, exist_ok=True)
-    return guard(lambda: open_ledger(settings.ledger_url, home=settings.home, create=create))
+    return guard(lambda: open_ledger(settings.ledger_url, home=settings.home, create=False))
+
+
+def output_file(
+    path: Path,
+    project: Path | None,
+    *,
+    what: str = "OUT",
+    parents: bool = False,
+    state_dir: bool = False,
+) -> None:
+    """Exit 1, before anything is read, recorded or written, unless ``path`` can be written.
+
+    Refused, each with one line naming ``what`` (the argument or option): no file name
+    (``""``, ``/``, ``..``); the ledger's or MLflow's SQLite database (or its ``-wal``,
+    ``-shm``, ``-journal``), the model-signing keys and anything inside the state directory,
+    however the path gets there (``..``, symbolic links), so an output never replaces the
+    ledger; an existing entry that is not a regular file (a folder, a device such as /dev/full,
+    a FIFO); a parent folder that does not exist or cannot be written. With ``state_dir``, files
+    in the state directory are allowed, except those databases and keys and the ``keys``
+    folder. With ``parents``, missing parent folders may be created later: the nearest one
+    that exists must be a writable folder.
+    """
+    from governance.settings import Settings
+
+    shown = f"{what} {printable(path)}"
+    settings = guard(lambda: Settings.resolve(project))
+    try:
+        problem = _output_problem(path, settings, parents=parents, state_dir=state_dir)
+    except (OSError, RuntimeError) as exc:  # a name too long, a symbolic link loop ...
+        problem = str(exc)
+    if problem:
+        fail(f"{shown}: {problem}")
+
+
+def _output_problem(
+    path: Path, settings: Settings, *, parents: bool, state_dir: bool
+) -> str | None:
+    if path.name in ("", ".."):
+        return "not a file name"
+    target = path.resolve()
+    protected = {settings.signing_key: "model-signing key", settings.signing_public_key: "key"}
+    for url, kind in ((settings.ledger_url, "ledger"), (settings.mlflow_uri, "MLflow database")):
+        db = _sqlite_file(url)
+        if db is not None:
+            for end in ("", "-wal", "-shm", "-journal"):
+                protected[db.with_name(db.name + end)] = kind
+    if target in protected:
+        return f"is this project's {protected[target]}: refusing to overwrite it"
+    fenced = settings.home / "keys" if state_dir else settings.home
+    if target.is_relative_to(fenced):
+        where = "key folder" if state_dir else "state directory"
+        return f"is inside the {where} {printable(fenced)}: refusing to write there"
+    if path.is_dir():
+        return "is a directory"
+    if path.exists() and not path.is_file():
+        return "exists and is not a regular file"
+    folder = target.parent
+    while parents and not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.exists():
+        return f"directory {printable(folder)} does not exist"
+    if not folder.is_dir():
+        return f"{printable(folder)} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write in {printable(folder)}"
+    return None
+
+
+def write_whole(out: Path, write: Callable[[Path], object]) -> None:
+    """Write ``out`` whole or not at all: ``write(tmp)`` fills a temporary file beside it, which
+    is then renamed into place; the temporary file never stays behind.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written (``out`` is then untouched).
+    """
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(out)
+    finally:
+        with contextlib.suppress(OSError):  # renamed, or never written
+            tmp.unlink()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (``sqlite:///path?options`` or a plain path), else ``None``."""
+    if url.startswith("sqlite://"):
+        text = url[len("sqlite://") :].partition("?")[0]
+        if text.startswith("//"):  # sqlite:////abs/path, as the ledger reads it
+            text = "/" + text.lstrip("/")
+    elif "://" in url:
+        return None
+    else:
+        text = url
+    return Path(text).resolve() if text else None

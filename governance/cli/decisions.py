@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,8 +15,11 @@ from governance.cli.common import (
     emit,
     fail,
     guard,
+    output_file,
+    positive_seconds,
     printable,
     service,
+    write_whole,
 )
 from governance.ledger import child_process
 from governance.settings import Settings
@@ -54,6 +57,10 @@ def score(
 
     if not file.is_file():
         fail(f"no such file: {file}")
+    if out is not None:  # before any decision is recorded: a retry would record them twice
+        # `make run` keeps its decisions.csv in the state directory: allowed, but never the
+        # ledger, MLflow's database or a key
+        output_file(out, project, what="--out", state_dir=True)
     frame = guard(lambda: pd.read_parquet(file) if file.suffix == ".parquet" else read_csv(file))
     if subject_column and subject_column not in frame.columns:
         fail(f"no column {subject_column!r} in {file}")
@@ -86,9 +93,8 @@ def score(
                     results.append((receipt.id, o, float(s), receipt.seq))
         size = svc.ledger.size()
     if out is not None:
-        pd.DataFrame(results, columns=["decision_id", "outcome", "score", "seq"]).to_csv(
-            out, index=False
-        )
+        table = pd.DataFrame(results, columns=["decision_id", "outcome", "score", "seq"])
+        _write_out(table, out, recorded=len(results))
     summary = {
         "decisions": len(results),
         "outcomes": counts,
@@ -104,6 +110,14 @@ def score(
             + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
             + f"; ledger now holds {size} records"
         )
+
+
+def _write_out(table: Any, out: Path, *, recorded: int) -> None:
+    """Write ``--out`` whole (a temporary file renamed into place) or not at all."""
+    try:
+        write_whole(out, lambda tmp: table.to_csv(tmp, index=False))
+    except OSError as exc:
+        fail(f"{recorded} decisions were recorded, but --out {out} could not be written: {exc}")
 
 
 @app.command()
@@ -135,8 +149,7 @@ def serve(
     from governance.service import serve as run
     from governance.service.dispatch import INLINE_BELOW
 
-    if checkpoint_every is not None and checkpoint_every <= 0:
-        fail(f"--checkpoint-every must be a positive number of seconds, not {checkpoint_every}")
+    positive_seconds(checkpoint_every, "--checkpoint-every")
     if inline_below_ms is not None and not inline_below_ms >= 0:
         fail(f"--inline-below-ms must be 0 or more milliseconds, not {inline_below_ms}")
     child = None if checkpoint_every is None else _checkpointer(checkpoint_every, project)

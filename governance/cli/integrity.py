@@ -29,6 +29,7 @@ from governance.cli.common import (
     fail,
     guard,
     ledger,
+    positive_seconds,
 )
 from governance.ledger import load_public_key, open_store
 from governance.ledger.checkpoint import verifier_key
@@ -257,9 +258,9 @@ def checkpoint(
     settings = Settings.resolve(project)
     path = settings.home / WITNESSES_FILE
     config = guard(lambda: WitnessConfig.load(path))
+    positive_seconds(timeout, "--timeout")
+    positive_seconds(every, "--every")
     if every is not None:
-        if every <= 0:
-            fail(f"--every must be a positive number of seconds, not {every}")
         _checkpoint_every(settings, project, every, timeout, as_json, with_parent)
         return
     with ledger(project) as book:

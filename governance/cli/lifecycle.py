@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from governance.cli.common import JsonOpt, ProjectOpt, app, emit, fail, guard, service
+from governance.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    emit,
+    fail,
+    guard,
+    output_file,
+    service,
+)
 
 ModelArg = Annotated[str, typer.Argument(help="Registered model name.")]
 ApproverOpt = Annotated[
@@ -160,6 +169,7 @@ def evidence_build(
     """Bundle a version's card, lineage, reports, promotion history, checkpoint and proofs."""
     from governance.lifecycle.evidence import build_evidence
 
+    output_file(out, project, parents=True)
     with service(project) as svc:
         doc = guard(
             lambda: build_evidence(

@@ -12,7 +12,17 @@ import typer
 from typer.core import TyperGroup
 
 from governance.cli.audit import IdArg, audit_app
-from governance.cli.common import JsonOpt, ProjectOpt, app, emit, fail, guard, ledger
+from governance.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    emit,
+    fail,
+    guard,
+    ledger,
+    output_file,
+    write_whole,
+)
 from governance.settings import Settings
 
 # The subjects' modules (notices, recourse, reports) import scikit-learn, MLflow and model
@@ -95,6 +105,7 @@ def notice_issue(
         fail(f"--format must be one of {list(FORMATS)}, got {fmt!r}")
     settings = Settings.resolve(project)
     path = out or Path(f"notice-{decision_id}.{fmt}")
+    output_file(path, project, what="--out" if out else "notice file", parents=True)
     with ledger(project) as book:
         doc = guard(
             lambda: notices.issue(
@@ -231,6 +242,7 @@ def subject_report_command(
     kind = fmt or ("json" if out.suffix.lower() == ".json" else "html")
     if kind not in ("html", "json"):
         fail(f"--format must be html or json, got {kind!r}")
+    output_file(out, project)
     settings = Settings.resolve(project)
     with ledger(project) as book:
         doc = guard(lambda: report.build(book, subject, cards=report.registry_cards(settings)))
@@ -239,9 +251,10 @@ def subject_report_command(
         if kind == "json"
         else report.render_html(doc)
     )
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
+    try:
+        write_whole(out, lambda tmp: tmp.write_text(text))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc}")
     typer.echo(
         f"subject report written to {out}: {len(doc['decisions'])} decision(s), "
         f"{len(doc['records'])} record(s), proofs "

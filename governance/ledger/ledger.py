@@ -85,6 +85,7 @@ __all__ = [
 ]
 
 _MAX_LIMIT = 10_000
+_MAX_OFFSET = 2**63 - 1  # a 64-bit integer in both stores' SQL
 _DEK_CACHE_MAX = 100_000
 
 
@@ -539,8 +540,8 @@ class Ledger:
         """
         if version is not None and model is None:
             raise LedgerError("a version filter needs the model name")
-        if not 0 < limit <= _MAX_LIMIT or offset < 0:
-            raise LedgerError(f"limit must be in 1..{_MAX_LIMIT} and offset >= 0")
+        if not 0 < limit <= _MAX_LIMIT or not 0 <= offset <= _MAX_OFFSET:
+            raise LedgerError(f"limit must be in 1..{_MAX_LIMIT} and offset in 0..{_MAX_OFFSET}")
         if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
             raise LedgerError(f"after must be a seq (an integer), got {after!r}")
         if subject_id is not None:

@@ -149,10 +149,14 @@ class KeyRing:
         Raises
         ------
         TypeError
-            If ``subject_id`` is not a non-empty string.
+            If ``subject_id`` is not a string.
+        ValueError
+            If it is empty.
         """
-        if not isinstance(subject_id, str) or not subject_id:
+        if not isinstance(subject_id, str):
             raise TypeError("subject_id must be a non-empty string")
+        if not subject_id:
+            raise ValueError("subject_id must be a non-empty string")
         mac = self._subject_hmac.copy()
         mac.update(subject_id.encode("utf-8"))
         return mac.hexdigest()

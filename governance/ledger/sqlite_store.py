@@ -325,6 +325,9 @@ class SQLiteStore(LedgerStore):
             if not create and not self._has_ledger():
                 raise StoreError(f"no ledger at {self.location}: {self.path} holds no ledger")
             self._create_schema()
+        except sqlite3.DatabaseError as exc:  # e.g. a truncated or overwritten file
+            self.close()
+            raise StoreError(f"{self.path} is not a readable SQLite ledger: {exc}") from exc
         except BaseException:
             self.close()
             raise
@@ -346,7 +349,11 @@ class SQLiteStore(LedgerStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite ledger {self.path}: {exc}") from exc
         conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]  # reads the file
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "disk image malformed"
+            conn.close()
+            raise StoreError(f"{self.path} is not a readable SQLite ledger: {exc}") from exc
         if str(mode).lower() != "wal":
             conn.close()
             raise StoreError(f"cannot put {self.path} in WAL mode (journal_mode is {mode})")

@@ -43,13 +43,14 @@ the manifest. It stops at the first problem and names it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ ERR_MISSING_ARTIFACT = (
 )
 ERR_KEY_MISMATCH = "{path} does not hold this ledger's checkpoint public key"
 ERR_PROOFS_MOVING = "checkpoints kept changing while proofs were gathered; try again"
+ERR_NOT_A_FILE = "cannot write the evidence pack to {path}: it exists and is not a regular file"
+ERR_CANNOT_WRITE = "cannot write the evidence pack to {path}: {error}"
 ABSENT_COMPARISON = "the training run logged no champion/challenger comparison (comparison.json)"
 
 register_event_type(
@@ -221,25 +224,45 @@ def _proofs(ledger: Ledger, ids: list[str]) -> tuple[Checkpoint, dict[str, dict[
     raise EvidenceError(ERR_PROOFS_MOVING)
 
 
-def _write_zip(out: Path, files: Mapping[str, bytes]) -> None:
-    """Write the zip next to ``out`` and rename it into place (atomic on one filesystem)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
+@contextlib.contextmanager
+def _prepared(out: Path) -> Iterator[Path]:
+    """An empty temporary file next to ``out``, made before anything is recorded; removed on
+    the way out unless the zip was renamed into place.
+
+    Raises
+    ------
+    EvidenceError
+        If ``out`` cannot be written (a folder, a parent that is a file or read-only ...).
+    """
     try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for name in sorted(files, key=lambda n: (n != MANIFEST, n)):
-                    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    info.external_attr = 0o644 << 16
-                    zf.writestr(info, files[name])
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        if out.exists() and not out.is_file():
+            raise EvidenceError(ERR_NOT_A_FILE.format(path=out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise EvidenceError(ERR_CANNOT_WRITE.format(path=out, error=exc)) from None
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(OSError):  # already renamed into place
+            tmp.unlink()
+
+
+def _write_zip(tmp: Path, out: Path, files: Mapping[str, bytes]) -> None:
+    """Write the zip to ``tmp`` (next to ``out``) and rename it into place (atomic on one
+    filesystem)."""
+    with tmp.open("wb") as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in sorted(files, key=lambda n: (n != MANIFEST, n)):
+                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, files[name])
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(out)
 
 
 def _registered(
@@ -364,35 +387,36 @@ def build_evidence(
         "content": {path: _entry(data) for path, data in sorted(content.items())},
     }
     digest = anchor_digest(manifest)
-    anchor = ledger.append(
-        EVENT_TYPE,
-        {
-            "action": "evidence_pack",
-            "model": {"name": model, "version": version},
-            "digest": digest,
-            "lineage_id": subject["lineage_id"],
-            "files": len(content),
-            "decisions_sampled": len(sampled),
-        },
-    )
-    cp, proofs = _proofs(ledger, [*sampled, *subject["promotions"], anchor.id])
-    ledger_files: dict[str, bytes] = {
-        CHECKPOINT_FILE: _json_bytes(cp.to_json()),
-        PUBLIC_KEY_FILE: key_pem,
-        **{f"{PROOF_DIR}{rid}.json": _json_bytes(p) for rid, p in proofs.items()},
-    }
-    manifest["ledger"] = {
-        "files": {path: _entry(data) for path, data in sorted(ledger_files.items())},
-        "checkpoint": {
-            "origin": cp.origin,
-            "size": cp.size,
-            "root": cp.root.hex(),
-            "timestamp": cp.timestamp,
-            "key_id": cp.key_id,
-        },
-        "anchor": {"record_id": anchor.id, "digest": digest},
-    }
-    _write_zip(out, {**content, **ledger_files, MANIFEST: _json_bytes(manifest)})
+    with _prepared(out) as tmp:  # before the anchor: no record of a pack never written
+        anchor = ledger.append(
+            EVENT_TYPE,
+            {
+                "action": "evidence_pack",
+                "model": {"name": model, "version": version},
+                "digest": digest,
+                "lineage_id": subject["lineage_id"],
+                "files": len(content),
+                "decisions_sampled": len(sampled),
+            },
+        )
+        cp, proofs = _proofs(ledger, [*sampled, *subject["promotions"], anchor.id])
+        ledger_files: dict[str, bytes] = {
+            CHECKPOINT_FILE: _json_bytes(cp.to_json()),
+            PUBLIC_KEY_FILE: key_pem,
+            **{f"{PROOF_DIR}{rid}.json": _json_bytes(p) for rid, p in proofs.items()},
+        }
+        manifest["ledger"] = {
+            "files": {path: _entry(data) for path, data in sorted(ledger_files.items())},
+            "checkpoint": {
+                "origin": cp.origin,
+                "size": cp.size,
+                "root": cp.root.hex(),
+                "timestamp": cp.timestamp,
+                "key_id": cp.key_id,
+            },
+            "anchor": {"record_id": anchor.id, "digest": digest},
+        }
+        _write_zip(tmp, out, {**content, **ledger_files, MANIFEST: _json_bytes(manifest)})
     return {
         "path": str(out),
         "model": model,

@@ -11,6 +11,7 @@ show it is byte for byte the same.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from pathlib import Path
@@ -30,6 +31,8 @@ MEDIA_TYPES = {
     "pdf": "application/pdf",
 }
 ERR_NOT_ISSUED = "{path} (sha256 {digest}) is not a notice issued from this ledger"
+ERR_NOT_A_FILE = "cannot write the notice to {path}: it exists and is not a regular file"
+ERR_CANNOT_WRITE = "cannot write the notice to {path}: {error}"
 ERR_DECISION_CHANGED = (
     "notice event {event} names decision {id} with hash {recorded}, but that record's hash is "
     "now {actual}"
@@ -83,17 +86,30 @@ def issue(
     fmt: str = "html",
     issued: str | None = None,
 ) -> dict[str, Any]:
-    """Write the notice to ``out`` and record it; returns the event's body and receipt."""
+    """Write the notice to ``out`` and record it; returns the event's body and receipt.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` cannot be written (a folder, a missing or read-only parent ...): checked
+        before the ``notice`` event is recorded, so nothing is recorded and nothing written.
+    """
     issued = issued or dt.datetime.now(dt.UTC).date().isoformat()
     data, body = render_for(ledger, project_dir, decision_id, fmt=fmt, issued=issued)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        tmp.write_bytes(data)
+        try:  # the file is ready to be renamed into place before the notice is recorded
+            if out.exists() and not out.is_file():
+                raise ValueError(ERR_NOT_A_FILE.format(path=out))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+        except OSError as exc:
+            raise ValueError(ERR_CANNOT_WRITE.format(path=out, error=exc)) from None
         receipt = ledger.append("notice", body)
         tmp.replace(out)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not there: never written
+            tmp.unlink()
     return {**body, "path": str(out), "event": receipt._asdict()}
 
 

@@ -163,7 +163,7 @@ def verify_ledger(
 def _open(url: str) -> LedgerStore:
     try:
         return open_store(url, create=False)
-    except (StoreError, ValueError) as exc:
+    except (StoreError, ValueError, LedgerError) as exc:  # LedgerError: an unknown URL scheme
         raise CannotCheck(str(exc)) from None
 
 

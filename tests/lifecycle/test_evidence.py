@@ -382,3 +382,50 @@ def test_pack_carries_prov_signature_and_statement(
     key = signing.load_public_key(settings.signing_public_key)
     statement = signing.open_envelope(files[PACK_STATEMENT], key)
     assert signing.check_statement(statement, lineage=json.loads(files["lineage.json"])) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("folder", "OUT {out}: is a directory"),
+        ("file/pack.zip", "is not a directory"),
+        ("HOME/pack.zip", "inside the state directory"),
+    ],
+)
+def test_cli_refuses_an_out_it_cannot_write_and_records_no_anchor(
+    trained: tuple[Path, Settings], tmp_path: Path, where: str, message: str
+) -> None:
+    root, settings = trained
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("mine\n")
+    out = settings.home / where[5:] if where.startswith("HOME/") else tmp_path / where
+    with Ledger.open(settings.ledger_url, home=settings.home) as ledger:
+        size = ledger.size()
+    listed = sorted(tmp_path.rglob("*"))
+    result = CliRunner().invoke(
+        app, ["evidence", MODEL, "1", str(out), "--project", str(root)], env=ENV
+    )
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert message.format(out=out) in lines[0]
+    with Ledger.open(settings.ledger_url, home=settings.home) as ledger:
+        assert ledger.size() == size
+    assert sorted(tmp_path.rglob("*")) == listed
+    assert not [p for p in settings.home.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_build_prepares_the_zip_before_recording_the_anchor(
+    trained: tuple[Path, Settings], tmp_path: Path
+) -> None:
+    _, settings = trained
+    (tmp_path / "file").write_text("mine\n")
+    with Ledger.open(settings.ledger_url, home=settings.home) as ledger:
+        size = ledger.size()
+        with pytest.raises(EvidenceError, match="is not a regular file"):
+            build_evidence(settings, ledger, MODEL, "1", tmp_path)
+        with pytest.raises(EvidenceError, match="cannot write the evidence pack"):
+            build_evidence(settings, ledger, MODEL, "1", tmp_path / "file" / "pack.zip")
+        assert ledger.size() == size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -230,3 +230,97 @@ def test_legal_hold_blocks_forget_until_released(
     )
     assert run(root, "audit", "release", "N-2", "--reason", "r", "--by", "L").exit_code == 1
     assert run(root, "audit", "forget", "N-2").exit_code == 0
+
+
+def _size(settings: Settings) -> int:
+    with Ledger.open(settings.ledger_url, home=settings.home) as book:
+        return book.size()
+
+
+def _one_error_line(result: Any, message: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def _no_tmp(*folders: Path) -> None:
+    assert not [p for f in folders for p in f.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("folder", "--out {out}: is a directory"),
+        ("file/n.html", "is not a directory"),
+        ("HOME/ledger.db", "is this project's ledger: refusing"),
+        ("HOME/n.html", "inside the state directory"),
+    ],
+)
+def test_a_notice_that_cannot_be_written_is_not_recorded(
+    trained: tuple[Path, Settings],
+    decided: dict[str, Any],
+    tmp_path: Path,
+    where: str,
+    message: str,
+) -> None:
+    root, settings = trained
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("mine\n")
+    out = settings.home / where[5:] if where.startswith("HOME/") else tmp_path / where
+    before, listed = _size(settings), sorted(tmp_path.rglob("*"))
+    result = run(root, "notice", decided["denial"], "--out", str(out))
+    _one_error_line(result, message.format(out=out))
+    assert _size(settings) == before  # no notice event for a notice never written
+    assert sorted(tmp_path.rglob("*")) == listed and (tmp_path / "file").read_text() == "mine\n"
+    _no_tmp(tmp_path, settings.home)
+
+
+def test_issue_prepares_the_file_before_recording_the_notice(
+    trained: tuple[Path, Settings], decided: dict[str, Any], tmp_path: Path
+) -> None:
+    from governance.subjects import notices
+
+    root, settings = trained
+    with Ledger.open(settings.ledger_url, home=settings.home) as book:
+        before = book.size()
+        with pytest.raises(ValueError, match="is not a regular file"):
+            notices.issue(book, root, decided["denial"], tmp_path)
+        (tmp_path / "file").write_text("mine\n")
+        with pytest.raises(ValueError, match="cannot write the notice"):
+            notices.issue(book, root, decided["denial"], tmp_path / "file" / "n.html")
+        assert book.size() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("folder", "OUT {out}: is a directory"),
+        ("missing/r.html", "directory {parent} does not exist"),
+        ("file/r.json", "is not a directory"),
+        ("HOME/ledger.db", "is this project's ledger: refusing"),
+        ("", "not a file name"),
+    ],
+)
+def test_a_subject_report_that_cannot_be_written_leaves_nothing(
+    trained: tuple[Path, Settings],
+    decided: dict[str, Any],
+    tmp_path: Path,
+    where: str,
+    message: str,
+) -> None:
+    root, settings = trained
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("mine\n")
+    out: Path | str = (
+        settings.home / where[5:]
+        if where.startswith("HOME/")
+        else (tmp_path / where if where else "")
+    )
+    before, listed = _size(settings), sorted(tmp_path.rglob("*"))
+    result = run(root, "audit", "subject-report", "N-2", str(out))
+    _one_error_line(result, message.format(out=out, parent=Path(out).parent))
+    assert _size(settings) == before
+    assert sorted(tmp_path.rglob("*")) == listed and (tmp_path / "file").read_text() == "mine\n"
+    _no_tmp(tmp_path, settings.home)

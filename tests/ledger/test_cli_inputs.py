@@ -1,0 +1,177 @@
+"""The ``governance`` command on wrong locations, broken files and absurd numbers.
+
+Each case runs the installed command, as a user would: a one-line ``error:`` and a non-zero exit,
+never a traceback, and nothing created or changed. A command that only reads or records about
+an existing ledger (retention, hold, forget, checkpoint, subject report, ...) pointed at a
+mistyped location must not create an empty ledger there (or a PostgreSQL schema) and answer
+"nothing found".
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from governance.ledger import Entry, Ledger
+
+from .conftest import PG_URL, pg_unavailable
+
+GOVERNANCE = str(Path(sys.executable).with_name("governance"))
+READ_OR_RECORD = [
+    ["audit", "retention"],
+    ["audit", "hold", "s-1", "--reason", "litigation", "--by", "counsel"],
+    ["audit", "release", "s-1", "--reason", "settled", "--by", "counsel"],
+    ["audit", "forget", "s-1"],
+    ["audit", "checkpoint"],
+    ["audit", "find", "--subject", "s-1"],
+    ["audit", "recourse", "00000000-0000-7000-8000-000000000000"],
+]
+
+
+def _run(home: Path, url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GOVERNANCE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=home.parent,
+        env={
+            **os.environ,
+            "GOVERNANCE_HOME": str(home),
+            "GOVERNANCE_LEDGER_URL": url,
+            **env,
+        },
+    )
+
+
+def _refused(done: subprocess.CompletedProcess[str], words: str) -> None:
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert words in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args", READ_OR_RECORD, ids=lambda a: "-".join(a[:2]))
+def test_a_command_on_a_missing_sqlite_ledger_creates_nothing(
+    tmp_path: Path, args: list[str]
+) -> None:
+    home = tmp_path / "typo"
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", *args)
+    _refused(done, "no ledger")
+    assert not home.exists()
+
+
+@pytest.mark.postgres
+def test_a_command_on_a_mistyped_postgresql_schema_creates_no_schema(tmp_path: Path) -> None:
+    if reason := pg_unavailable():
+        pytest.skip(reason)
+    import psycopg
+
+    schema = f"typo_{uuid.uuid4().hex[:12]}"
+    for args in READ_OR_RECORD:
+        done = _run(tmp_path / "state", f"{PG_URL}?schema={schema}", *args)
+        _refused(done, "no ledger")
+    with psycopg.connect(PG_URL) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
+        ).fetchone()
+    assert found is None
+
+
+def test_a_file_that_is_not_a_ledger_database_is_a_one_line_error(tmp_path: Path) -> None:
+    home = tmp_path / "state"
+    path = tmp_path / "ledger.db"
+    with Ledger.open(f"sqlite:///{path}", home=home) as ledger:
+        ledger.append_many([Entry("decision", {"n": i, "pad": "x" * 500}) for i in range(500)])
+    data = path.read_bytes()
+    for broken in (data[: len(data) // 2], os.urandom(4096)):
+        path.write_bytes(broken)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        for args in (["audit", "find", "--subject", "s-1"], ["audit", "export", "out.jsonl"]):
+            _refused(
+                _run(home, f"sqlite:///{path}", *args), f"{path} is not a readable SQLite ledger"
+            )
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_verify_on_a_url_of_no_known_kind_cannot_check(tmp_path: Path) -> None:
+    done = _run(tmp_path / "state", "mysql://127.0.0.1/test", "audit", "verify")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "unsupported ledger URL" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_malformed_setting_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    home = tmp_path / "state"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        ledger.append("decision", {"n": 1})
+    url = f"sqlite:///{home / 'ledger.db'}"
+    for args in (["audit", "find", "--subject", "s-1"], ["audit", "vkey"], ["keys", "list"]):
+        done = _run(home, url, *args, GOVERNANCE_SEPARATION_OF_DUTIES="maybe")
+        _refused(done, "GOVERNANCE_SEPARATION_OF_DUTIES")
+
+
+def test_an_offset_past_64_bits_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "state"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        ledger.append("decision", {"n": 1}, subject_id="s-1")
+    done = _run(
+        home,
+        f"sqlite:///{home / 'ledger.db'}",
+        *("audit", "find", "--subject", "s-1", "--offset", str(2**64)),
+    )
+    _refused(done, "offset in 0..9223372036854775807")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--every", "nan"), ("--every", "inf"), ("--every", "0"), ("--timeout", "nan")],
+)
+def test_checkpoint_periods_and_timeouts_must_be_finite_and_positive(
+    tmp_path: Path, flag: str, value: str
+) -> None:
+    """``nan`` passed ``<= 0`` and made the periodic checkpointer spin; ``inf`` overflowed."""
+    home = tmp_path / "state"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        ledger.append("decision", {"n": 1})
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", "audit", "checkpoint", flag, value)
+    _refused(done, f"{flag} must be a positive number of seconds")
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        assert ledger.checkpoints() == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_serve_refuses_a_checkpoint_period_that_is_not_a_positive_number(
+    tmp_path: Path, value: str
+) -> None:
+    home = tmp_path / "state"
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", "serve", "--checkpoint-every", value)
+    _refused(done, "--checkpoint-every must be a positive number of seconds")
+    assert not home.exists()
+
+
+def test_forget_of_an_empty_subject_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "state"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        ledger.append("decision", {"n": 1}, subject_id="s-1")
+        size = ledger.size()
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", "audit", "forget", "")
+    _refused(done, "subject_id must be a non-empty string")
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        assert ledger.size() == size
+
+
+def test_a_folder_where_a_file_belongs_is_one_line(tmp_path: Path) -> None:
+    """An OSError no command expected (here: the witnesses file is a folder)."""
+    home = tmp_path / "state"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        ledger.append("decision", {"n": 1})
+    (home / "witnesses.json").mkdir()
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", "witness", "list")
+    _refused(done, "witnesses.json")
