@@ -59,8 +59,10 @@ def test_subject_key_is_the_hmac_of_the_id(ledger: Ledger, backend: Backend) -> 
     expected = hmac.new(keys.hmac_key, b"applicant-7", "sha256").hexdigest()
     assert ledger.subject_key("applicant-7") == expected
     assert len({ledger.subject_key(s) for s in ("a", "A", "a ")}) == 3  # no normalisation
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="non-empty string"):
         ledger.subject_key("")
+    with pytest.raises(TypeError, match="non-empty string"):
+        ledger.subject_key(None)  # type: ignore[arg-type]
     assert "KeyRing(hmac=" in repr(keys) and keys.hmac_key.hex() not in repr(keys)
 
 
