@@ -123,7 +123,7 @@ def _write_out(table: Any, out: Path, *, recorded: int) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8080,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model for /invocations and defaults.")
     ] = None,

@@ -163,6 +163,9 @@ def verify(
     """
     notes = _read_notes(checkpoint_note or [])
     config = _config(witnesses)
+    for folder in tiles or []:
+        if not folder.is_dir():  # a mistyped path must not silently skip the comparison
+            fail(f"could not check: --tiles {folder}: no such folder", EXIT_CANNOT_CHECK)
     key = None
     if public_key is not None:
         try:
@@ -397,7 +400,8 @@ def vkey(project: ProjectOpt = None) -> None:
     """Print the log's verifier key (what a witness trusts: `governance witness trust VKEY`)."""
     settings = Settings.resolve(project)
     try:
-        store = open_store(settings.ledger_url, create=False)
+        base, _ = split_shards(settings.ledger_url)  # the control shard's key is the log's
+        store = open_store(base, create=False)
     except Exception as exc:
         fail(str(exc), EXIT_CANNOT_CHECK)
     try:

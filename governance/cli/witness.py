@@ -60,7 +60,9 @@ def trust(
 @witness_app.command()
 def serve(
     home: HomeOpt,
-    port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8099,
+    port: Annotated[
+        int, typer.Option(help="TCP port (0: any free port).", min=0, max=65535)
+    ] = 8099,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     quiet: Annotated[bool, typer.Option("--quiet", help="Do not log requests.")] = False,
 ) -> None:

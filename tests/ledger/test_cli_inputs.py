@@ -175,3 +175,53 @@ def test_a_folder_where_a_file_belongs_is_one_line(tmp_path: Path) -> None:
     (home / "witnesses.json").mkdir()
     done = _run(home, f"sqlite:///{home / 'ledger.db'}", "witness", "list")
     _refused(done, "witnesses.json")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["serve", "--port", "70000"], ["witness", "serve", "--port", "70000"]],
+    ids=["serve", "witness-serve"],
+)
+def test_a_port_past_65535_is_refused_not_wrapped(tmp_path: Path, args: list[str]) -> None:
+    """Port 70,000 listened on 4,464 (70,000 mod 65,536)."""
+    done = _run(tmp_path / "state", f"sqlite:///{tmp_path / 'ledger.db'}", *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--port" in done.stderr and "65535" in done.stderr, done.stderr  # Click's range error
+    assert "Traceback" not in done.stderr
+
+
+def test_verify_refuses_tiles_that_are_not_a_folder(tmp_path: Path) -> None:
+    """A mistyped --tiles skipped the comparison it asks for; --checkpoints already exits 2."""
+    home = tmp_path / "state"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        ledger.append("decision", {"n": 1})
+        ledger.checkpoint()
+    missing = tmp_path / "no-tiles"
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", "audit", "verify", "--tiles", str(missing))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--tiles {missing}: no such folder" in done.stderr
+
+
+@pytest.mark.postgres
+def test_vkey_of_a_sharded_ledger_is_the_control_shards(tmp_path: Path) -> None:
+    """The log the witnesses know is the control shard's; ``shards=K`` was an invalid query."""
+    if reason := pg_unavailable():
+        pytest.skip(reason)
+    import psycopg
+
+    from governance.ledger.checkpoint import verifier_key
+    from governance.ledger.shards import ShardedLedger, shard_schema
+
+    schema = f"gl_vkey_{uuid.uuid4().hex[:12]}"
+    base = f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
+    home = tmp_path / "state"
+    try:
+        with ShardedLedger.open(base, home=home, shards=2) as ledger:
+            expected = verifier_key(ledger.origin, ledger.public_key)
+        done = _run(home, f"{base}&shards=2", "audit", "vkey")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            for i in range(2):
+                conn.execute(f"DROP SCHEMA IF EXISTS {shard_schema(schema, i)} CASCADE".encode())
