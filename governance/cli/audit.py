@@ -267,56 +267,46 @@ def export(
     OUT appears whole or not at all; it may not be the ledger's database nor lie inside the
     state directory.
     """
-    import os
-    import tempfile
+    from governance.cli.common import output_file, write_whole
 
-    from governance.cli.common import output_file
-
-    def write(book: Any, fh: Any) -> int:
+    def write(book: Any, tmp: Path) -> int:
         rows: list[dict[str, Any]] = []
         count = 0
-        try:
-            for r in book.iter_records():
-                if fmt == "jsonl":
-                    fh.write(r.data + b"\n")
-                else:
-                    rows.append(
-                        {
-                            "seq": r.seq,
-                            "id": r.id,
-                            "type": r.type,
-                            "ts": r.ts,
-                            "prev": r.prev,
-                            "hash": r.hash,
-                            "record": r.data.decode(),
-                        }
-                    )
-                count += 1
-        except ValueError as exc:
-            fail(
-                f"cannot export: the ledger record at seq {count} does not parse ({exc});"
-                " nothing written (run `governance audit verify`)"
-            )
-        if fmt == "parquet":
-            import pandas as pd
+        with tmp.open("wb") as fh:
+            try:
+                for r in book.iter_records():
+                    if fmt == "jsonl":
+                        fh.write(r.data + b"\n")
+                    else:
+                        rows.append(
+                            {
+                                "seq": r.seq,
+                                "id": r.id,
+                                "type": r.type,
+                                "ts": r.ts,
+                                "prev": r.prev,
+                                "hash": r.hash,
+                                "record": r.data.decode(),
+                            }
+                        )
+                    count += 1
+            except ValueError as exc:
+                fail(
+                    f"cannot export: the ledger record at seq {count} does not parse ({exc});"
+                    " nothing written (run `governance audit verify`)"
+                )
+            if fmt == "parquet":
+                import pandas as pd
 
-            pd.DataFrame(rows).to_parquet(fh, index=False)
+                pd.DataFrame(rows).to_parquet(fh, index=False)
         return count
 
     output_file(out, project)
     with ledger(project) as book:
-        tmp: Path | None = None
         try:
-            fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-            tmp = Path(name)
-            with os.fdopen(fd, "wb") as fh:
-                count = write(book, fh)
-            tmp.replace(out)
+            count = write_whole(out, lambda tmp: write(book, tmp))
         except OSError as exc:
             fail(f"cannot write {printable(out)}: {exc}")
-        finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
     typer.echo(f"exported {count} records to {out}")
 
 

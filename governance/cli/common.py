@@ -6,20 +6,22 @@ document on stdout.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from governance.core.files import replacing
 from governance.ledger import LedgerError
 
 if TYPE_CHECKING:
     from governance.settings import Settings
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Auditable ML lifecycle: governed pipeline, lineage and decision ledger.",
@@ -199,22 +201,18 @@ def _output_problem(
     return None
 
 
-def write_whole(out: Path, write: Callable[[Path], object]) -> None:
+def write_whole(out: Path, write: Callable[[Path], T]) -> T:
     """Write ``out`` whole or not at all: ``write(tmp)`` fills a temporary file beside it, which
-    is then renamed into place; the temporary file never stays behind.
+    is then renamed into place; the temporary file never stays behind. Returns what ``write``
+    returned.
 
     Raises
     ------
     OSError
         If the file cannot be written (``out`` is then untouched).
     """
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(out)
-    finally:
-        with contextlib.suppress(OSError):  # renamed, or never written
-            tmp.unlink()
+    with replacing(out) as tmp:
+        return write(tmp)
 
 
 def _sqlite_file(url: str) -> Path | None:

@@ -11,14 +11,13 @@ show it is byte for byte the same.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
 from governance.core import notice as core
 from governance.core import recourse_record
+from governance.core.files import replacing
 from governance.decisions.reviews import effective_outcome
 from governance.ledger import Ledger
 from governance.subjects.project import params, spec_for_model
@@ -96,20 +95,15 @@ def issue(
     """
     issued = issued or dt.datetime.now(dt.UTC).date().isoformat()
     data, body = render_for(ledger, project_dir, decision_id, fmt=fmt, issued=issued)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    if out.exists() and not out.is_file():
+        raise ValueError(ERR_NOT_A_FILE.format(path=out))
+    with replacing(out) as tmp:
         try:  # the file is ready to be renamed into place before the notice is recorded
-            if out.exists() and not out.is_file():
-                raise ValueError(ERR_NOT_A_FILE.format(path=out))
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(data)
         except OSError as exc:
             raise ValueError(ERR_CANNOT_WRITE.format(path=out, error=exc)) from None
         receipt = ledger.append("notice", body)
-        tmp.replace(out)
-    finally:
-        with contextlib.suppress(OSError):  # not there: never written
-            tmp.unlink()
     return {**body, "path": str(out), "event": receipt._asdict()}
 
 
