@@ -24,6 +24,7 @@ from governance.cli.common import (
     printable,
     service,
 )
+from governance.core.text import refuse_control
 
 audit_app = typer.Typer(help="Audit the decision ledger.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -306,7 +307,7 @@ def export(
         try:
             count = write_whole(out, lambda tmp: write(book, tmp))
         except OSError as exc:
-            fail(f"cannot write {printable(out)}: {exc}")
+            fail(f"cannot write {out}: {exc}")
     typer.echo(f"exported {count} records to {out}")
 
 
@@ -317,6 +318,7 @@ def forget(
     project: ProjectOpt = None,
 ) -> None:
     """GDPR art. 17: destroy the subject's key; their PII becomes unreadable, the chain verifies."""
+    guard(lambda: refuse_control("--reason", reason, prose=True))
     with ledger(project) as book:
         receipt = guard(lambda: book.forget(subject, reason=reason))
     typer.echo(f"forgot subject: erasure recorded as {receipt.id} (seq {receipt.seq})")

@@ -54,7 +54,7 @@ def main() -> None:
     try:
         app()
     except _UNCAUGHT_BUT_EXPECTED as exc:
-        typer.echo(f"error: {_message(exc)}", err=True)
+        typer.echo(f"error: {printable(_message(exc))}", err=True)
         raise SystemExit(EXIT_FAILED) from None
 
 
@@ -63,8 +63,9 @@ def _message(exc: Exception) -> str:
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    """Print ``error: <message>`` on stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
+    """Print ``error: <message>`` on stderr, on one line (what a caller gave may be in it: its
+    control characters are escaped, :func:`printable`), and exit with ``code``."""
+    typer.echo(f"error: {printable(message)}", err=True)
     raise typer.Exit(code)
 
 

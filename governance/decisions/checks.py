@@ -9,7 +9,6 @@ Every refusal is a :class:`DecisionError` (the HTTP layer's 4xx); a contract's i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ import pandas as pd
 
 from governance.core.contract import ContractViolation
 from governance.core.scorecard import Scorecard
+from governance.core.text import CONTROL_CHARS, TextRefused, refuse_control
 from governance.registry.mlflow import LoadedModel
 
 __all__ = [
@@ -39,8 +39,6 @@ ERR_OBSERVED_BEFORE = (
 )
 ERR_OBSERVED_FUTURE = "observed_at {value} is in the future"
 CLOCK_SKEW_SECONDS = 300  # a caller's clock may run this far ahead of ours
-ERR_CONTROL = "{where}{field} contains a control character ({char}); refused"
-CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class DecisionError(ValueError):
@@ -93,17 +91,16 @@ def check_contract_frame(
     return verdict.out_of_distribution
 
 
-def check_text(field: str, value: str | None, where: str = "") -> None:
-    """Refuse caller-given text holding control characters (a newline could forge log lines).
+def check_text(field: str, value: str | None, where: str = "", *, prose: bool = False) -> None:
+    """Refuse caller-given text holding control characters (a newline could forge log lines);
+    ``prose`` (a review's reason) may hold newlines and tabs (:mod:`governance.core.text`).
 
     Raises :class:`DecisionError` naming the field and the character.
     """
-    if value is None:
-        return
-    found = CONTROL_CHARS.search(str(value))
-    if found:
-        char = f"U+{ord(found.group()):04X}"
-        raise DecisionError(ERR_CONTROL.format(where=where, field=field, char=char))
+    try:
+        refuse_control(field, value, prose=prose, where=where)
+    except TextRefused as exc:
+        raise DecisionError(str(exc)) from None
 
 
 def check_observed_at(observed_at: str, decided_at: str) -> None:

@@ -690,6 +690,7 @@ class DecisionService:
         ``reviewer`` is who reviews (or contests); ``recorded_by`` the authenticated caller.
         """
         check_text("reviewer", reviewer)
+        check_text("reason", reason, prose=True)
         if kind not in REVIEW_KINDS:
             raise DecisionError(ERR_REVIEW_KIND.format(kinds=list(REVIEW_KINDS), kind=kind))
         record, allowed = self._decision_and_outcomes(decision_id)

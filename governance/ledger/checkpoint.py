@@ -73,6 +73,7 @@ __all__ = [
     "ERR_PUBLIC_KEY_MISMATCH",
     "Checkpoint",
     "CheckpointDirectory",
+    "check_origin",
     "key_id_for",
     "load_or_create_signing_key",
     "load_public_key",
@@ -126,7 +127,8 @@ _ORIGIN_FORBIDDEN_RE = re.compile(r"[\s+\x00-\x1f\x7f]")
 # -- validation helpers -------------------------------------------------------------------
 
 
-def _check_origin(origin: object) -> str:
+def check_origin(origin: object) -> str:
+    """``origin`` if it may name a log (:data:`ERR_BAD_ORIGIN`), else :class:`ValueError`."""
     if not isinstance(origin, str) or not origin or _ORIGIN_FORBIDDEN_RE.search(origin):
         raise ValueError(ERR_BAD_ORIGIN.format(origin=origin))
     return origin
@@ -229,7 +231,7 @@ def verifier_key(origin: str, public_key: Ed25519PublicKey | Ed25519PrivateKey |
     This is the form Go's ``golang.org/x/mod/sumdb/note.NewVerifier`` and other C2SP tools take
     to verify :meth:`Checkpoint.to_note` output.
     """
-    _check_origin(origin)
+    check_origin(origin)
     raw = public_key_bytes(_as_public_key(public_key))
     encoded = base64.b64encode(ED25519_SIGNATURE_TYPE + raw).decode("ascii")
     return f"{origin}+{key_id_for(origin, raw)}+{encoded}"
@@ -417,7 +419,7 @@ class Checkpoint:
     signature: bytes
 
     def __post_init__(self) -> None:
-        _check_origin(self.origin)
+        check_origin(self.origin)
         _check_size(self.size)
         _check_bytes("root", self.root, HASH_SIZE)
         _check_timestamp(self.timestamp)
@@ -566,7 +568,7 @@ def sign_checkpoint(
     """
     if timestamp is None:
         timestamp = _utc_now()
-    _check_origin(origin)
+    check_origin(origin)
     _check_size(size)
     _check_bytes("root", root, HASH_SIZE)
     _check_timestamp(timestamp)

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from governance.core.text import TextRefused, refuse_control
 from governance.ledger import Ledger, Receipt, Record
 from governance.ledger.canonical import utc_text
 from governance.ledger.paging import iter_find
@@ -272,9 +273,14 @@ def _with_duties(settings: Settings, checked: dict[str, Any], approver: str) -> 
     }
 
 
-def _required(value: str | None, what: str) -> str:
+def _required(value: str | None, what: str, *, prose: bool = False) -> str:
+    """Given, not blank, and without control characters (a reason may hold newlines)."""
     if not isinstance(value, str) or not value.strip():
         raise PromotionError(ERR_REQUIRED.format(what=what))
+    try:
+        refuse_control(what, value, prose=prose)
+    except TextRefused as exc:
+        raise PromotionError(str(exc)) from None
     return value.strip()
 
 
@@ -628,7 +634,7 @@ def promote(
     """
 
     approver = _required(approver, "approver")
-    reason = _required(reason, "reason")
+    reason = _required(reason, "reason", prose=True)
     alias = _required(alias, "alias")
     version = str(version)
     with _model_lock(settings, model):
@@ -715,7 +721,7 @@ def rollback(
     """
 
     approver = _required(approver, "approver")
-    reason = _required(reason, "reason")
+    reason = _required(reason, "reason", prose=True)
     alias = _required(alias, "alias")
     with _model_lock(settings, model):
         last = _last_move(ledger, model, alias)

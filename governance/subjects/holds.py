@@ -13,6 +13,7 @@ import datetime as dt
 from typing import Any
 
 from governance.core.retention import RetentionPolicy
+from governance.core.text import refuse_control
 from governance.ledger import EVENT_TYPES, Ledger, Receipt
 
 ERR_NOT_HELD = "subject is not under a legal hold: nothing to release"
@@ -20,10 +21,17 @@ ERR_ALREADY_HELD = "subject is already under a legal hold (event {id} since {ts}
 ERR_EMPTY = "give a non-empty --reason and --by"
 
 
-def hold(ledger: Ledger, subject_id: str, *, reason: str, by: str) -> Receipt:
-    """Put a subject's records under a legal hold (``forget`` is refused until released)."""
+def _checked(reason: str, by: str) -> None:
+    """Both given, ``by`` one line, ``reason`` prose (:mod:`governance.core.text`)."""
     if not reason.strip() or not by.strip():
         raise ValueError(ERR_EMPTY)
+    refuse_control("--by", by)
+    refuse_control("--reason", reason, prose=True)
+
+
+def hold(ledger: Ledger, subject_id: str, *, reason: str, by: str) -> Receipt:
+    """Put a subject's records under a legal hold (``forget`` is refused until released)."""
+    _checked(reason, by)
     current = ledger.legal_hold(subject_id)
     if current is not None:
         raise ValueError(ERR_ALREADY_HELD.format(id=current.id, ts=current.ts))
@@ -33,8 +41,7 @@ def hold(ledger: Ledger, subject_id: str, *, reason: str, by: str) -> Receipt:
 
 def release(ledger: Ledger, subject_id: str, *, reason: str, by: str) -> Receipt:
     """Release the hold in force on a subject."""
-    if not reason.strip() or not by.strip():
-        raise ValueError(ERR_EMPTY)
+    _checked(reason, by)
     current = ledger.legal_hold(subject_id)
     if current is None:
         raise ValueError(ERR_NOT_HELD)

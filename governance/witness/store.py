@@ -39,6 +39,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from governance.ledger.checkpoint import check_origin
 from governance.ledger.note import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,
@@ -263,8 +264,9 @@ class WitnessHome:
         Raises
         ------
         ValueError
-            If ``vkey`` is not an Ed25519 log key (:data:`ERR_NOT_A_LOG_KEY`) or another key is
-            already trusted for that origin (:data:`ERR_LOG_CONFLICT`).
+            If ``vkey`` is not an Ed25519 log key (:data:`ERR_NOT_A_LOG_KEY`), ``origin`` cannot
+            name a log (a space, ``+`` or a control character: ``ERR_BAD_ORIGIN``) or another
+            key is already trusted for that origin (:data:`ERR_LOG_CONFLICT`).
         """
         try:
             verifier = parse_verifier_key(vkey)
@@ -272,7 +274,7 @@ class WitnessHome:
             raise ValueError(ERR_NOT_A_LOG_KEY.format(vkey=vkey, problem=exc)) from None
         if verifier.alg != ALG_ED25519:
             raise ValueError(ERR_NOT_A_LOG_KEY.format(vkey=vkey, problem="wrong signature type"))
-        origin = origin or verifier.name
+        origin = check_origin(origin or verifier.name)
         with self.locked():
             logs = self.logs()
             if origin in logs:

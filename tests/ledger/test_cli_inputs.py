@@ -167,6 +167,70 @@ def test_forget_of_an_empty_subject_is_refused(tmp_path: Path) -> None:
         assert ledger.size() == size
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["audit", "forget", "s-1", "--reason", "ticket 7\x1b[2K"], "--reason contains a"),
+        (["audit", "hold", "s-1", "--reason", "a\x07b", "--by", "counsel"], "(U+0007)"),
+        (["audit", "hold", "s-1", "--reason", "case 9", "--by", "counsel\nforged"], "--by"),
+        (["audit", "release", "s-1", "--reason", "over\rwritten", "--by", "c"], "(U+000D)"),
+    ],
+    ids=["forget-reason", "hold-reason", "hold-by", "release-reason"],
+)
+def test_control_characters_in_a_reason_or_name_record_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    home = tmp_path / "state"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        ledger.append("decision", {"n": 1}, subject_id="s-1")
+        size = ledger.size()
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", *args)
+    _refused(done, message)
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        assert ledger.size() == size
+
+
+def test_a_hold_reason_may_span_lines(tmp_path: Path) -> None:
+    home = tmp_path / "state"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        ledger.append("decision", {"n": 1}, subject_id="s-1")
+    reason = "case 2026-114:\n\tpreserve until judgment"
+    args = ["audit", "hold", "s-1", "--reason", reason, "--by", "counsel"]
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", *args)
+    assert done.returncode == 0, done.stderr
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        assert ledger.legal_hold("s-1").body["reason"] == reason  # type: ignore[union-attr]
+
+
+def test_an_id_in_an_error_is_printed_escaped(tmp_path: Path) -> None:
+    """What the caller typed comes back in the error on one line, its controls escaped."""
+    home = tmp_path / "state"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
+        ledger.append("decision", {"n": 1})
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", "audit", "recourse", "x\x1b[31m\nok")
+    _refused(done, "x\\x1b[31m\\nok")
+    assert "\x1b" not in done.stderr
+
+
+def test_a_witness_origin_that_cannot_name_a_log_is_refused(tmp_path: Path) -> None:
+    from governance.witness.store import WitnessHome
+
+    home = tmp_path / "state"
+    url = f"sqlite:///{home / 'ledger.db'}"
+    with Ledger.open(url, home=home) as ledger:
+        ledger.append("decision", {"n": 1})
+    vkey = _run(home, url, "audit", "vkey").stdout.strip()
+    witness = tmp_path / "witness"
+    assert _run(home, "sqlite:///x", "witness", "init", "--home", str(witness)).returncode == 0
+    logs = (witness / "logs.json").read_bytes() if (witness / "logs.json").exists() else None
+    for origin in ["two\nlines", "a b", "a+b"]:
+        args = ["witness", "trust", vkey, "--origin", origin, "--home", str(witness)]
+        _refused(_run(home, "sqlite:///x", *args), "invalid origin")
+    assert ((witness / "logs.json").read_bytes() if logs is not None else None) == logs
+    assert WitnessHome(witness).logs() == {}
+
+
 def test_a_folder_where_a_file_belongs_is_one_line(tmp_path: Path) -> None:
     """An OSError no command expected (here: the witnesses file is a folder)."""
     home = tmp_path / "state"

@@ -4,6 +4,7 @@ ledger events, and ``history`` answers "which version held the alias at time T" 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -247,6 +248,31 @@ def test_approver_and_reason_are_required(
     with pytest.raises(PromotionError, match="is required"):
         rollback(lab.settings, ledger, MODEL, approver=approver, reason=reason)
     assert ledger.size() == size
+
+
+@pytest.mark.parametrize(
+    ("approver", "reason", "message"),
+    [
+        ("ann\nbob", "why", "approver contains a control character (U+000A)"),
+        ("ann", "why\x1b[2K", "reason contains a control character (U+001B)"),
+        ("ann", "shown\rhidden", "reason contains a control character (U+000D)"),
+    ],
+)
+def test_control_characters_in_approver_or_reason_are_refused(
+    lab: Lab, ledger: Ledger, approver: str, reason: str, message: str
+) -> None:
+    size = ledger.size()
+    with pytest.raises(PromotionError, match=re.escape(message)):
+        promote(lab.settings, ledger, MODEL, "3", approver=approver, reason=reason)
+    with pytest.raises(PromotionError, match=re.escape(message)):
+        rollback(lab.settings, ledger, MODEL, approver=approver, reason=reason)
+    assert ledger.size() == size
+
+
+def test_a_reason_may_span_lines(lab: Lab, ledger: Ledger) -> None:
+    reason = "MRM review 2026-11:\r\n\t- passed\n\t- signed off"
+    moved = promote(lab.settings, ledger, MODEL, "3", approver="ann", reason=reason, alias="notes")
+    assert ledger.get(moved["event"]["id"]).body["reason"] == reason  # type: ignore[union-attr]
 
 
 def test_reserved_alias_is_an_error(lab: Lab, ledger: Ledger) -> None:

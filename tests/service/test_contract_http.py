@@ -112,3 +112,41 @@ def test_control_characters_in_caller_text_are_refused(served: Any, field: str, 
     assert answer.status_code == 422, answer.text
     assert f"{field} contains a control character" in answer.json()["error"]
     assert served.size == before
+
+
+@pytest.mark.parametrize(
+    ("reason", "char"),
+    [("a\x00b", "U+0000"), ("x\x1b[2Kfake", "U+001B"), ("denied\rapproved", "U+000D")],
+)
+def test_a_review_reason_with_a_control_character_is_refused(
+    served: Any, reason: str, char: str
+) -> None:
+    decision_id = served.decide()
+    before = served.size
+    answer = served.post_json(
+        f"/v1/decisions/{decision_id}/reviews", {"kind": "contest", "reason": reason}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == f"reason contains a control character ({char}); refused"
+    assert served.size == before
+
+
+def test_a_review_reason_may_span_lines(served: Any) -> None:
+    decision_id = served.decide()
+    reason = "the applicant disputes it:\r\n\t- the income\n\t- the credit history"
+    answer = served.post_json(
+        f"/v1/decisions/{decision_id}/reviews", {"kind": "contest", "reason": reason}
+    )
+    assert answer.status_code == 201, answer.text
+    assert served.service.ledger.get(answer.json()["event_id"]).body["reason"] == reason
+
+
+def test_an_unpaired_surrogate_subject_id_is_named_in_the_refusal(served: Any) -> None:
+    before = served.size
+    doc = {"dataframe_records": [served.rows[0]], "params": {"subject_ids": ["\ud800"]}}
+    answer = served.post_json("/invocations", doc)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == (
+        "subject_id contains an unpaired surrogate (U+D800), which is not text; refused"
+    )
+    assert served.size == before
