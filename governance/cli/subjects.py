@@ -91,7 +91,11 @@ def notice_issue(
         Path | None, typer.Option(help="File to write (default notice-ID.FORMAT).")
     ] = None,
     date: Annotated[
-        str | None, typer.Option(help="Issue date YYYY-MM-DD (default: today, UTC).")
+        str | None,
+        typer.Option(
+            help="Issue date YYYY-MM-DD (default: today, UTC): from the decision's day to today,"
+            " a day either way for the creditor's time zone."
+        ),
     ] = None,
     as_json: JsonOpt = False,
     project: ProjectOpt = None,

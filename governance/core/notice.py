@@ -131,7 +131,8 @@ def check_format(fmt: str) -> Format:
     return fmt
 
 
-def _issue_date(value: str) -> str:
+def issue_date(value: str) -> str:
+    """``value`` as ``YYYY-MM-DD`` if it is a date, else :class:`ValueError` (:data:`ERR_DATE`)."""
     try:
         return dt.date.fromisoformat(value).isoformat()
     except (TypeError, ValueError):
@@ -180,7 +181,7 @@ def context(
     if not reasons:
         raise ValueError(ERR_NO_REASONS.format(id=record["id"]))
     return {
-        "issued": _issue_date(issued),
+        "issued": issue_date(issued),
         "decision": {
             "id": record["id"],
             "seq": record["seq"],
@@ -265,7 +266,7 @@ def notice_event(
         "format": check_format(fmt),
         "sha256": sha256(data),
         "bytes": len(data),
-        "issued": _issue_date(issued),
+        "issued": issue_date(issued),
         "dataset": dataset,
         "config": config.to_dict(),
         "recourse_id": recourse_id,
@@ -288,6 +289,7 @@ __all__ = [
     "check_format",
     "context",
     "find_issued",
+    "issue_date",
     "notice_event",
     "render",
     "render_markdown",

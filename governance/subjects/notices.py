@@ -37,6 +37,40 @@ ERR_DECISION_CHANGED = (
     "now {actual}"
 )
 
+ERR_DATED_BEFORE = (
+    "notice date {issued} is before decision {id} was made ({decided}): a notice cannot be"
+    " dated before the decision it gives notice of"
+)
+ERR_DATED_AFTER = "notice date {issued} is in the future: a notice is dated the day it is issued"
+DATE_SLACK = dt.timedelta(days=1)
+"""A creditor's local date may be a day either side of UTC's (the decision's time and today)."""
+
+
+def render_new(
+    ledger: Ledger, project_dir: Path, decision_id: str, *, fmt: str, issued: str | None = None
+) -> tuple[bytes, dict[str, Any]]:
+    """A notice about to be issued: :func:`render_for` dated ``issued`` (default: today, UTC),
+    which must lie between the decision's day and today, :data:`DATE_SLACK` allowed each way.
+
+    A notice issued earlier is rendered again by :func:`render_for` alone: its date stays
+    whatever it was (``verify`` proves bytes, not dates).
+
+    Raises
+    ------
+    LookupError
+        If ``decision_id`` is not a decision.
+    ValueError
+        If the date is malformed or outside that window, or no notice can be rendered.
+    """
+    today = dt.datetime.now(dt.UTC).date()
+    day = dt.date.fromisoformat(core.issue_date(issued)) if issued is not None else today
+    decided = decision_record(ledger, decision_id).ts
+    if day < dt.date.fromisoformat(decided[:10]) - DATE_SLACK:
+        raise ValueError(ERR_DATED_BEFORE.format(issued=day, id=decision_id, decided=decided))
+    if day > today + DATE_SLACK:
+        raise ValueError(ERR_DATED_AFTER.format(issued=day))
+    return render_for(ledger, project_dir, decision_id, fmt=fmt, issued=day.isoformat())
+
 
 def render_for(
     ledger: Ledger,
@@ -92,9 +126,9 @@ def issue(
     ValueError
         If ``out`` cannot be written (a folder, a missing or read-only parent ...): checked
         before the ``notice`` event is recorded, so nothing is recorded and nothing written.
+        Or if :func:`render_new` refuses (the date, the decision): nothing is written.
     """
-    issued = issued or dt.datetime.now(dt.UTC).date().isoformat()
-    data, body = render_for(ledger, project_dir, decision_id, fmt=fmt, issued=issued)
+    data, body = render_new(ledger, project_dir, decision_id, fmt=fmt, issued=issued)
     if out.exists() and not out.is_file():
         raise ValueError(ERR_NOT_A_FILE.format(path=out))
     with replacing(out) as tmp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,8 @@ def test_notice_from_the_ledger_alone_and_verified(
     root, settings = trained
     env = without_mlflow(settings, tmp_path)
     out = tmp_path / f"notice.{fmt}"
-    args = ["notice", decided["denial"], "--format", fmt, "--out", str(out), "--date", "2026-11-30"]
+    today = datetime.now(UTC).date().isoformat()  # a notice is dated from its decision's day on
+    args = ["notice", decided["denial"], "--format", fmt, "--out", str(out), "--date", today]
     result = run(root, *args, "--json", env=env)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -107,7 +109,7 @@ def test_notice_from_the_ledger_alone_and_verified(
         assert "Equal Credit Opportunity Act" in text
     ok = run(root, "notice", "verify", str(out), env=env)
     assert ok.exit_code == 0, ok.output
-    assert ok.stdout.startswith(f"ok: {out} is the {fmt} notice issued 2026-11-30")
+    assert ok.stdout.startswith(f"ok: {out} is the {fmt} notice issued {today}")
     proved = json.loads(run(root, "notice", "verify", str(out), "--json", env=env).stdout)
     assert proved["proof_verified"] and proved["rendered_again_matches"]
     assert proved["event"]["id"] == doc["event"]["id"]
@@ -118,6 +120,11 @@ def test_notice_from_the_ledger_alone_and_verified(
     bad = run(root, "notice", "verify", str(tampered), env=env)
     assert bad.exit_code == 1
     assert "is not a notice issued from this ledger" in bad.stderr
+
+
+def day(offset: int) -> str:
+    """Today (UTC) moved by ``offset`` days: past the day of slack either way."""
+    return (datetime.now(UTC).date() + timedelta(days=offset)).isoformat()
 
 
 def test_notice_refusals_write_nothing(
@@ -132,6 +139,9 @@ def test_notice_refusals_write_nothing(
         ([approval, "--out", str(out)], "is not adverse"),
         ([decided["denial"], "--format", "docx", "--out", str(out)], "--format must be one of"),
         ([decided["denial"], "--date", "30/11/2026", "--out", str(out)], "YYYY-MM-DD"),
+        ([decided["denial"], "--date", "", "--out", str(out)], "YYYY-MM-DD"),
+        ([decided["denial"], "--date", f"{day(-2)}", "--out", str(out)], "before decision"),
+        ([decided["denial"], "--date", f"{day(+2)}", "--out", str(out)], "in the future"),
     ]:
         result = run(root, "notice", *args)
         assert result.exit_code == 1 and message in result.stderr, result.output

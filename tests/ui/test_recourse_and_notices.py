@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -159,12 +160,17 @@ def test_api_recourse(client: TestClient, explorer: Explorer, denial: dict[str, 
     assert approval["adverse"] is False and approval["recourse"] is None
 
 
+def _day(offset: int) -> str:
+    """Today (UTC) moved by ``offset`` days (the decisions here are made today)."""
+    return (datetime.now(UTC).date() + timedelta(days=offset)).isoformat()
+
+
 def test_api_notice_is_recorded_and_verifies(
     client: TestClient, explorer: Explorer, denial: dict[str, Any], tmp_path: Path
 ) -> None:
     size = explorer.ledger.size()
     r = client.get(
-        f"/v1/decisions/{denial['id']}/notice?format=pdf&date=2026-11-30",
+        f"/v1/decisions/{denial['id']}/notice?format=pdf&date={_day(0)}",
         headers=auth(explorer, "auditor"),
     )
     assert r.status_code == 200, r.text
@@ -180,6 +186,9 @@ def test_api_notice_is_recorded_and_verifies(
         (f"{denial['approval']}/notice", 422),
         (f"{denial['id']}/notice?format=docx", 422),
         (f"{denial['id']}/notice?date=30-11-2026", 422),
+        (f"{denial['id']}/notice?date=", 422),
+        (f"{denial['id']}/notice?date={_day(-2)}", 422),  # before the decision
+        (f"{denial['id']}/notice?date={_day(+2)}", 422),  # ahead of today
         ("00000000-0000-7000-8000-000000000000/notice", 404),
     ]:
         bad = client.get(f"/v1/decisions/{query}", headers=auth(explorer, "auditor"))

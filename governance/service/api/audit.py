@@ -3,8 +3,6 @@ recorded recourse, its adverse-action notice, a subject's access report, outcome
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
@@ -127,15 +125,18 @@ def decision_recourse(
 def decision_notice(
     decision_id: str = decision_id_path,
     fmt: str = Query("html", alias="format", pattern="^(html|md|pdf)$"),
-    date: str | None = Query(None, description="Issue date YYYY-MM-DD (default: today)."),
+    date: str | None = Query(
+        None,
+        description="Issue date YYYY-MM-DD (default: today, UTC): from the decision's day to"
+        " today, a day either way for the creditor's time zone.",
+    ),
     principal: Principal = Depends(case_reader),
     service: DecisionService = Depends(get_service),
 ) -> Response:
     ledger = service.ledger
-    issued = date or datetime.now(UTC).date().isoformat()
     try:
-        data, body = subject_notices.render_for(
-            ledger, service.settings.project_dir, decision_id, fmt=fmt, issued=issued
+        data, body = subject_notices.render_new(
+            ledger, service.settings.project_dir, decision_id, fmt=fmt, issued=date
         )
     except LookupError as exc:
         raise not_found(exc) from None

@@ -10,7 +10,6 @@ the router an app includes; it keeps the explorer in ``app.state.explorer`` on e
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from functools import partial
 from urllib.parse import parse_qs, quote
 
@@ -295,10 +294,9 @@ def notice_issue_page(x: Explorer, request: Request, decision_id: str, who: Prin
     """Render the notice as of today, append it to the ledger, go to the issued notice."""
     if not same_origin(request):
         return x.error(request, who, 403, "Refused", "Cross-site requests are refused.")
-    today = datetime.now(UTC).date().isoformat()
     try:
-        _, body = subject_notices.render_for(
-            x.ledger, x.settings.project_dir, decision_id, fmt="html", issued=today
+        _, body = subject_notices.render_new(
+            x.ledger, x.settings.project_dir, decision_id, fmt="html"
         )
     except LookupError as exc:
         return x.error(request, who, 404, "No such decision", str(exc))
