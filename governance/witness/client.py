@@ -55,6 +55,7 @@ __all__ = [
 ERR_BAD_URL = "invalid witness URL {url!r}: expected http://host:port[/prefix]"
 ERR_NOT_A_WITNESS_KEY = "{vkey!r} is not a witness cosignature key (type 0x04)"
 ERR_DEADLINE = "{url}: no complete answer within {s:g}s"
+ERR_RESOLVE = "{host} did not resolve within {s:.3g}s"
 ERR_TOO_LARGE = "{url}: an answer over {limit} bytes"
 ERR_AHEAD = (
     "the witness has cosigned size {size} but this checkpoint has size {ours}: it has seen a "
@@ -115,6 +116,51 @@ def _split_url(url: str) -> SplitResult:
     if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise ValueError(ERR_BAD_URL.format(url=url))
     return parts
+
+
+def _addresses(host: str, port: int, seconds: float) -> list[tuple]:
+    """``getaddrinfo`` for ``host``, waited on no longer than ``seconds``.
+
+    The resolver has no timeout of its own (glibc retries each name server for tens of seconds),
+    so it answers in a daemon thread: a witness whose name does not resolve in time is
+    unavailable, and nothing (not even the interpreter's exit) waits for the resolver.
+    """
+    answer: list[list[tuple] | OSError] = []
+
+    def ask() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            answer.append(exc)
+
+    resolver = threading.Thread(target=ask, name="witness-resolve", daemon=True)
+    resolver.start()
+    resolver.join(seconds)
+    if not answer:
+        raise TimeoutError(ERR_RESOLVE.format(host=host, s=seconds))
+    if isinstance(answer[0], OSError):
+        raise answer[0]
+    return answer[0]
+
+
+def _open(host: str, port: int, deadline: float) -> socket.socket:
+    """A TCP connection to the first of ``host``'s addresses that answers, by ``deadline``."""
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in _addresses(host, port, _left(deadline)):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_left(deadline))
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error
+
+
+def _left(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.001)
 
 
 class _Watchdog:
@@ -193,8 +239,7 @@ class WitnessClient:
     def _connect(self, deadline: float) -> http.client.HTTPConnection:
         """Open a TCP connection (TLS comes later, under the watchdog)."""
         port = self._port or (80 if self._tls is None else 443)
-        seconds = max(deadline - time.monotonic(), 0.001)
-        raw = socket.create_connection((self._host, port), timeout=seconds)
+        raw = _open(self._host, port, deadline)
         self._handle = raw.dup()  # still this connection once TLS takes ``raw`` over
         cls = http.client.HTTPConnection if self._tls is None else http.client.HTTPSConnection
         self._conn = cls(self._host, self._port)

@@ -403,3 +403,41 @@ def test_an_answer_shorter_than_its_content_length_is_refused(
     server = hostile(iter([b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", b"x" * 10]))
     with pytest.raises(WitnessUnavailable, match="ended before its Content-Length"):
         WitnessClient(server.url, home.vkey, timeout=DETECT).latest(log.origin)
+
+
+def test_a_name_that_never_resolves_is_given_up_on_in_time(
+    make_home: Callable[..., WitnessHome], log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resolver has no timeout of its own: the client's deadline bounds it too."""
+    home = make_home(log)
+    released = threading.Event()
+    asked: list[str] = []
+
+    def resolver_that_hangs(host: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(host)
+        released.wait(DETECT * 4)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver_that_hangs)
+    client = WitnessClient("http://witness.example:8099", home.vkey, timeout=0.5)
+    try:
+        late = r"witness\.example did not resolve within 0\.5"
+        with pytest.raises(WitnessUnavailable, match=late):
+            client.latest(log.origin)
+        assert asked == ["witness.example"] and not released.is_set()  # it answered first
+    finally:
+        released.set()
+
+
+def test_a_name_that_does_not_exist_is_unavailable_not_a_crash(
+    make_home: Callable[..., WitnessHome], log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = make_home(log)
+
+    def no_such_name(host: str, *args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    client = WitnessClient("http://witness.example:8099", home.vkey, timeout=DETECT)
+    with pytest.raises(WitnessUnavailable, match="Name or service not known"):
+        client.latest(log.origin)
