@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from governance.cli.common import JsonOpt, ProjectOpt, app, emit, guard
+from governance.cli.common import JsonOpt, ProjectOpt, app, emit, guard, printable
 from governance.ledger.note import parse_checkpoint, parse_note
 from governance.settings import Settings
 from governance.transparency import WitnessConfig
@@ -98,10 +98,25 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
 
 
 @witness_app.command()
-def evidence(home: HomeOpt, as_json: JsonOpt = False) -> None:
+def evidence(
+    home: HomeOpt,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Remove what proves no fork (a rollback or a bad proof kept by an older witness).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Forks the witness refused: checkpoints the log signed for a size it cosigned, with another
     root, each kept with the one it contradicts."""
-    items = _home(home).evidence()
+    witness = _home(home)
+    if prune:
+        removed = guard(witness.prune_evidence)
+        if not as_json:
+            typer.echo(f"removed {len(removed)} kept checkpoint(s) that prove no fork", err=True)
+    items = [(e, witness.proves_fork(e)) for e in guard(witness.evidence)]
     if as_json:
         emit(
             [
@@ -111,13 +126,18 @@ def evidence(home: HomeOpt, as_json: JsonOpt = False) -> None:
                     "directory": str(e.directory),
                     "previous": e.previous,
                     "submitted": e.submitted,
+                    "proves_fork": proves,
                 }
-                for e in items
+                for e, proves in items
             ]
         )
         return
-    for e in items:
-        typer.echo(f"{e.origin}: {e.reason}\n  kept in {e.directory}")
+    for e, proves in items:
+        typer.echo(f"{printable(e.origin)}: {printable(e.reason)}\n  kept in {e.directory}")
+        if proves is False:
+            typer.echo("  proves no fork (kept by an older witness): --prune removes it")
+        elif proves is None:
+            typer.echo("  cannot be checked: this witness no longer trusts that log")
     if not items:
         typer.echo("no refused checkpoints", err=True)
 

@@ -29,6 +29,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 import uuid
@@ -46,6 +47,8 @@ from governance.ledger.note import (
     Signer,
     Verifier,
     is_valid_key_name,
+    open_note,
+    parse_checkpoint,
     parse_verifier_key,
 )
 
@@ -356,3 +359,39 @@ class WitnessHome:
             )
             found.append((reason.stat().st_mtime, item))
         return [item for _, item in sorted(found, key=lambda pair: pair[0])]
+
+    def proves_fork(self, item: Evidence) -> bool | None:
+        """Whether ``item`` proves a fork: both notes signed by the log's trusted key, for one
+        tree size, with two roots. ``None`` if the log is no longer trusted here (no key to
+        check with).
+
+        Everything kept since the witness kept forks only proves one. Evidence kept by an older
+        witness, which also kept rollbacks and bad proofs, may not: anyone can submit those
+        with the log's published checkpoints.
+        """
+        log = self.logs().get(item.origin)
+        if log is None:
+            return None
+        if item.previous is None:
+            return False
+        try:
+            kept = [
+                parse_checkpoint(open_note(n, [log]).text) for n in (item.previous, item.submitted)
+            ]
+        except ValueError:  # NoteError and UnverifiedNoteError: not both signed by the log
+            return False
+        return kept[0].origin == kept[1].origin == item.origin and (
+            kept[0].size == kept[1].size and kept[0].root != kept[1].root
+        )
+
+    def prune_evidence(self) -> list[Evidence]:
+        """Remove the kept evidence that proves no fork (:meth:`proves_fork` is ``False``);
+        return what was removed. Evidence of a log no longer trusted is kept."""
+        removed = []
+        with self.locked():
+            for item in self.evidence():
+                if self.proves_fork(item) is False:
+                    (item.directory / "reason.txt").unlink()  # first: no longer listed
+                    shutil.rmtree(item.directory)
+                    removed.append(item)
+        return removed

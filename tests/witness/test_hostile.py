@@ -277,6 +277,48 @@ def test_public_checkpoints_cannot_be_turned_into_evidence(
     assert [e["reason"].split(":")[0] for e in json.loads(listed.stdout)] == ["fork"]
 
 
+def test_evidence_an_older_witness_kept_is_judged_and_can_be_pruned(
+    make_home: Callable[..., WitnessHome], log: Log
+) -> None:
+    """An older witness also kept rollbacks and junk proofs: anyone could have sent those."""
+    home = make_home(log)
+    witness = Witness(home)
+    assert witness.add_checkpoint(format_add_checkpoint(0, [], log.checkpoint(20))).status == 200
+    cosigned = home.latest(log.origin)
+    fork = type(log)(log.origin, b"other history", log.signer)
+    assert witness.add_checkpoint(format_add_checkpoint(20, [], fork.checkpoint(20))).status == 422
+    (real,) = home.evidence()
+    # what the old rule kept: a replayed older checkpoint, and a genuine one with a junk proof
+    home.keep_evidence(log.origin, cosigned, log.checkpoint(5), "rollback: 5 < 20")
+    home.keep_evidence(log.origin, cosigned, log.checkpoint(30), "inconsistent: 20 -> 30")
+    # a "fork" the log never signed: its name, another key
+    impostor = type(log)(log.origin, b"forged")
+    home.keep_evidence(log.origin, cosigned, impostor.checkpoint(20), "fork: forged")
+    # a log this witness no longer trusts: nothing to check it with
+    gone = type(log)("log.example/gone")
+    home.keep_evidence(gone.origin, gone.checkpoint(3), gone.checkpoint(3), "fork: long ago")
+
+    def listed(*flags: str) -> dict[str, bool | None]:
+        args = ["witness", "evidence", "--home", str(home.path), "--json", *flags]
+        done = CliRunner().invoke(app, args)
+        assert done.exit_code == 0, done.output
+        return {e["reason"]: e["proves_fork"] for e in json.loads(done.stdout)}
+
+    assert listed() == {
+        real.reason: True,
+        "rollback: 5 < 20": False,
+        "inconsistent: 20 -> 30": False,
+        "fork: forged": False,
+        "fork: long ago": None,
+    }
+    text = CliRunner().invoke(app, ["witness", "evidence", "--home", str(home.path)]).stdout
+    assert text.count("proves no fork (kept by an older witness)") == 3
+    assert text.count("no longer trusts that log") == 1
+    assert listed("--prune") == {real.reason: True, "fork: long ago": None}
+    assert len(list((home.path / "evidence").glob("*/*"))) == 2  # the rest is gone from disk
+    assert home.prune_evidence() == []
+
+
 # -- B2: a witness that never finishes answering ------------------------------------------
 
 
