@@ -26,6 +26,10 @@ from governance.cli.common import (
 )
 from governance.core.text import refuse_control
 
+ERR_FORGET_UNKNOWN = (
+    "no records about this subject in the ledger: nothing erased, nothing recorded (check the id)"
+)
+
 audit_app = typer.Typer(help="Audit the decision ledger.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
@@ -317,8 +321,13 @@ def forget(
     reason: Annotated[str, typer.Option(help="Why (recorded).")] = "erasure request",
     project: ProjectOpt = None,
 ) -> None:
-    """GDPR art. 17: destroy the subject's key; their PII becomes unreadable, the chain verifies."""
+    """GDPR art. 17: destroy the subject's key; their PII becomes unreadable, the chain verifies.
+
+    A subject the ledger holds no record about is refused (a mistyped id must not be recorded
+    as an erasure while the real subject's data stays)."""
     guard(lambda: refuse_control("--reason", reason, prose=True))
     with ledger(project) as book:
+        if not guard(lambda: book.find(subject_id=subject, limit=1)):
+            fail(ERR_FORGET_UNKNOWN)
         receipt = guard(lambda: book.forget(subject, reason=reason))
     typer.echo(f"forgot subject: erasure recorded as {receipt.id} (seq {receipt.seq})")

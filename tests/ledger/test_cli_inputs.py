@@ -167,6 +167,23 @@ def test_forget_of_an_empty_subject_is_refused(tmp_path: Path) -> None:
         assert ledger.size() == size
 
 
+def test_forget_of_a_subject_the_ledger_never_saw_records_nothing(tmp_path: Path) -> None:
+    """A mistyped id must not be recorded as an erasure while the real subject's data stays."""
+    home = tmp_path / "state"
+    url = f"sqlite:///{home / 'ledger.db'}"
+    with Ledger.open(url, home=home) as ledger:
+        ledger.append("decision", {"n": 1}, subject_id="s-1", pii={"name": "Ann"})
+        size = ledger.size()
+    _refused(_run(home, url, "audit", "forget", "s-11"), "no records about this subject")
+    with Ledger.open(url, home=home) as ledger:
+        assert ledger.size() == size and ledger.find(type="erasure") == []
+    done = _run(home, url, "audit", "forget", "s-1")
+    assert done.returncode == 0, done.stderr
+    with Ledger.open(url, home=home) as ledger:
+        (erasure,) = ledger.find(type="erasure")
+        assert erasure.body["keys_destroyed"] == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
