@@ -17,6 +17,7 @@ from governance.cli.common import (
     fail,
     guard,
     output_file,
+    printable,
     service,
 )
 
@@ -33,7 +34,8 @@ def _moved(doc: dict[str, Any]) -> str:
     was = f" (was version {before})" if before is not None else " (was unset)"
     return (
         f"{doc['alias']} of {doc['model']} is now version {doc['version']}{was}:"
-        f" {doc['action']} approved by {doc['approver']} ({doc['reason']}); ledger event"
+        f" {doc['action']} approved by {printable(doc['approver'])} ({printable(doc['reason'])});"
+        f" ledger event"
         f" {doc['event']['id']} at {doc['event']['ts']}"
     )
 
@@ -117,10 +119,10 @@ def history(
         if doc["version"] is None:
             typer.echo(f"at {doc['at']}: {alias} of {model} pointed at no version")
         else:
-            who = f" by {doc['approver']}" if doc["approver"] else ""
+            who = f" by {printable(doc['approver'])}" if doc["approver"] else ""
             typer.echo(
                 f"at {doc['at']}: {alias} of {model} was version {doc['version']}"
-                f" ({doc['action']} at {doc['since']}{who}: {doc['reason']}; event"
+                f" ({doc['action']} at {doc['since']}{who}: {printable(doc['reason'])}; event"
                 f" {doc['event_id']})"
             )
         return
@@ -132,7 +134,8 @@ def history(
         else:
             before = e["previous_version"]
             what = f"{e['action']:<8} v{e['version']}" + (f" (was v{before})" if before else "")
-        who = f"by {e['approver']}: {e['reason']}" if e["approver"] else str(e["reason"] or "")
+        reason = printable(e["reason"] or "")
+        who = f"by {printable(e['approver'])}: {reason}" if e["approver"] else reason
         typer.echo(f"{e['ts']}  {what}  {who}  [{e['event_id']}]")
 
 

@@ -54,7 +54,7 @@ def trust(
     """Witness a log: cosign its checkpoints signed by VKEY (configured, never trusted on sight)."""
     witness = _home(home)
     added = guard(lambda: witness.add_log(vkey, origin))
-    typer.echo(f"witnessing {added}")
+    typer.echo(f"witnessing {printable(added)}")
 
 
 @witness_app.command()
@@ -94,7 +94,7 @@ def status(home: HomeOpt, as_json: JsonOpt = False) -> None:
     typer.echo(f"witness {witness.name}\nvkey    {witness.vkey}")
     for log in logs:
         what = "nothing yet" if log["cosigned_size"] is None else f"size {log['cosigned_size']}"
-        typer.echo(f"log     {log['origin']}: cosigned {what}")
+        typer.echo(f"log     {printable(log['origin'])}: cosigned {what}")
 
 
 @witness_app.command()

@@ -121,7 +121,7 @@ _TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 _KEY_ID_RE = re.compile(r"[0-9a-f]{8}")
 _HEX_RE = re.compile(r"(?:[0-9a-f]{2})*")
 _CHECKPOINT_FILE_RE = re.compile(r"(\d{12,})\.json")
-_ORIGIN_FORBIDDEN_RE = re.compile(r"[\s+\x00-\x1f\x7f]")
+_ORIGIN_FORBIDDEN_RE = re.compile(r"[\s+\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 # -- validation helpers -------------------------------------------------------------------

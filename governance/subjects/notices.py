@@ -62,9 +62,9 @@ def render_new(
     ValueError
         If the date is malformed or outside that window, or no notice can be rendered.
     """
+    decided = decision_record(ledger, decision_id).ts  # an unknown id is a LookupError first
     today = dt.datetime.now(dt.UTC).date()
     day = dt.date.fromisoformat(core.issue_date(issued)) if issued is not None else today
-    decided = decision_record(ledger, decision_id).ts
     if day < dt.date.fromisoformat(decided[:10]) - DATE_SLACK:
         raise ValueError(ERR_DATED_BEFORE.format(issued=day, id=decision_id, decided=decided))
     if day > today + DATE_SLACK:

@@ -44,11 +44,22 @@ def test_a_lone_carriage_return_is_refused_in_prose(text: str) -> None:
         refuse_control("reason", text, prose=True)
 
 
+class _Shown:
+    """Not text, but shown as text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def test_none_passes_and_non_text_is_judged_as_text() -> None:
     refuse_control("subject_id", None)
     refuse_control("subject_id", 42)
-    with pytest.raises(TextRefused):
-        refuse_control("subject_id", b"a\nb".decode())
+    refuse_control("subject_id", _Shown("fine"))
+    with pytest.raises(TextRefused, match=r"\(U\+000A\)"):
+        refuse_control("subject_id", _Shown("a\nb"))
 
 
 PRINTABLE = st.characters(

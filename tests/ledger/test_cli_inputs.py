@@ -241,7 +241,7 @@ def test_a_witness_origin_that_cannot_name_a_log_is_refused(tmp_path: Path) -> N
     witness = tmp_path / "witness"
     assert _run(home, "sqlite:///x", "witness", "init", "--home", str(witness)).returncode == 0
     logs = (witness / "logs.json").read_bytes() if (witness / "logs.json").exists() else None
-    for origin in ["two\nlines", "a b", "a+b"]:
+    for origin in ["two\nlines", "a b", "a+b", "csi\x9b2J", "bad\udcffutf8"]:
         args = ["witness", "trust", vkey, "--origin", origin, "--home", str(witness)]
         _refused(_run(home, "sqlite:///x", *args), "invalid origin")
     assert ((witness / "logs.json").read_bytes() if logs is not None else None) == logs

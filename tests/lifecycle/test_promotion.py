@@ -428,6 +428,22 @@ def test_cli_promote_and_rollback(lab: Lab) -> None:
     assert result.exit_code != 0
 
 
+def test_cli_prints_a_reason_of_several_lines_on_one(lab: Lab) -> None:
+    """A reason may span lines; printed, it must not forge a line of output."""
+    forged = "MRM-1\n2026-12-01T00:00:00Z  promote  v9  by ceo: approved  [evt-x]"
+    base = ["--approver", "ann", "--alias", "cli-lines", "--project", str(lab.root)]
+    runner = CliRunner()
+    moved = runner.invoke(app, ["promote", MODEL, "3", *base, "--reason", forged], env=ENV)
+    assert moved.exit_code == 0, moved.output
+    assert moved.stdout.count("\n") == 1 and "(MRM-1\\n2026-12-01T00:00:00Z" in moved.stdout
+    shown = runner.invoke(app, ["history", MODEL, *base[2:]], env=ENV)
+    assert shown.exit_code == 0, shown.output
+    (line,) = shown.stdout.splitlines()
+    assert line.endswith("]") and "by ann: MRM-1\\n2026-12-01T00:00:00Z  promote  v9" in line
+    at = runner.invoke(app, ["history", MODEL, *base[2:], "--at", "2999-01-01"], env=ENV)
+    assert at.exit_code == 0 and at.stdout.count("\n") == 1, at.output
+
+
 def test_history_reads_only_the_ledger(lab: Lab, ledger: Ledger, tmp_path: Path) -> None:
     """A copy of the state directory without MLflow gives the same answers."""
     copy = tmp_path / "home"
