@@ -61,7 +61,10 @@ def score(
         # `make run` keeps its decisions.csv in the state directory: allowed, but never the
         # ledger, MLflow's database or a key
         output_file(out, project, what="--out", state_dir=True)
-    frame = guard(lambda: pd.read_parquet(file) if file.suffix == ".parquet" else read_csv(file))
+    text = [subject_column] if subject_column else []  # ids as written: 0042 is not 42
+    frame = guard(
+        lambda: pd.read_parquet(file) if file.suffix == ".parquet" else read_csv(file, text)
+    )
     if subject_column and subject_column not in frame.columns:
         fail(f"no column {subject_column!r} in {file}")
     results = []

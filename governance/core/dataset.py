@@ -18,6 +18,7 @@ one spread, the training standard deviation; for a categorical one per change; d
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -323,9 +324,10 @@ def write_csv(frame: pd.DataFrame, out: Path) -> None:
     tmp.replace(out)
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """Read a pipeline CSV."""
-    return pd.read_csv(path)
+def read_csv(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a pipeline CSV; the ``text`` columns as written (an id ``0042`` stays ``0042``, not
+    the number 42; an empty cell or ``NA`` is still missing)."""
+    return pd.read_csv(path, dtype=dict.fromkeys(text, str) or None)
 
 
 def file_md5(path: Path) -> str:

@@ -575,6 +575,12 @@ class DecisionService:
                 if subject_column not in frame.columns:
                     raise DecisionError(f"missing subject column {subject_column!r}")
                 subjects_all = frame[subject_column].astype(str)
+                missing = frame[subject_column].isna().to_numpy() | (
+                    subjects_all.str.len() == 0
+                ).to_numpy(dtype=bool, na_value=True)
+                if missing.any():  # before the first chunk: else part of the frame is recorded
+                    row = int(np.flatnonzero(missing)[0])
+                    raise DecisionError(f"row {row}: subject_id is missing (an empty cell)")
                 bad = subjects_all.str.contains(CONTROL_CHARS.pattern, regex=True)
                 if bad.any():
                     row = int(np.flatnonzero(bad.to_numpy())[0])

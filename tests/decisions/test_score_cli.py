@@ -99,3 +99,50 @@ def test_out_may_be_a_new_file_in_the_state_directory_as_make_run_writes_it(
         assert len(pd.read_csv(out)) == ROWS
     finally:
         out.unlink(missing_ok=True)
+
+
+def _with_ids(trained: tuple[Path, Settings], tmp_path: Path, ids: list[str]) -> Path:
+    frame = pd.read_csv(trained[0] / "data/split/test.csv").head(len(ids))
+    frame.insert(0, "applicant", ids)
+    path = tmp_path / "with-ids.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_subject_ids_are_read_as_written(trained: tuple[Path, Settings], tmp_path: Path) -> None:
+    """``0042`` and ``42`` are two applicants: a CSV read must not make them one number."""
+    root, settings = trained
+    path = _with_ids(trained, tmp_path, ["0042", "42", "007"])
+    args = ["score", str(path), "--model", MODEL, "--alias", "candidate"]
+    args += ["--subject-column", "applicant", "--project", str(root)]
+    done = CliRunner().invoke(app, args, env=ENV)
+    assert done.exit_code == 0, done.output
+    with Ledger.open(settings.ledger_url, home=settings.home) as book:
+        found = {s: len(book.find(subject_id=s, type="decision")) for s in ["0042", "42", "007"]}
+        assert found == {"0042": 1, "42": 1, "007": 1}
+        assert book.find(subject_id="7", type="decision") == []
+
+
+@pytest.mark.parametrize("missing", ["", "NA"])
+def test_a_missing_subject_id_anywhere_records_nothing(
+    trained: tuple[Path, Settings], tmp_path: Path, missing: str
+) -> None:
+    """Checked before the first chunk: else the chunks before it are recorded, and a retry
+    records them twice."""
+    root, settings = trained
+    path = _with_ids(trained, tmp_path, ["s-1", "s-2", "s-3", "s-4", missing])
+    frame = pd.read_csv(path, dtype={"applicant": str})
+    before = size(settings)
+    from governance.decisions.service import DecisionError, DecisionService
+
+    with DecisionService.open(settings) as svc:
+        chunks = svc.score_frame(
+            MODEL, frame, subject_column="applicant", alias="candidate", chunk=2
+        )
+        with pytest.raises(DecisionError, match="row 4: subject_id is missing"):
+            list(chunks)
+    assert size(settings) == before
+    args = ["score", str(path), "--model", MODEL, "--alias", "candidate"]
+    done = CliRunner().invoke(app, [*args, "--subject-column", "applicant", "--project", str(root)])
+    assert done.exit_code == 1 and "row 4: subject_id is missing" in done.stderr, done.output
+    assert size(settings) == before
