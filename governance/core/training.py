@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -16,6 +17,22 @@ from governance.core.dataset import DatasetSpec, as_text
 
 MISSING = "missing"  # the category a missing categorical value is imputed to
 ERR_UNKNOWN_MODEL = "unknown model {model!r}: only 'logistic' (an exactly explainable scorecard)"
+ERR_PARAM = "params.yaml train.{key} must be {want}, got {got!r}"
+ERR_WHOLE = "params.yaml {key} must be a whole number, got {got!r}"
+
+
+def whole(value: object, key: str) -> int:
+    """``value`` as an ``int`` if it is one (``1.0`` too), else :data:`ERR_WHOLE`: ``int(1.7)``
+    would quietly train with seed 1 while the lineage records 1.7."""
+    if isinstance(value, bool):
+        raise ValueError(ERR_WHOLE.format(key=key, got=value))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(ERR_WHOLE.format(key=key, got=value))
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,20 @@ class TrainParams:
     seed: int = 0
     threshold: float = 0.5
     reason_count: int = 4
+
+    def __post_init__(self) -> None:
+        """Refuse what would train a model whose gates mean nothing (one message per key)."""
+        for key, low in (("max_iter", 1), ("seed", 0), ("reason_count", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    ERR_PARAM.format(key=key, want=f"a whole number >= {low}", got=value)
+                )
+        if not (isinstance(self.C, int | float) and math.isfinite(self.C) and self.C > 0):
+            raise ValueError(ERR_PARAM.format(key="C", want="a finite number > 0", got=self.C))
+        t = self.threshold
+        if not (isinstance(t, int | float) and math.isfinite(t) and 0 < t < 1):
+            raise ValueError(ERR_PARAM.format(key="threshold", want="between 0 and 1", got=t))
 
 
 def split(

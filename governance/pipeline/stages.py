@@ -136,12 +136,14 @@ def validate(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
 def split(ws: Workspace) -> StageResult:
     """Seeded, stratified train/test split of validated data."""
     from governance.core.training import split as split_frame
+    from governance.core.training import whole
 
     _require_validated(ws, "split")
     spec = ws.spec
     p = ws.params["split"]
+    seed = whole(p["seed"], "split.seed")
     train, test = split_frame(
-        ds.read_csv(ws.path("raw")), spec, test_size=float(p["test_size"]), seed=int(p["seed"])
+        ds.read_csv(ws.path("raw")), spec, test_size=float(p["test_size"]), seed=seed
     )
     ds.write_csv(train, ws.path("train"))
     ds.write_csv(test, ws.path("test"))
@@ -150,23 +152,23 @@ def split(ws: Workspace) -> StageResult:
         evidence={
             "train": _dataset_evidence(ws, "train"),
             "test": _dataset_evidence(ws, "test"),
-            "seed": int(p["seed"]),
+            "seed": seed,
             "test_size": float(p["test_size"]),
         },
     )
 
 
 def _train_params(ws: Workspace) -> Any:
-    from governance.core.training import TrainParams
+    from governance.core.training import TrainParams, whole
 
     p = ws.params["train"]
     return TrainParams(
         model=str(p["model"]),
         C=float(p["C"]),
-        max_iter=int(p["max_iter"]),
-        seed=int(p["seed"]),
+        max_iter=whole(p["max_iter"], "train.max_iter"),
+        seed=whole(p["seed"], "train.seed"),
         threshold=float(p["threshold"]),
-        reason_count=int(p["reason_count"]),
+        reason_count=whole(p["reason_count"], "train.reason_count"),
     )
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance.core.dataset import as_text, load_spec, read_source
-from governance.core.training import model_inputs
+from governance.core.training import TrainParams, model_inputs, whole
 
 
 def one_by_one(column: pd.Series) -> list[object]:
@@ -87,3 +89,41 @@ def test_real_rows_as_read_from_csv(tmp_path) -> None:
                 assert same(x[name_].to_numpy(), one_by_one(source[name_])), name_
             for name_ in spec.numeric:
                 assert x[name_].dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"threshold": 1.5}, "train.threshold must be between 0 and 1, got 1.5"),
+        ({"threshold": 0.0}, "train.threshold must be between 0 and 1"),
+        ({"threshold": math.nan}, "train.threshold must be between 0 and 1"),
+        ({"reason_count": 0}, "train.reason_count must be a whole number >= 1, got 0"),
+        ({"reason_count": -3}, "train.reason_count must be a whole number >= 1"),
+        ({"max_iter": 0}, "train.max_iter must be a whole number >= 1"),
+        ({"seed": -1}, "train.seed must be a whole number >= 0"),
+        ({"seed": True}, "train.seed must be a whole number"),
+        ({"C": 0.0}, "train.C must be a finite number > 0"),
+        ({"C": math.inf}, "train.C must be a finite number > 0"),
+    ],
+)
+def test_train_params_that_make_the_gates_meaningless_are_refused(
+    change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainParams(**change)  # type: ignore[arg-type]
+
+
+def test_the_defaults_and_the_projects_params_are_accepted() -> None:
+    TrainParams()
+    TrainParams(C=0.5, max_iter=1, seed=0, threshold=0.01, reason_count=1)
+
+
+@pytest.mark.parametrize(("value", "want"), [(7, 7), (7.0, 7), ("7", 7), ("-2", -2)])
+def test_whole_takes_whole_numbers(value: object, want: int) -> None:
+    assert whole(value, "split.seed") == want
+
+
+@pytest.mark.parametrize("value", [1.7, "1.7", True, None, "seven", math.nan])
+def test_whole_refuses_what_int_would_truncate_or_guess(value: object) -> None:
+    with pytest.raises(ValueError, match=r"params.yaml split.seed must be a whole number"):
+        whole(value, "split.seed")
