@@ -46,7 +46,7 @@ from governance.ledger.paging import iter_find
 from governance.registry import mlflow as registry
 from governance.settings import Settings
 
-DEFAULT_ALIAS = "champion"
+DEFAULT_ALIAS = registry.CHAMPION
 EVENT_TYPE = "promotion"
 ACTIONS = ("promote", "refuse", "rollback")
 MOVES = ("promote", "rollback", "register")  # actions that point an alias at a version

@@ -31,6 +31,11 @@ from governance.settings import actor
 ERR_NOT_VALIDATED = "refusing to {stage}: {path} has not passed validation ({why})"
 ERR_GATE_FAILED = "refusing to register: the {gate} gate did not pass ({why})"
 ERR_AGREEMENT = "compiled scorecard disagrees with scikit-learn by {diff:.3g} (> 1e-9)"
+ERR_REGISTER_ALIAS = "params.yaml register.alias {alias!r}: {why}"
+ERR_GOVERNED_ALIAS = (
+    "the pipeline may not move an alias that promotion governs ({why}); it sets a candidate"
+    " alias, and `governance promote` moves {alias!r} (approved, gated, recorded)"
+)
 
 
 def _dataset_evidence(ws: Workspace, name: str) -> dict[str, Any]:
@@ -570,6 +575,37 @@ def input_contract(ws: Workspace, train_frame: Any) -> Any:
     )
 
 
+def _register_alias(ws: Workspace) -> str:
+    """The alias the register stage sets: one MLflow accepts, and not one promotion governs
+    (``champion``, or any alias of the model a promotion or rollback has moved)."""
+    from governance.ledger import Ledger
+    from governance.ledger.paging import iter_find
+    from governance.registry import mlflow as registry
+
+    alias = (ws.params.get("register") or {}).get("alias")
+    try:
+        registry.check_alias(alias)
+    except ValueError as exc:
+        raise ValueError(ERR_REGISTER_ALIAS.format(alias=alias, why=exc)) from None
+    why = "the alias that answers applicants" if alias == registry.CHAMPION else None
+    with Ledger.open(ws.settings.ledger_url, home=ws.settings.home) as ledger:
+        for e in iter_find(ledger, type="promotion", model=ws.spec.model_name):
+            if (
+                why is None
+                and e.body.get("alias") == alias
+                and e.body.get("action")
+                in (
+                    "promote",
+                    "rollback",
+                )
+            ):
+                why = f"ledger event {e.id} records its {e.body['action']}"
+    if why is not None:
+        why = ERR_GOVERNED_ALIAS.format(why=why, alias=alias)
+        raise ValueError(ERR_REGISTER_ALIAS.format(alias=alias, why=why))
+    return str(alias)
+
+
 def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResult:
     """Register the model in MLflow with its complete lineage and alias it ``candidate``.
 
@@ -580,6 +616,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     from governance.registry import mlflow as registry
 
     spec = ws.spec
+    alias = _register_alias(ws)  # before anything is logged or registered
     _require_validated(ws, "register")
     fairness_doc = read_json(ws.path("fairness"))
     if not fairness_doc["gate"]["passed"]:
@@ -626,7 +663,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         ws.settings,
         dataset=spec.name,
         model_name=spec.model_name,
-        alias=str(ws.params["register"]["alias"]),
+        alias=alias,
         params=ws.params,
         metrics=metrics,
         tags={

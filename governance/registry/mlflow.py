@@ -221,6 +221,34 @@ def record_gate_failure(
         return str(run.info.run_id)
 
 
+CHAMPION = "champion"
+"""The alias that answers applicants by default: moved only by promotion, never by the pipeline."""
+
+
+def check_alias(alias: object) -> str:
+    """``alias`` if MLflow can set it, else :class:`ValueError` with MLflow's reason.
+
+    Checked before anything is logged: MLflow refuses a bad or reserved alias (``latest``,
+    ``v2``) only in ``set_registered_model_alias``, after the version exists.
+    """
+    from mlflow.exceptions import MlflowException
+
+    # MLflow's own rules (mlflow is pinned): its public API checks only when it sets the alias
+    from mlflow.utils.validation import (
+        _validate_model_alias_name,
+        _validate_model_alias_name_reserved,
+    )
+
+    if not isinstance(alias, str):
+        raise ValueError(f"an alias is text, not {type(alias).__name__}")
+    try:
+        _validate_model_alias_name(alias)
+        _validate_model_alias_name_reserved(alias)
+    except MlflowException as exc:
+        raise ValueError(exc.message) from None
+    return alias
+
+
 def register(
     settings: Settings,
     *,

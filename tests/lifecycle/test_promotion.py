@@ -444,6 +444,47 @@ def test_cli_prints_a_reason_of_several_lines_on_one(lab: Lab) -> None:
     assert at.exit_code == 0 and at.stdout.count("\n") == 1, at.output
 
 
+def _versions(lab: Lab) -> list[str]:
+    with registry.tracking(lab.settings) as client:
+        return sorted(v.version for v in client.search_model_versions(f"name='{MODEL}'"))
+
+
+@pytest.mark.parametrize(
+    ("alias", "message"),
+    [
+        ("latest", "'latest' alias name (case insensitive) is reserved"),
+        ("v7", "Version alias name 'v7' is reserved"),
+        ("two words", "Invalid alias name"),
+        (5, "an alias is text, not int"),
+        ("champion", "may not move an alias that promotion governs (the alias that answers"),
+    ],
+)
+def test_the_register_stage_refuses_an_alias_before_registering_anything(
+    lab: Lab, ledger: Ledger, alias: object, message: str
+) -> None:
+    """A bad alias used to be refused by MLflow after the version was registered; champion
+    used to be set by the pipeline, with no approval, gate or clean commit."""
+    versions, size = _versions(lab), ledger.size()
+    ws = stages.Workspace.open(lab.root, settings=lab.settings, overrides={"register.alias": alias})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        stages.register(ws)
+    assert _versions(lab) == versions and ledger.size() == size
+
+
+def test_the_register_stage_refuses_an_alias_a_promotion_moved(lab: Lab, ledger: Ledger) -> None:
+    moved = promote(lab.settings, ledger, MODEL, "3", approver="ann", reason="x", alias="prod-eu")
+    versions, size = _versions(lab), ledger.size()
+    ws = stages.Workspace.open(
+        lab.root, settings=lab.settings, overrides={"register.alias": "prod-eu"}
+    )
+    with pytest.raises(
+        ValueError, match=f"ledger event {moved['event']['id']} records its promote"
+    ):
+        stages.register(ws)
+    assert _versions(lab) == versions and ledger.size() == size
+    assert lab.alias("prod-eu") == "3"
+
+
 def test_history_reads_only_the_ledger(lab: Lab, ledger: Ledger, tmp_path: Path) -> None:
     """A copy of the state directory without MLflow gives the same answers."""
     copy = tmp_path / "home"
