@@ -189,6 +189,7 @@ def train(ws: Workspace) -> StageResult:
 
     spec = ws.spec
     params = _train_params(ws)
+    _require_validated(ws, "train")  # the split must come from the raw data as validated now
     train_frame = ds.read_csv(ws.path("train"))
     pipeline = fit(train_frame, spec, params)
     scorecard = compile_pipeline(pipeline, spec, train_frame, params)
@@ -196,11 +197,12 @@ def train(ws: Workspace) -> StageResult:
     diff = agreement(scorecard, pipeline, everything, spec)
     if diff > 1e-9:
         raise RuntimeError(ERR_AGREEMENT.format(diff=diff))
+    # everything that can refuse, before the first file is written: never half a model
+    contract = derive_contract(spec, load_suite(ws.suite_path()), train_frame)
+    policy = build_policy(spec, scorecard, contract)  # recourse for the adverse decisions
     ws.path("model").parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, ws.path("model"))
     write_json(ws.path("scorecard"), scorecard.to_dict())
-    contract = derive_contract(spec, load_suite(ws.suite_path()), train_frame)
-    policy = build_policy(spec, scorecard, contract)  # recourse for the adverse decisions
     write_json(ws.path("recourse_policy"), policy.to_dict())
     event = _ledger_event(
         ws,
@@ -248,6 +250,7 @@ def evaluate(ws: Workspace) -> StageResult:
 
     from governance.core.evaluation import evaluate as run_evaluation
 
+    _require_validated(ws, "evaluate")
     p = ws.params["evaluate"]
     _, y, scores = _test_scores(ws)
     result = run_evaluation(
@@ -291,6 +294,7 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
 
     from governance.core.fairness import evaluate_gate, fairness_report
 
+    _require_validated(ws, "fairness")
     spec = ws.spec
     p = ws.params["fairness"]
     threshold = float(ws.params["train"]["threshold"])

@@ -485,6 +485,50 @@ def test_the_register_stage_refuses_an_alias_a_promotion_moved(lab: Lab, ledger:
     assert lab.alias("prod-eu") == "3"
 
 
+def _written(ws: stages.Workspace) -> dict[str, int]:
+    """When each file the train stage writes was last written."""
+    names = ("model", "scorecard", "recourse_policy")
+    return {n: ws.path(n).stat().st_mtime_ns for n in names}
+
+
+def test_training_stages_refuse_data_that_changed_since_validation(
+    lab: Lab, ledger: Ledger
+) -> None:
+    """A new raw file that failed (or skipped) validation must not be trained on: the split on
+    disk comes from the data as it was before."""
+    ws = stages.Workspace.open(lab.root, settings=lab.settings)
+    raw = ws.path("raw")
+    original, written, size = raw.read_bytes(), _written(ws), ledger.size()
+    raw.write_bytes(original + b"\n")
+    try:
+        for name, stage in [
+            ("train", stages.train),
+            ("evaluate", stages.evaluate),
+            ("fairness", stages.fairness),
+        ]:
+            with pytest.raises(RuntimeError, match=f"refusing to {name}: .* changed since it"):
+                stage(ws)
+    finally:
+        raw.write_bytes(original)
+    assert _written(ws) == written and ledger.size() == size
+
+
+def test_train_writes_nothing_when_its_contract_cannot_be_derived(
+    lab: Lab, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from governance.core import contract
+
+    def refuses(*args: object, **kwargs: object) -> object:
+        raise ValueError("cannot derive the contract: refused by the test")
+
+    monkeypatch.setattr(contract, "derive_contract", refuses)
+    ws = stages.Workspace.open(lab.root, settings=lab.settings)
+    written, size = _written(ws), ledger.size()
+    with pytest.raises(ValueError, match="refused by the test"):
+        stages.train(ws)
+    assert _written(ws) == written and ledger.size() == size
+
+
 def test_history_reads_only_the_ledger(lab: Lab, ledger: Ledger, tmp_path: Path) -> None:
     """A copy of the state directory without MLflow gives the same answers."""
     copy = tmp_path / "home"
