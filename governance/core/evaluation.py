@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.metrics import auc, roc_auc_score, roc_curve
 
 ERR_ONE_CLASS = "evaluation needs both outcomes in the test data; got only {label}"
+ERR_PARAM = "params.yaml evaluate.{key} must be {want}, got {got!r}"
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,16 @@ def evaluate(
     bins: int = 10,
     seed: int = 0,
 ) -> Evaluation:
-    """Evaluate scores (probability of the adverse label 1) against held-out labels."""
+    """Evaluate scores (probability of the adverse label 1) against held-out labels.
+
+    Raises :class:`ValueError` naming the ``evaluate`` parameter that is out of range.
+    """
+    checked = (("n_bootstrap", n_bootstrap, 1), ("calibration_bins", bins, 1), ("seed", seed, 0))
+    for key, value, low in checked:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(ERR_PARAM.format(key=key, want=f"a whole number >= {low}", got=value))
+    if not (isinstance(confidence, int | float) and 0 < confidence < 1):  # nan fails too
+        raise ValueError(ERR_PARAM.format(key="confidence", want="between 0 and 1", got=confidence))
     y = np.asarray(y_true, dtype=float)
     p = np.asarray(scores, dtype=float)
     if len(np.unique(y)) < 2:

@@ -249,6 +249,7 @@ def evaluate(ws: Workspace) -> StageResult:
     import pandas as pd
 
     from governance.core.evaluation import evaluate as run_evaluation
+    from governance.core.training import whole
 
     _require_validated(ws, "evaluate")
     p = ws.params["evaluate"]
@@ -257,10 +258,10 @@ def evaluate(ws: Workspace) -> StageResult:
         y,
         scores,
         threshold=float(ws.params["train"]["threshold"]),
-        n_bootstrap=int(p["n_bootstrap"]),
+        n_bootstrap=whole(p["n_bootstrap"], "evaluate.n_bootstrap"),
         confidence=float(p["confidence"]),
-        bins=int(p["calibration_bins"]),
-        seed=int(p["seed"]),
+        bins=whole(p["calibration_bins"], "evaluate.calibration_bins"),
+        seed=whole(p["seed"], "evaluate.seed"),
     )
     write_json(ws.path("evaluation"), result.flat())
     for name, rows in (("roc", result.roc), ("calibration", result.calibration)):
@@ -270,7 +271,7 @@ def evaluate(ws: Workspace) -> StageResult:
         "evaluate",
         evidence={
             **result.to_dict(),
-            "n_bootstrap": int(p["n_bootstrap"]),
+            "n_bootstrap": whole(p["n_bootstrap"], "evaluate.n_bootstrap"),
         },
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
@@ -67,3 +69,24 @@ def test_bootstrap_metrics_equal_scikit_learn_on_each_resample() -> None:
 def test_one_class_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="needs both outcomes"):
         evaluate(np.zeros(10), np.linspace(0, 1, 10), threshold=0.5)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_bootstrap": -1}, "evaluate.n_bootstrap must be a whole number >= 1, got -1"),
+        ({"n_bootstrap": 0}, "evaluate.n_bootstrap must be a whole number >= 1"),
+        ({"bins": 0}, "evaluate.calibration_bins must be a whole number >= 1, got 0"),
+        ({"confidence": 1.5}, "evaluate.confidence must be between 0 and 1, got 1.5"),
+        ({"confidence": 0.0}, "evaluate.confidence must be between 0 and 1"),
+        ({"confidence": float("nan")}, "evaluate.confidence must be between 0 and 1"),
+        ({"seed": -1}, "evaluate.seed must be a whole number >= 0, got -1"),
+    ],
+)
+def test_evaluation_settings_out_of_range_are_named(change: dict[str, float], message: str):
+    """Before, these failed deep inside numpy ("index -1 is out of bounds") or not at all
+    (a confidence of 0 gave intervals of a single point)."""
+    y = np.array([0, 1] * 20)
+    scores = np.linspace(0.01, 0.99, 40)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        evaluate(y, scores, threshold=0.5, **change)  # type: ignore[arg-type]
