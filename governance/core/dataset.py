@@ -17,7 +17,9 @@ one spread, the training standard deviation; for a categorical one per change; d
 
 from __future__ import annotations
 
+import csv
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -31,6 +33,7 @@ import yaml
 ERR_UNKNOWN_DATASET = "unknown dataset {name!r}: not a built-in spec ({known}) and not a YAML file"
 ERR_BAD_SPEC = "dataset spec {path}: {problem}"
 ERR_BAD_SOURCE = "cannot read source {source!r}: {problem}"
+ERR_DUPLICATE_COLUMNS = "{path} names these columns more than once: {columns}"
 
 Action = Literal["none", "increase", "decrease", "any"]
 ACTIONS: tuple[Action, ...] = ("none", "increase", "decrease", "any")
@@ -326,7 +329,16 @@ def write_csv(frame: pd.DataFrame, out: Path) -> None:
 
 def read_csv(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
     """Read a pipeline CSV; the ``text`` columns as written (an id ``0042`` stays ``0042``, not
-    the number 42; an empty cell or ``NA`` is still missing)."""
+    the number 42; an empty cell or ``NA`` is still missing).
+
+    A header naming a column twice is a :class:`ValueError`: pandas would rename the second
+    ``pirat.1`` and the first would be scored, whichever the writer meant.
+    """
+    with Path(path).open(newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), [])
+    twice = sorted(name for name, n in Counter(header).items() if n > 1)
+    if twice:
+        raise ValueError(ERR_DUPLICATE_COLUMNS.format(path=path, columns=twice))
     return pd.read_csv(path, dtype=dict.fromkeys(text, str) or None)
 
 

@@ -146,3 +146,19 @@ def test_a_missing_subject_id_anywhere_records_nothing(
     done = CliRunner().invoke(app, [*args, "--subject-column", "applicant", "--project", str(root)])
     assert done.exit_code == 1 and "row 4: subject_id is missing" in done.stderr, done.output
     assert size(settings) == before
+
+
+def test_a_column_named_twice_is_refused(
+    trained: tuple[Path, Settings], applications: Path, tmp_path: Path
+) -> None:
+    """pandas would score the first ``pirat`` and rename the second ``pirat.1``."""
+    root, settings = trained
+    lines = applications.read_text().splitlines()
+    lines = [lines[0] + ",pirat", *(line + ",4.9" for line in lines[1:])]
+    twice = tmp_path / "twice.csv"
+    twice.write_text("\n".join(lines) + "\n")
+    before = size(settings)
+    done = score(root, twice, tmp_path / "out.csv")
+    assert done.exit_code == 1, done.output
+    assert "names these columns more than once: ['pirat']" in done.stderr
+    assert size(settings) == before and not (tmp_path / "out.csv").exists()
