@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from governance.cli.common import ProjectOpt, app, fail, guard, ledger, stage_app
+from governance.core.text import refuse_control
 from governance.settings import Settings
 
 ViaOpt = Annotated[str, typer.Option("--via", help="What runs the stage, recorded in lineage.")]
@@ -18,6 +19,8 @@ def _run_stage(name: str, project: Path | None, via: str) -> None:
     # Imported here: the stages pull in pandas (seconds of start-up under load), which the
     # ledger commands (`governance audit verify`, timed with its start-up) never need.
     from governance.pipeline import runner, stages
+
+    guard(lambda: refuse_control("--via", via))  # recorded in lineage and the ledger
 
     def go() -> stages.StageResult:
         ws = stages.Workspace.open(project)

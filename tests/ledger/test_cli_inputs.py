@@ -208,6 +208,17 @@ def test_control_characters_in_a_reason_or_name_record_nothing(
         assert ledger.size() == size
 
 
+@pytest.mark.parametrize("stage", ["validate", "register"])
+def test_a_stage_run_via_a_name_with_control_characters_records_nothing(
+    tmp_path: Path, stage: str
+) -> None:
+    """``--via`` is recorded in the lineage and in the ledger's pipeline events."""
+    home = tmp_path / "state"
+    done = _run(home, f"sqlite:///{home / 'ledger.db'}", "stage", stage, "--via", "dvc\nINJECT")
+    _refused(done, "--via contains a control character (U+000A)")
+    assert not home.exists()
+
+
 def test_a_hold_reason_may_span_lines(tmp_path: Path) -> None:
     home = tmp_path / "state"
     with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as ledger:
