@@ -18,6 +18,7 @@ from governance.core.lineage import DataStore
 from governance.settings import Settings
 
 ERR_PARAMS = "cannot read parameters from {path}: {problem}"
+ERR_INGEST_TEXT = "params.yaml ingest.{key} must be a name or a path, got {got}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,15 @@ class Workspace:
             params = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(ERR_PARAMS.format(path=path, problem=exc)) from exc
+        if not isinstance(params, dict):
+            problem = f"expected sections (ingest:, train:, ...), got {type(params).__name__}"
+            raise ValueError(ERR_PARAMS.format(path=path, problem=problem))
+        for section, value in params.items():
+            if value is None:  # an empty section: its defaults, or the missing key named
+                params[section] = {}
+            elif not isinstance(value, dict):
+                problem = f"section {section!r} must hold settings, got {type(value).__name__}"
+                raise ValueError(ERR_PARAMS.format(path=path, problem=problem))
         for dotted, value in (overrides or {}).items():
             node = params
             *parents, leaf = dotted.split(".")
@@ -103,12 +113,23 @@ class Workspace:
     @property
     def spec(self) -> ds.DatasetSpec:
         """The dataset spec ``params.yaml`` names."""
-        return ds.load_spec(self.params["ingest"]["dataset"])
+        return ds.load_spec(self._text("dataset"))
+
+    def _text(self, key: str, default: str | None = None) -> str:
+        """``ingest.<key>`` as text (a name or a path), else :data:`ERR_INGEST_TEXT`."""
+        value = self.params.get("ingest", {}).get(key)
+        if value is None and default is not None:
+            return default
+        if value is None:
+            raise ValueError(ERR_INGEST_TEXT.format(key=key, got="nothing"))
+        if not isinstance(value, str):
+            raise ValueError(ERR_INGEST_TEXT.format(key=key, got=repr(value)))
+        return value
 
     @property
     def source(self) -> str:
         """The raw source: the ``ingest.source`` override (project-relative) or the spec's."""
-        override = self.params["ingest"].get("source") or ""
+        override = self._text("source", "")
         if override and not Path(override).is_absolute():
             return str(self.root / override)
         return override or self.spec.source
