@@ -283,6 +283,31 @@ def test_expectations_that_tolerate_exceptions_are_not_hard_rules() -> None:
     assert c.check({**application(HMDA), "pirat": -5}).violations == ()
 
 
+def test_an_expectation_on_some_rows_only_is_not_a_hard_rule() -> None:
+    """GX checks a ``row_condition`` expectation only where the condition holds: taken as a
+    rule for every row, the training data broke it and train refused, blaming the data."""
+    spec, suite, train, _ = HMDA
+    conditional = copy.deepcopy(suite)
+    conditional["expectations"].append(
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {
+                "column": "pirat",
+                "min_value": 0,
+                "max_value": 1,
+                "row_condition": "pirat<=1",
+                "condition_parser": "pandas",
+            },
+        }
+    )
+    assert train["pirat"].max() > 1  # rows the condition leaves out
+    c = derive_contract(spec, conditional, train)
+    assert c.feature("pirat").bounds == derive_contract(spec, suite, train).feature("pirat").bounds
+    assert c.unenforced == (
+        "expect_column_values_to_be_between(pirat): only where pirat<=1, not a hard rule",
+    )
+
+
 def test_strict_bounds_forbidden_values_and_unenforceable_expectations() -> None:
     spec, suite, train, _ = HMDA
     strict = _suite_with(
