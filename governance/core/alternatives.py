@@ -100,6 +100,9 @@ ERR_METHOD = (
 ERR_CONSTRAINT = "alternatives.reductions: constraint must be one of {allowed}, got {value!r}"
 ERR_CONSIDER = "alternatives.gate.consider must be explainable or all, got {value!r}"
 ERR_TOLERANCE = "alternatives.gate.{name} must be a number >= 0, got {value!r}"
+ERR_REDUCTION = (
+    "alternatives.reductions holds {value!r}: each is a mapping with method, constraint, bound"
+)
 ERR_WORKERS = "alternatives.workers must be a whole number >= 0 (0: one per core), got {value!r}"
 GATE_PASSED = (
     "LDA gate passed: no {considered} alternative is less discriminatory by more than "
@@ -181,11 +184,14 @@ class AlternativesConfig:
         tolerances = {}
         for name, default in (("fairness_tolerance", 0.05), ("auc_tolerance", 0.01)):
             value = gate.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            number = not isinstance(value, bool) and isinstance(value, int | float)
+            if not (number and math.isfinite(value) and value >= 0):  # nan passed `< 0`
                 raise ValueError(ERR_TOLERANCE.format(name=name, value=value))
             tolerances[name] = float(value)
         reductions = []
         for r in p.get("reductions") or []:
+            if not isinstance(r, Mapping):
+                raise ValueError(ERR_REDUCTION.format(value=r))
             if r.get("method") not in ("grid_search", "exponentiated_gradient"):
                 raise ValueError(ERR_METHOD.format(value=r.get("method")))
             if r.get("constraint") not in _CONSTRAINTS:
