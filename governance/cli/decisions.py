@@ -56,7 +56,8 @@ def score(
     from governance.core.dataset import read_csv
 
     if not file.is_file():
-        fail(f"no such file: {file}")
+        what = "no such file" if not file.exists() else "not a regular file (a folder, a pipe?)"
+        fail(f"{file}: {what}")
     if out is not None:  # before any decision is recorded: a retry would record them twice
         # `make run` keeps its decisions.csv in the state directory: allowed, but never the
         # ledger, MLflow's database or a key

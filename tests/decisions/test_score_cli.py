@@ -162,3 +162,18 @@ def test_a_column_named_twice_is_refused(
     assert done.exit_code == 1, done.output
     assert "names these columns more than once: ['pirat']" in done.stderr
     assert size(settings) == before and not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [("missing.csv", "no such file"), ("folder", "not a regular file (a folder, a pipe?)")],
+)
+def test_a_file_that_is_not_there_or_not_a_file_is_named(
+    trained: tuple[Path, Settings], tmp_path: Path, where: str, message: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    root, settings = trained
+    before = size(settings)
+    done = score(root, tmp_path / where, tmp_path / "out.csv")
+    assert done.exit_code == 1 and f"{tmp_path / where}: {message}" in done.stderr, done.output
+    assert size(settings) == before
