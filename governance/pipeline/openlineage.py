@@ -91,7 +91,10 @@ def file_dataset(path: Path, *, assertions: Sequence[Mapping[str, Any]] = ()) ->
     rows = columns = None
     if path.suffix == ".csv":
         rows = max(lines - 1, 0)  # the header; pipeline CSVs hold no quoted newlines
-        columns = ol.schema_of(pd.read_csv(path, nrows=SCHEMA_SAMPLE_ROWS))
+        try:
+            columns = ol.schema_of(pd.read_csv(path, nrows=SCHEMA_SAMPLE_ROWS))
+        except (ValueError, pd.errors.ParserError):  # empty, not UTF-8, not a CSV: no schema,
+            columns = None  # and the stage that reads the file says what is wrong with it
     return ol.DatasetRef(
         ol.FILE_NAMESPACE,
         name,

@@ -215,3 +215,15 @@ def test_a_config_file_in_the_working_directory_is_used(
     run_stage(settings, src, out)
     assert [e["eventType"] for e in read_event_log(elsewhere)] == ["START", "COMPLETE"]
     assert not settings.openlineage_log.exists()
+
+
+@pytest.mark.parametrize("data", [b"", b"caf\xe9,x\n1,2\n", b'"unterminated\n1,2\n'])
+def test_an_unreadable_csv_is_a_dataset_without_a_schema(tmp_path: Path, data: bytes) -> None:
+    """The stage that reads the file says what is wrong with it: the lineage must not raise
+    first with pandas' bare message ("No columns to parse from file")."""
+    from governance.pipeline.openlineage import file_dataset
+
+    path = tmp_path / "applications.csv"
+    path.write_bytes(data)
+    ref = file_dataset(path)
+    assert ref.version == hashlib.md5(data).hexdigest() and ref.columns == ()
