@@ -42,6 +42,12 @@ ERR_NO_VERSION = "model {name!r} has no version {version!r}"
 ERR_NO_ALIAS = "model {name!r} has no alias {alias!r}"
 ERR_UNAVAILABLE = "the model registry does not answer: {problem}"
 ERR_VERSION_AND_ALIAS = "give a version or an alias, not both"
+ERR_PARAM_NAME = "params.yaml: {name!r} cannot be recorded as an MLflow parameter: {why}"
+ERR_PARAM_VALUE = (
+    "params.yaml: {name} is {length} characters as text; MLflow records at most {limit}"
+    " (it would cut the rest)"
+)
+ERR_PARAM_TWICE = "params.yaml: two settings are both named {name!r} once flattened"
 DEFAULT_ALIAS = "champion"
 ALIAS_TTL_SECONDS = 5.0  # how long an alias -> version answer is reused before asking again
 # MlflowException error codes that mean "no such thing" (anything else: the registry failed)
@@ -249,6 +255,31 @@ def check_alias(alias: object) -> str:
     return alias
 
 
+def check_params(params: dict[str, Any]) -> dict[str, str]:
+    """``params`` flattened to the dotted names and text MLflow records, else :class:`ValueError`
+    naming the setting.
+
+    Checked before the run starts: MLflow refuses a bad name (``bad key!``) only in
+    ``log_params``, leaving a failed run, and cuts a value past its limit to that limit.
+    """
+    from mlflow.exceptions import MlflowException
+
+    # MLflow's own rules (mlflow is pinned): a name it would refuse, a value it would truncate
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, _validate_param_name
+
+    flat = {name: str(value) for name, value in _flatten(params).items()}
+    for name, value in flat.items():
+        try:
+            _validate_param_name(name)
+        except MlflowException as exc:
+            raise ValueError(ERR_PARAM_NAME.format(name=name, why=exc.message)) from None
+        if len(value) > MAX_PARAM_VAL_LENGTH:
+            raise ValueError(
+                ERR_PARAM_VALUE.format(name=name, length=len(value), limit=MAX_PARAM_VAL_LENGTH)
+            )
+    return flat
+
+
 def register(
     settings: Settings,
     *,
@@ -298,7 +329,7 @@ def register(
         exp = experiment_id(settings, dataset)
         with mlflow.start_run(experiment_id=exp, run_name=f"train-{dataset}") as run:
             run_id = run.info.run_id
-            mlflow.log_params(_flatten(params))
+            mlflow.log_params(check_params(params))
             mlflow.log_metrics(metrics)
             mlflow.set_tags({**tags, f"{TAG_PREFIX}gate.passed": "true"})
             for item in inputs:
@@ -518,13 +549,15 @@ def resolve(settings: Settings, model: str, version: str | None = None) -> dict[
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted names; two settings that would share a name are refused."""
     out: dict[str, Any] = {}
     for key, value in d.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{name}."))
-        else:
-            out[name] = value
+        inner = _flatten(value, f"{name}.") if isinstance(value, dict) else {name: value}
+        for dotted, leaf in inner.items():
+            if dotted in out:
+                raise ValueError(ERR_PARAM_TWICE.format(name=dotted))
+            out[dotted] = leaf
     return out
 
 

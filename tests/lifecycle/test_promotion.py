@@ -485,6 +485,34 @@ def test_the_register_stage_refuses_an_alias_a_promotion_moved(lab: Lab, ledger:
     assert lab.alias("prod-eu") == "3"
 
 
+def _runs(lab: Lab) -> int:
+    with registry.tracking(lab.settings) as client:
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        return len(client.search_runs(experiments, max_results=1000))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"bad key!": 1}, "'extra.bad key!' cannot be recorded as an MLflow parameter"),
+        ({"a/../b": 1}, "'extra.a/../b' cannot be recorded as an MLflow parameter"),
+        ({"owner": "x" * 6001}, "extra.owner is 6001 characters as text"),
+        ({"a.b": 1, "a": {"b": 2}}, "two settings are both named 'extra.a.b'"),
+    ],
+)
+def test_the_register_stage_refuses_settings_mlflow_cannot_record_before_any_run(
+    lab: Lab, ledger: Ledger, extra: dict[str, object], message: str
+) -> None:
+    """MLflow refused a bad name only in ``log_params``, leaving a FAILED run and a traceback;
+    it cut a value past 6,000 characters; two settings sharing a dotted name lost one."""
+    versions, runs, size = _versions(lab), _runs(lab), ledger.size()
+    ws = stages.Workspace.open(lab.root, settings=lab.settings)
+    ws.params["extra"] = extra
+    with pytest.raises(ValueError, match=re.escape(message)):
+        stages.register(ws)
+    assert (_versions(lab), _runs(lab), ledger.size()) == (versions, runs, size)
+
+
 def _written(ws: stages.Workspace) -> dict[str, int]:
     """When each file the train stage writes was last written."""
     names = ("model", "scorecard", "recourse_policy")
