@@ -19,6 +19,7 @@ MISSING = "missing"  # the category a missing categorical value is imputed to
 ERR_UNKNOWN_MODEL = "unknown model {model!r}: only 'logistic' (an exactly explainable scorecard)"
 ERR_PARAM = "params.yaml train.{key} must be {want}, got {got!r}"
 ERR_WHOLE = "params.yaml {key} must be a whole number, got {got!r}"
+ERR_NUMBER = "params.yaml {key} must be a finite number, got {got!r}"
 
 
 def whole(value: object, key: str) -> int:
@@ -33,6 +34,20 @@ def whole(value: object, key: str) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     raise ValueError(ERR_WHOLE.format(key=key, got=value))
+
+
+def number(value: object, key: str) -> float:
+    """``value`` as a finite ``float`` if it is a number (or text of one), else
+    :data:`ERR_NUMBER` naming ``key``: ``float('high')`` names nothing."""
+    if not isinstance(value, bool) and isinstance(value, int | float | str):
+        try:
+            out = float(value)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(out):
+                return out
+    raise ValueError(ERR_NUMBER.format(key=key, got=value))
 
 
 @dataclass(frozen=True)

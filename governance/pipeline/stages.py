@@ -24,7 +24,14 @@ from governance.core.lineage import (
     package_version,
     params_hash,
 )
-from governance.pipeline.workspace import PATHS, StageResult, Workspace, read_json, write_json
+from governance.pipeline.workspace import (
+    PATHS,
+    REQUIRED,
+    StageResult,
+    Workspace,
+    read_json,
+    write_json,
+)
 from governance.registry import signing
 from governance.settings import actor
 
@@ -138,18 +145,28 @@ def validate(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     return outcome
 
 
+def _number(ws: Workspace, key: str) -> float:
+    """The setting ``key`` as a finite number, else an error naming it."""
+    from governance.core.training import number
+
+    return number(ws.setting(key), key)
+
+
+def _whole(ws: Workspace, key: str, default: Any = REQUIRED) -> int:
+    """The setting ``key`` as a whole number (never truncated), else an error naming it."""
+    from governance.core.training import whole
+
+    return whole(ws.setting(key, default), key)
+
+
 def split(ws: Workspace) -> StageResult:
     """Seeded, stratified train/test split of validated data."""
     from governance.core.training import split as split_frame
-    from governance.core.training import whole
 
     _require_validated(ws, "split")
     spec = ws.spec
-    p = ws.params["split"]
-    seed = whole(p["seed"], "split.seed")
-    train, test = split_frame(
-        ds.read_csv(ws.path("raw")), spec, test_size=float(p["test_size"]), seed=seed
-    )
+    seed, test_size = _whole(ws, "split.seed"), _number(ws, "split.test_size")
+    train, test = split_frame(ds.read_csv(ws.path("raw")), spec, test_size=test_size, seed=seed)
     ds.write_csv(train, ws.path("train"))
     ds.write_csv(test, ws.path("test"))
     return StageResult(
@@ -158,22 +175,21 @@ def split(ws: Workspace) -> StageResult:
             "train": _dataset_evidence(ws, "train"),
             "test": _dataset_evidence(ws, "test"),
             "seed": seed,
-            "test_size": float(p["test_size"]),
+            "test_size": test_size,
         },
     )
 
 
 def _train_params(ws: Workspace) -> Any:
-    from governance.core.training import TrainParams, whole
+    from governance.core.training import TrainParams
 
-    p = ws.params["train"]
     return TrainParams(
-        model=str(p["model"]),
-        C=float(p["C"]),
-        max_iter=whole(p["max_iter"], "train.max_iter"),
-        seed=whole(p["seed"], "train.seed"),
-        threshold=float(p["threshold"]),
-        reason_count=whole(p["reason_count"], "train.reason_count"),
+        model=str(ws.setting("train.model")),
+        C=_number(ws, "train.C"),
+        max_iter=_whole(ws, "train.max_iter"),
+        seed=_whole(ws, "train.seed"),
+        threshold=_number(ws, "train.threshold"),
+        reason_count=_whole(ws, "train.reason_count"),
     )
 
 
@@ -249,19 +265,18 @@ def evaluate(ws: Workspace) -> StageResult:
     import pandas as pd
 
     from governance.core.evaluation import evaluate as run_evaluation
-    from governance.core.training import whole
 
     _require_validated(ws, "evaluate")
-    p = ws.params["evaluate"]
     _, y, scores = _test_scores(ws)
+    n_bootstrap = _whole(ws, "evaluate.n_bootstrap")
     result = run_evaluation(
         y,
         scores,
-        threshold=float(ws.params["train"]["threshold"]),
-        n_bootstrap=whole(p["n_bootstrap"], "evaluate.n_bootstrap"),
-        confidence=float(p["confidence"]),
-        bins=whole(p["calibration_bins"], "evaluate.calibration_bins"),
-        seed=whole(p["seed"], "evaluate.seed"),
+        threshold=_number(ws, "train.threshold"),
+        n_bootstrap=n_bootstrap,
+        confidence=_number(ws, "evaluate.confidence"),
+        bins=_whole(ws, "evaluate.calibration_bins"),
+        seed=_whole(ws, "evaluate.seed"),
     )
     write_json(ws.path("evaluation"), result.flat())
     for name, rows in (("roc", result.roc), ("calibration", result.calibration)):
@@ -271,7 +286,7 @@ def evaluate(ws: Workspace) -> StageResult:
         "evaluate",
         evidence={
             **result.to_dict(),
-            "n_bootstrap": whole(p["n_bootstrap"], "evaluate.n_bootstrap"),
+            "n_bootstrap": n_bootstrap,
         },
     )
 
@@ -281,11 +296,11 @@ def _thresholds(ws: Workspace) -> Any:
 
     p = ws.params["fairness"]
     return FairnessThresholds(
-        min_approval_ratio=float(p["min_approval_ratio"]),
-        max_equalized_odds_difference=float(p["max_equalized_odds_difference"]),
+        min_approval_ratio=_number(ws, "fairness.min_approval_ratio"),
+        max_equalized_odds_difference=_number(ws, "fairness.max_equalized_odds_difference"),
         max_demographic_parity_difference=p.get("max_demographic_parity_difference"),
         gate_on=p.get("gate_on", "each"),
-        min_group_size=int(p.get("min_group_size", 30)),
+        min_group_size=_whole(ws, "fairness.min_group_size", 30),
     )
 
 
@@ -298,15 +313,15 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     _require_validated(ws, "fairness")
     spec = ws.spec
     p = ws.params["fairness"]
-    threshold = float(ws.params["train"]["threshold"])
+    threshold = _number(ws, "train.threshold")
     test, y, scores = _test_scores(ws)
     report = fairness_report(
         y,
         (scores >= threshold).astype(int),
         sensitive_features=spec.sensitive_frame(test).reset_index(drop=True),
-        n_bootstrap=int(p["n_bootstrap"]),
-        random_state=int(p["seed"]),
-        min_group_size=int(p.get("min_group_size", 30)),
+        n_bootstrap=_whole(ws, "fairness.n_bootstrap"),
+        random_state=_whole(ws, "fairness.seed"),
+        min_group_size=_whole(ws, "fairness.min_group_size", 30),
     )
     gate = evaluate_gate(report, _thresholds(ws))
     doc = {
@@ -361,16 +376,15 @@ def alternatives(ws: Workspace, context: dict[str, str] | None = None) -> StageR
 
     spec = ws.spec
     config = lda.AlternativesConfig.from_params(ws.params.get("alternatives"))
-    e, f = ws.params["evaluate"], ws.params["fairness"]
     settings = lda.EvaluationSettings(
-        n_bootstrap=int(e["n_bootstrap"]),
-        confidence=float(e["confidence"]),
-        bins=int(e["calibration_bins"]),
-        seed=int(e["seed"]),
-        fairness_n_bootstrap=int(f["n_bootstrap"]),
-        fairness_seed=int(f["seed"]),
-        min_group_size=int(f.get("min_group_size", 30)),
-        gate_on=str(f.get("gate_on", "each")),
+        n_bootstrap=_whole(ws, "evaluate.n_bootstrap"),
+        confidence=_number(ws, "evaluate.confidence"),
+        bins=_whole(ws, "evaluate.calibration_bins"),
+        seed=_whole(ws, "evaluate.seed"),
+        fairness_n_bootstrap=_whole(ws, "fairness.n_bootstrap"),
+        fairness_seed=_whole(ws, "fairness.seed"),
+        min_group_size=_whole(ws, "fairness.min_group_size", 30),
+        gate_on=str(ws.setting("fairness.gate_on", "each")),
     )
     test, _, scores = _test_scores(ws)
     found = lda.search(
@@ -501,8 +515,8 @@ def model_card(ws: Workspace) -> StageResult:
         sensitive_features=list(spec.sensitive_features),
         evaluation={
             "n": int(evaluation["n"]),
-            "confidence": float(ws.params["evaluate"]["confidence"]),
-            "n_bootstrap": int(ws.params["evaluate"]["n_bootstrap"]),
+            "confidence": _number(ws, "evaluate.confidence"),
+            "n_bootstrap": _whole(ws, "evaluate.n_bootstrap"),
             "metrics": metrics,
             "intervals": {
                 k: [evaluation[f"{k}_ci_low"], evaluation[f"{k}_ci_high"]] for k in metrics
@@ -546,17 +560,16 @@ def _compare_with_champion(ws: Workspace) -> dict[str, Any] | None:
         return None  # no champion yet: nothing to compare with
     test, y, scores = _test_scores(ws)
     champion_scores, _ = champion.scorecard.score_frame(model_inputs(test, spec))
-    p = ws.params["fairness"]
     return compare(
         y=y,
         candidate_scores=scores,
         champion_scores=champion_scores,
         sensitive=spec.sensitive_frame(test).reset_index(drop=True),
-        threshold=float(ws.params["train"]["threshold"]),
+        threshold=_number(ws, "train.threshold"),
         champion={"name": spec.model_name, "version": version, "lineage_id": champion.lineage_id},
-        n_bootstrap=int(p["n_bootstrap"]),
-        seed=int(p["seed"]),
-        min_group_size=int(p.get("min_group_size", 30)),
+        n_bootstrap=_whole(ws, "fairness.n_bootstrap"),
+        seed=_whole(ws, "fairness.seed"),
+        min_group_size=_whole(ws, "fairness.min_group_size", 30),
     )
 
 

@@ -19,6 +19,8 @@ from governance.settings import Settings
 
 ERR_PARAMS = "cannot read parameters from {path}: {problem}"
 ERR_INGEST_TEXT = "params.yaml ingest.{key} must be a name or a path, got {got}"
+ERR_SETTING_MISSING = "params.yaml has no {key}"
+REQUIRED: Any = object()  # Workspace.setting's default: the setting must be there
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,18 @@ class Workspace:
                 node = node.setdefault(p, {})
             node[leaf] = value
         return cls(base, settings, params)
+
+    def setting(self, dotted: str, default: Any = REQUIRED) -> Any:
+        """The ``params.yaml`` value at ``dotted`` (``train.threshold``), else ``default``, else
+        :data:`ERR_SETTING_MISSING` naming it."""
+        node: Any = self.params
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                if default is REQUIRED:
+                    raise ValueError(ERR_SETTING_MISSING.format(key=dotted))
+                return default
+            node = node[part]
+        return node
 
     def path(self, name: str) -> Path:
         """Where the pipeline file ``name`` (a :class:`Paths` field) lives."""

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance.core.dataset import as_text, load_spec, read_source
-from governance.core.training import TrainParams, model_inputs, whole
+from governance.core.training import TrainParams, model_inputs, number, whole
 
 
 def one_by_one(column: pd.Series) -> list[object]:
@@ -127,3 +127,17 @@ def test_whole_takes_whole_numbers(value: object, want: int) -> None:
 def test_whole_refuses_what_int_would_truncate_or_guess(value: object) -> None:
     with pytest.raises(ValueError, match=r"params.yaml split.seed must be a whole number"):
         whole(value, "split.seed")
+
+
+@pytest.mark.parametrize(
+    ("value", "want"), [(0.25, 0.25), (1, 1.0), ("0.25", 0.25), ("1e-3", 1e-3)]
+)
+def test_number_takes_finite_numbers(value: object, want: float) -> None:
+    got = number(value, "split.test_size")
+    assert type(got) is float and got == want
+
+
+@pytest.mark.parametrize("value", ["a quarter", True, None, [0.25], math.nan, "inf", -math.inf])
+def test_number_refuses_what_is_not_a_finite_number(value: object) -> None:
+    with pytest.raises(ValueError, match=r"params.yaml split.test_size must be a finite number"):
+        number(value, "split.test_size")

@@ -541,6 +541,48 @@ def test_training_stages_refuse_data_that_changed_since_validation(
     assert _written(ws) == written and ledger.size() == size
 
 
+_WRITES = {
+    "split": ("train", "test"),
+    "train": ("model", "scorecard", "recourse_policy"),
+    "evaluate": ("evaluation",),
+    "fairness": ("fairness", "fairness_metrics"),
+    "alternatives": ("alternatives",),
+}
+
+
+@pytest.mark.parametrize(
+    ("stage", "key", "value", "message"),
+    [
+        ("split", "split.test_size", "a quarter", "split.test_size must be a finite number"),
+        ("train", "train.C", "high", "train.C must be a finite number, got 'high'"),
+        ("train", "train.threshold", None, "params.yaml has no train.threshold"),
+        ("evaluate", "evaluate.confidence", "high", "evaluate.confidence must be a finite"),
+        ("evaluate", "evaluate.seed", None, "params.yaml has no evaluate.seed"),
+        ("fairness", "fairness.seed", 1.5, "fairness.seed must be a whole number, got 1.5"),
+        ("fairness", "fairness.min_group_size", 2.5, "fairness.min_group_size must be a whole"),
+        ("fairness", "fairness.min_approval_ratio", [0.8], "min_approval_ratio must be a finite"),
+        ("alternatives", "fairness.n_bootstrap", "many", "fairness.n_bootstrap must be a whole"),
+    ],
+)
+def test_a_stage_names_the_setting_it_cannot_read_and_writes_nothing(
+    lab: Lab, ledger: Ledger, stage: str, key: str, value: object, message: str
+) -> None:
+    """``float('high')``, a missing key and ``int(1.5)`` used to be a message naming nothing,
+    a bare ``KeyError`` and a fairness report bootstrapped with seed 1 that recorded 1.5."""
+    ws = stages.Workspace.open(lab.root, settings=lab.settings)
+    section, name = key.split(".")
+    if value is None:
+        del ws.params[section][name]
+    else:
+        ws.params[section][name] = value
+    written = {n: ws.path(n).stat().st_mtime_ns for n in _WRITES[stage]}
+    size = ledger.size()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        getattr(stages, stage)(ws)
+    assert {n: ws.path(n).stat().st_mtime_ns for n in _WRITES[stage]} == written
+    assert ledger.size() == size
+
+
 def test_train_writes_nothing_when_its_contract_cannot_be_derived(
     lab: Lab, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,6 +56,15 @@ def test_ingest_names_must_be_text(tmp_path: Path, text: str, attribute: str, me
         getattr(ws, attribute)
 
 
+def test_a_setting_is_read_by_its_dotted_name(tmp_path: Path) -> None:
+    ws = _open(tmp_path, "ingest:\n  dataset: hmda\ntrain:\n  C: 0.5\nsplit:\n")
+    assert ws.setting("train.C") == 0.5
+    assert ws.setting("split.seed", 7) == 7 and ws.setting("train.C.x", None) is None
+    for missing in ("split.seed", "train.C.x", "monitoring"):
+        with pytest.raises(ValueError, match=rf"^params.yaml has no {re.escape(missing)}$"):
+            ws.setting(missing)
+
+
 def test_the_stage_command_says_it_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("ingest:\n  dataset: 5\n")
     done = subprocess.run(
