@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -157,64 +159,226 @@ def spec_file(name_or_path: str) -> Path:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_REQUIRED = (
+    "name",
+    "source",
+    "id_column",
+    "target",
+    "adverse_label",
+    "model_name",
+    "suite",
+    "features",
+    "sensitive_features",
+)
+
+
 def load_spec(name_or_path: str) -> DatasetSpec:
-    """Load a dataset spec by built-in name or YAML path, checking it is complete."""
+    """Load a dataset spec by built-in name or YAML path, checking every key.
+
+    Each refusal is one line naming the file and the key: a spec's words end up in recorded
+    decisions, model cards and adverse-action notices, so none is taken on trust.
+    """
     path = spec_file(name_or_path)
     try:
-        raw: dict[str, Any] = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         raise ValueError(ERR_BAD_SPEC.format(path=path, problem=f"invalid YAML: {exc}")) from exc
-    required = [
-        "name",
-        "source",
-        "id_column",
-        "target",
-        "adverse_label",
-        "model_name",
-        "suite",
-        "features",
-        "sensitive_features",
-    ]
-    missing = [k for k in required if k not in (raw or {})]
+    raw = raw if isinstance(raw, dict) else {}
+    missing = [k for k in _REQUIRED if k not in raw]
     if missing:
         raise ValueError(ERR_BAD_SPEC.format(path=path, problem=f"missing keys {missing}"))
-    features = []
-    for name, f in raw["features"].items():
-        if f.get("kind") not in ("numeric", "categorical"):
-            problem = f"feature {name!r} needs kind numeric or categorical"
-            raise ValueError(ERR_BAD_SPEC.format(path=path, problem=problem))
-        if "reason" not in f:
-            problem = f"feature {name!r} needs an adverse-action reason"
-            raise ValueError(ERR_BAD_SPEC.format(path=path, problem=problem))
-        features.append(_feature(path, name, f))
-    overlap = set(raw["sensitive_features"]) & {f.name for f in features}
+    read = _SpecReader(path)
+    features_raw = read.mapping("features", raw["features"])
+    features = [read.feature(name, f) for name, f in features_raw.items()]
+    inputs = {f.name for f in features}
+    derived = tuple(
+        read.derived(name, d) for name, d in read.mapping("derived", raw.get("derived")).items()
+    )
+    sensitive = read.names("sensitive_features", raw["sensitive_features"])
+    overlap = (set(sensitive) | {d.source for d in derived if d.name in sensitive}) & inputs
     if overlap:
         problem = f"sensitive features {sorted(overlap)} must not be model inputs"
-        raise ValueError(ERR_BAD_SPEC.format(path=path, problem=problem))
-    derived = tuple(
-        Derived(name, d["from"], tuple(float(b) for b in d["bins"]), tuple(d["labels"]))
-        for name, d in (raw.get("derived") or {}).items()
-    )
+        if not set(sensitive) & inputs:
+            problem += " (a derived sensitive feature is computed from them)"
+        raise read.bad(problem)
+    id_column, target = read.line("id_column", raw["id_column"]), read.line("target", raw["target"])
+    for key, column in (("id_column", id_column), ("target", target)):
+        if column in inputs or column in sensitive:
+            raise read.bad(f"{key} {column!r} must be neither a model input nor sensitive")
+    if id_column == target:
+        raise read.bad(f"id_column and target are both {target!r}")
+    name = read.line("name", raw["name"])
     return DatasetSpec(
-        name=raw["name"],
-        title=raw.get("title", raw["name"]),
-        description=raw.get("description", ""),
-        source=raw["source"],
-        id_column=raw["id_column"],
-        target=raw["target"],
-        adverse_label=str(raw["adverse_label"]),
-        model_name=raw["model_name"],
-        suite=raw["suite"],
+        name=name,
+        title=read.line("title", raw.get("title", name)),
+        description=read.prose("description", raw.get("description")),
+        source=read.line("source", raw["source"]),
+        id_column=id_column,
+        target=target,
+        adverse_label=read.label("adverse_label", raw["adverse_label"]),
+        model_name=read.line("model_name", raw["model_name"]),
+        suite=read.line("suite", raw["suite"]),
         features=tuple(features),
-        sensitive_features=tuple(raw["sensitive_features"]),
-        rename=dict(raw.get("rename") or {}),
+        sensitive_features=sensitive,
+        rename=read.rename(raw),
         derived=derived,
-        outcomes=dict(raw.get("outcomes") or {"adverse": "deny", "favorable": "approve"}),
-        intended_use=raw.get("intended_use", ""),
-        out_of_scope=raw.get("out_of_scope", ""),
+        outcomes=read.outcomes(raw),
+        intended_use=read.prose("intended_use", raw.get("intended_use")),
+        out_of_scope=read.prose("out_of_scope", raw.get("out_of_scope")),
         spec_path=str(path),
-        proxies=_proxies(path, raw.get("proxies") or [], {f.name for f in features}),
+        proxies=_proxies(path, raw.get("proxies") or [], inputs),
     )
+
+
+class _SpecReader:
+    """Typed reads of one spec file's keys; each refusal names the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def bad(self, problem: str) -> ValueError:
+        return ValueError(ERR_BAD_SPEC.format(path=self.path, problem=problem))
+
+    def mapping(self, key: str, value: Any) -> dict[str, Any]:
+        """``value`` as a mapping of names (``None``: empty)."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.bad(f"{key} must be a mapping, got {type(value).__name__}")
+        for name in value:
+            if not isinstance(name, str) or not name:
+                raise self.bad(f"{key}: a name must be text, got {name!r}")
+            self.check_line(f"{key} name", name)
+        return value
+
+    def check_line(self, key: str, value: str) -> None:
+        from governance.core.text import refuse_control
+
+        try:
+            refuse_control(key, value)
+        except ValueError as exc:
+            raise self.bad(str(exc)) from None
+
+    def line(self, key: str, value: Any) -> str:
+        """One line of non-empty text."""
+        if isinstance(value, bool):
+            hint = "YAML reads yes/no/on/off as booleans: quote it"
+            raise self.bad(f"{key} must be text, got {value!r} ({hint})")
+        if not isinstance(value, str) or not value.strip():
+            raise self.bad(f"{key} must be one line of text, got {value!r}")
+        self.check_line(key, value)
+        return value
+
+    def prose(self, key: str, value: Any) -> str:
+        """Text that may span lines (``None``: empty)."""
+        from governance.core.text import refuse_control
+
+        value = value or ""
+        if not isinstance(value, str):
+            raise self.bad(f"{key} must be text, got {type(value).__name__}")
+        try:
+            refuse_control(key, value, prose=True)
+        except ValueError as exc:
+            raise self.bad(str(exc)) from None
+        return value
+
+    def label(self, key: str, value: Any) -> str:
+        """A value the data holds (a label, a category): text or a number, never a boolean."""
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            hint = " (YAML reads yes/no/on/off as booleans: quote it)" * isinstance(value, bool)
+            raise self.bad(f"{key} must be a value the data holds, got {value!r}{hint}")
+        text = str(value)
+        self.check_line(key, text)
+        return text
+
+    def names(self, key: str, value: Any) -> tuple[str, ...]:
+        """A list of column names, none twice."""
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.bad(f"{key} must be a list of column names, got {value!r}")
+        for v in value:
+            self.check_line(key, v)
+        twice = sorted(v for v, n in Counter(value).items() if n > 1)
+        if twice:
+            raise self.bad(f"{key} names {twice} more than once")
+        return tuple(value)
+
+    def rename(self, raw: dict[str, Any]) -> dict[str, str]:
+        out = self.mapping("rename", raw.get("rename"))
+        for old, new in out.items():
+            if not isinstance(new, str) or not new:
+                raise self.bad(f"rename: {old!r} must become a column name, got {new!r}")
+            self.check_line("rename", new)
+        return dict(out)
+
+    def outcomes(self, raw: dict[str, Any]) -> dict[str, str]:
+        """The words recorded for each outcome: exactly adverse and favorable, different."""
+        if raw.get("outcomes") is None:
+            return {"adverse": "deny", "favorable": "approve"}
+        out = self.mapping("outcomes", raw["outcomes"])
+        if set(out) != {"adverse", "favorable"}:
+            raise self.bad(f"outcomes must name exactly adverse and favorable, got {sorted(out)}")
+        words = {k: self.line(f"outcomes.{k}", out[k]) for k in ("adverse", "favorable")}
+        if words["adverse"] == words["favorable"]:
+            raise self.bad(f"outcomes: adverse and favorable are both {words['adverse']!r}")
+        return words
+
+    def derived(self, name: str, d: Any) -> Derived:
+        """A banded sensitive attribute: ``from`` a column, increasing ``bins``, one label each."""
+        key = f"derived.{name}"
+        if not isinstance(d, dict) or set(d) != {"from", "bins", "labels"}:
+            raise self.bad(f"{key} must have exactly from, bins and labels, got {d!r}")
+        source = self.line(f"{key}.from", d["from"])
+        bins = d["bins"]
+        if (
+            not isinstance(bins, list)
+            or len(bins) < 2
+            or any(isinstance(b, bool) or not isinstance(b, int | float) for b in bins)
+            or any(not math.isfinite(b) for b in bins)
+            or any(b >= c for b, c in itertools.pairwise(bins))
+        ):
+            raise self.bad(f"{key}.bins must be two or more increasing numbers, got {bins!r}")
+        labels = self.names(f"{key}.labels", d["labels"])
+        if len(labels) != len(bins) - 1:
+            raise self.bad(f"{key} needs {len(bins) - 1} labels, one per band, got {len(labels)}")
+        return Derived(name, source, tuple(float(b) for b in bins), labels)
+
+    def feature(self, name: str, f: Any) -> Feature:
+        if not isinstance(f, dict):
+            raise self.bad(f"feature {name!r} must be a mapping (kind:, reason:, ...)")
+        if f.get("kind") not in ("numeric", "categorical"):
+            raise self.bad(f"feature {name!r} needs kind numeric or categorical")
+        reason = f.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise self.bad(f"feature {name!r} needs an adverse-action reason, got {reason!r}")
+        self.check_line(f"feature {name!r} reason", reason)
+        label = f.get("label", "")
+        if not isinstance(label, str):
+            raise self.bad(f"feature {name!r}: label must be text, got {label!r}")
+        self.check_line(f"feature {name!r} label", label)
+        categories = f.get("categories", [])
+        if not isinstance(categories, list):
+            raise self.bad(f"feature {name!r}: categories must be a list, got {categories!r}")
+        for c in categories:
+            self.label(f"feature {name!r} category", c)
+        nullable = f.get("nullable", False)
+        if not isinstance(nullable, bool):
+            raise self.bad(f"feature {name!r}: nullable must be true or false, got {nullable!r}")
+        return _feature(self.path, name, f)
 
 
 def _proxies(path: Path, raw: list[Any], inputs: set[str]) -> tuple[tuple[str, ...], ...]:
@@ -260,6 +424,8 @@ def _feature(path: Path, name: str, f: dict[str, Any]) -> Feature:
         )
     ):
         raise bad(f"bounds must be [low, high] (numbers or null), got {bounds!r}")
+    if None not in bounds and not bounds[0] <= bounds[1]:
+        raise bad(f"bounds must be [low, high] with low <= high, got {bounds!r}")
     return Feature(
         name,
         f["kind"],

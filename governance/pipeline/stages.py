@@ -636,6 +636,7 @@ def register(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     spec = ws.spec
     alias = _register_alias(ws)  # before anything is logged or registered
     registry.check_params(ws.params)
+    registry.check_model_name(spec.model_name)
     _require_validated(ws, "register")
     fairness_doc = read_json(ws.path("fairness"))
     if not fairness_doc["gate"]["passed"]:

@@ -47,6 +47,7 @@ ERR_PARAM_VALUE = (
     "params.yaml: {name} is {length} characters as text; MLflow records at most {limit}"
     " (it would cut the rest)"
 )
+ERR_MODEL_NAME = "the dataset spec's model_name cannot be registered: {why}"
 ERR_PARAM_TWICE = "params.yaml: two settings are both named {name!r} once flattened"
 DEFAULT_ALIAS = "champion"
 ALIAS_TTL_SECONDS = 5.0  # how long an alias -> version answer is reused before asking again
@@ -253,6 +254,21 @@ def check_alias(alias: object) -> str:
     except MlflowException as exc:
         raise ValueError(exc.message) from None
     return alias
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if MLflow can register a model under it, else :class:`ValueError` with MLflow's
+    reason (it checks only when it registers, after the run is logged)."""
+    from mlflow.exceptions import MlflowException
+
+    # MLflow's own rule (mlflow is pinned)
+    from mlflow.utils.validation import _validate_model_name
+
+    try:
+        _validate_model_name(name)
+    except MlflowException as exc:
+        raise ValueError(ERR_MODEL_NAME.format(why=exc.message)) from None
+    return name
 
 
 def check_params(params: dict[str, Any]) -> dict[str, str]:

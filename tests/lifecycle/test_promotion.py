@@ -513,6 +513,23 @@ def test_the_register_stage_refuses_settings_mlflow_cannot_record_before_any_run
     assert (_versions(lab), _runs(lab), ledger.size()) == (versions, runs, size)
 
 
+@pytest.mark.parametrize("name", ["bad/name", "a:b", ".."])
+def test_the_register_stage_refuses_a_model_name_mlflow_cannot_register_before_any_run(
+    lab: Lab, ledger: Ledger, tmp_path: Path, name: str
+) -> None:
+    """MLflow checks the name only when it registers: a FAILED run tagged gate-passed, with a
+    signed logged model, was left behind with a traceback."""
+    spec = tmp_path / "spec.yaml"
+    text = Path(stages.Workspace.open(lab.root, settings=lab.settings).spec.spec_path).read_text()
+    spec.write_text(text.replace("model_name: mortgage-denial", f'model_name: "{name}"'))
+    versions, runs, size = _versions(lab), _runs(lab), ledger.size()
+    ws = stages.Workspace.open(lab.root, settings=lab.settings)
+    ws.params["ingest"]["dataset"] = str(spec)
+    with pytest.raises(ValueError, match=r"the dataset spec's model_name cannot be registered"):
+        stages.register(ws)
+    assert (_versions(lab), _runs(lab), ledger.size()) == (versions, runs, size)
+
+
 def _written(ws: stages.Workspace) -> dict[str, int]:
     """When each file the train stage writes was last written."""
     names = ("model", "scorecard", "recourse_policy")
