@@ -292,14 +292,19 @@ def evaluate(ws: Workspace) -> StageResult:
 
 
 def _thresholds(ws: Workspace) -> Any:
+    """The fairness gate's bounds; an unknown ``fairness`` setting (a typo) is refused."""
     from governance.core.fairness import FairnessThresholds
+    from governance.core.fairness.gate import check_section
 
-    p = ws.params["fairness"]
+    check_section(ws.setting("fairness"))
+    parity = ws.setting("fairness.max_demographic_parity_difference", None)
     return FairnessThresholds(
         min_approval_ratio=_number(ws, "fairness.min_approval_ratio"),
         max_equalized_odds_difference=_number(ws, "fairness.max_equalized_odds_difference"),
-        max_demographic_parity_difference=p.get("max_demographic_parity_difference"),
-        gate_on=p.get("gate_on", "each"),
+        max_demographic_parity_difference=(
+            None if parity is None else _number(ws, "fairness.max_demographic_parity_difference")
+        ),
+        gate_on=ws.setting("fairness.gate_on", "each"),
         min_group_size=_whole(ws, "fairness.min_group_size", 30),
     )
 
@@ -313,6 +318,7 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
     _require_validated(ws, "fairness")
     spec = ws.spec
     p = ws.params["fairness"]
+    thresholds = _thresholds(ws)  # before the bootstrap: a bad bound is named at once
     threshold = _number(ws, "train.threshold")
     test, y, scores = _test_scores(ws)
     report = fairness_report(
@@ -323,7 +329,7 @@ def fairness(ws: Workspace, context: dict[str, str] | None = None) -> StageResul
         random_state=_whole(ws, "fairness.seed"),
         min_group_size=_whole(ws, "fairness.min_group_size", 30),
     )
-    gate = evaluate_gate(report, _thresholds(ws))
+    gate = evaluate_gate(report, thresholds)
     doc = {
         "report": report.to_dict(),
         "gate": gate.to_dict(),

@@ -729,6 +729,10 @@ def test_invalid_input_is_rejected(
         ({"min_approval_ratio": 1.2}, "min_approval_ratio must be between 0 and 1"),
         ({"max_equalized_odds_difference": -0.1}, "max_equalized_odds_difference must be"),
         ({"max_demographic_parity_difference": 2.0}, "max_demographic_parity_difference"),
+        # a bool is an int: True passed as a bound of 1, which no difference can exceed
+        ({"max_demographic_parity_difference": True}, "max_demographic_parity_difference must"),
+        ({"min_approval_ratio": False}, "min_approval_ratio must be between 0 and 1"),
+        ({"max_equalized_odds_difference": math.nan}, "max_equalized_odds_difference must"),
         ({"gate_on": "intersection"}, "gate_on must be one of"),
         ({"min_group_size": 0}, "min_group_size must be a positive integer"),
     ],

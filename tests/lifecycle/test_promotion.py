@@ -579,6 +579,20 @@ _WRITES = {
         ("fairness", "fairness.min_group_size", 2.5, "fairness.min_group_size must be a whole"),
         ("fairness", "fairness.min_approval_ratio", [0.8], "min_approval_ratio must be a finite"),
         ("alternatives", "fairness.n_bootstrap", "many", "fairness.n_bootstrap must be a whole"),
+        # a misspelt bound gated on nothing while the records showed it
+        (
+            "fairness",
+            "fairness.max_demographic_parity_diference",
+            0.05,
+            "fairness: unknown setting(s) ['max_demographic_parity_diference']",
+        ),
+        ("fairness", "fairness.gate-on", "each", "unknown setting(s) ['gate-on']"),
+        (
+            "fairness",
+            "fairness.max_demographic_parity_difference",
+            True,
+            "fairness.max_demographic_parity_difference must be a finite number, got True",
+        ),
     ],
 )
 def test_a_stage_names_the_setting_it_cannot_read_and_writes_nothing(

@@ -27,6 +27,17 @@ GATE_FAILED: Final = "fairness gate failed: {failures}"
 
 ERR_THRESHOLD_RANGE = "{name} must be between 0 and 1; got {value!r}"
 ERR_GATE_ON = "gate_on must be one of {allowed}; got {value!r}"
+ERR_UNKNOWN_KEYS = "params.yaml fairness: unknown setting(s) {names}; known: {known}"
+SECTION_KEYS: Final = (
+    "min_approval_ratio",
+    "max_equalized_odds_difference",
+    "max_demographic_parity_difference",
+    "gate_on",
+    "min_group_size",
+    "n_bootstrap",
+    "seed",
+)
+"""The settings of ``params.yaml`` → ``fairness``: a misspelt bound would gate on nothing."""
 ERR_GROUP_SIZE_MISMATCH = (
     "the report leaves out groups under {report} rows but the thresholds say {thresholds}; "
     "compute it with fairness_report(..., min_group_size={thresholds})"
@@ -85,11 +96,22 @@ class FairnessThresholds:
         for name, value in bounds.items():
             if value is None and name == "max_demographic_parity_difference":
                 continue
-            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(ERR_THRESHOLD_RANGE.format(name=name, value=value))
+            if not 0.0 <= value <= 1.0:  # nan fails too
                 raise ValueError(ERR_THRESHOLD_RANGE.format(name=name, value=value))
         if self.gate_on not in _GATE_ON_VALUES:
             raise ValueError(ERR_GATE_ON.format(allowed=_GATE_ON_VALUES, value=self.gate_on))
         _check_min_group_size(self.min_group_size)
+
+
+def check_section(block: dict[str, Any]) -> None:
+    """Refuse a ``fairness`` setting that is not one of :data:`SECTION_KEYS`, naming it:
+    ``max_demographic_parity_diference`` would leave that bound unchecked while the records
+    show it."""
+    unknown = sorted(set(block) - set(SECTION_KEYS))
+    if unknown:
+        raise ValueError(ERR_UNKNOWN_KEYS.format(names=unknown, known=list(SECTION_KEYS)))
 
 
 @dataclass(frozen=True)
