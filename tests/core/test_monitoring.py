@@ -358,6 +358,15 @@ def test_params_defaults_and_overrides() -> None:
         ({"psi_epsilon": 0}, "psi_epsilon"),
         ({"min_auc": "high"}, "must be a number"),
         ({"n_bootstrap": True}, "must be a number"),
+        # a floor near a bin's share made every bin equal: drift of PSI 1.7 read as 0.03
+        ({"psi_epsilon": 0.5}, "psi_epsilon must be above 0 and at most a tenth of a bin's"),
+        ({"psi_epsilon": 0.011}, r"at most a tenth of a bin's share \(0.01\)"),
+        ({"psi_epsilon": 0.006, "psi_bins": 20}, r"share \(0.005\); got 0.006"),
+        ({"psi_max": math.nan}, "psi_max must be a finite number"),
+        ({"score_psi_max": math.inf}, "score_psi_max must be a finite number"),
+        ({"min_decisions": math.inf}, "min_decisions must be a finite number"),
+        ({"psi_bins": 1_000_000}, "psi_bins must be at most 1000"),
+        ({"seed": -1}, "seed must be a whole number >= 0"),
     ],
 )
 def test_params_are_checked(block: dict[str, object], message: str) -> None:

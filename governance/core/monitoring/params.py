@@ -3,6 +3,7 @@ module's error messages."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final, Literal
@@ -23,6 +24,10 @@ ERR_N_BINS = "psi_bins must be an integer of at least 2; got {value!r}"
 ERR_PARAM_UNKNOWN = "unknown monitoring parameter(s) {names}; known: {known}"
 ERR_PARAM_TYPE = "monitoring parameter {name} must be a number; got {value!r}"
 ERR_PARAM_RANGE = "monitoring parameter {name} must be {rule}; got {value!r}"
+MAX_PSI_BINS: Final = 1000
+"""More quantile bins than this measure noise, and memory grows with them (a million: 8 GB)."""
+EPSILON_SHARE: Final = 0.1
+"""``psi_epsilon`` may be at most this fraction of one bin's share (``1 / psi_bins``)."""
 ERR_PROFILE = "not a {schema} document (schema={found!r})"
 ERR_FRAMES = "decisions, inputs and sensitive must share one index (decision ids)"
 ERR_PROFILE_FEATURES = "production inputs lack the profiled feature(s) {names}"
@@ -94,6 +99,8 @@ class MonitoringParams:
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(ERR_PARAM_TYPE.format(name=f.name, value=value))
+            if not math.isfinite(value):  # nan passed every range check below
+                raise bad(f.name, "a finite number")
             if f.type == "int" and value != int(value):
                 raise bad(f.name, "an integer")
         for name in (
@@ -118,8 +125,14 @@ class MonitoringParams:
                 raise bad(name, "a positive integer")
         if self.psi_bins < 2:
             raise ValueError(ERR_N_BINS.format(value=self.psi_bins))
-        if not 0.0 < self.psi_epsilon < 1.0:
-            raise ValueError(ERR_EPSILON.format(value=self.psi_epsilon))
+        if self.psi_bins > MAX_PSI_BINS:
+            raise bad("psi_bins", f"at most {MAX_PSI_BINS}")
+        if self.seed < 0:
+            raise bad("seed", "a whole number >= 0")
+        # A floor near a bin's share (1 / psi_bins) flattens every bin: no drift is seen.
+        ceiling = EPSILON_SHARE / self.psi_bins
+        if not 0.0 < self.psi_epsilon <= ceiling:
+            raise bad("psi_epsilon", f"above 0 and at most a tenth of a bin's share ({ceiling:g})")
 
     @classmethod
     def from_params(cls, block: Mapping[str, Any] | None) -> MonitoringParams:
@@ -152,7 +165,7 @@ class MonitoringParams:
             value = block[f.name]
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(ERR_PARAM_TYPE.format(name=f.name, value=value))
-            if f.type == "int":
+            if f.type == "int" and math.isfinite(value):
                 if value != int(value):
                     rule = "an integer"
                     raise ValueError(ERR_PARAM_RANGE.format(name=f.name, rule=rule, value=value))
