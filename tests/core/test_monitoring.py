@@ -460,6 +460,25 @@ def test_monitor_without_enough_data_does_not_judge() -> None:
     assert "No decisions in the window" in m.render_markdown(report.to_dict())
 
 
+def test_a_report_that_judged_nothing_does_not_say_all_checks_pass() -> None:
+    """A window with too little data used to read "all checks pass": drift, performance and
+    fairness were each "not evaluated", and a skipped check counted as a passed one."""
+    train, scores = _frame(3000, 1)
+    profile = _profile(train, scores)
+    few = _production(40)
+    report = m.monitor(profile, few, MonitoringParams(), adverse_outcome="deny")
+    md = m.render_markdown(report.to_dict())
+    assert "all checks pass" not in md
+    assert ": no check could be evaluated (too little data)." in md
+    enough = _production(300)
+    enough.decisions["observed"] = None  # no outcomes yet: performance cannot be judged
+    report = m.monitor(profile, enough, MonitoringParams(), adverse_outcome="deny")
+    assert report.passed and not report.checks["performance"].evaluated
+    md = m.render_markdown(report.to_dict())
+    assert "all checks pass" not in md
+    assert "drift, fairness pass; not evaluated: performance." in md
+
+
 def test_monitor_counts_out_of_distribution_decisions_by_feature() -> None:
     train, scores = _frame(3000, 1)
     prod = _production(300)

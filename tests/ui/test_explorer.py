@@ -198,6 +198,14 @@ def test_auditor_finds_a_decision_and_follows_its_lineage_to_the_model_card(
     assert "registered by the governed pipeline" in page.inner_text("#alias-history")
     assert "decisions" in page.inner_text("#monitoring-summary")
     assert page.locator("#monitoring-checks tbody tr").count() == 3
+    skipped = sum(
+        "not evaluated" in row
+        for row in page.locator("#monitoring-checks tbody tr").all_inner_texts()
+    )
+    summary = page.inner_text("#monitoring-summary")
+    assert skipped > 0  # a few decisions: at least performance (no outcomes) is not judged
+    assert "all checks pass" not in summary  # a skipped check is not a passed one
+    assert ("no check could be evaluated" in summary) == (skipped == 3)
     assert page.locator("a", has_text="Dagster asset").get_attribute("href") == (
         "http://127.0.0.1:3000/assets/register"
     )

@@ -37,12 +37,26 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def verdict_of(doc: Mapping[str, Any]) -> str:
+    """What a report whose checks did not fail says: a check with too little data to judge
+    is named as not evaluated, never counted among those that pass."""
+    if not doc["passed"]:
+        return "at least one check fails"
+    skipped = [name for name, c in doc["checks"].items() if not c["evaluated"]]
+    if not skipped:
+        return "all checks pass"
+    if len(skipped) == len(doc["checks"]):
+        return "no check could be evaluated (too little data)"
+    done = [name for name in doc["checks"] if name not in skipped]
+    return f"{', '.join(done)} pass; not evaluated: {', '.join(skipped)}"
+
+
 def _summary_md(doc: Mapping[str, Any]) -> list[str]:
     """Title, verdict, window and the checks table."""
     m, w = doc["model"], doc["window"]
     title = f"{m.get('name', '?')} version {m.get('version', '?')}"
     out = [f"# Production monitoring: {title}", ""]
-    verdict = "all checks pass" if doc["passed"] else "**at least one check fails**"
+    verdict = "**at least one check fails**" if not doc["passed"] else verdict_of(doc)
     alias = f" (alias `{m['alias']}`)" if m.get("alias") else ""
     out += [
         f"Generated {doc.get('generated_at') or 'n/a'} for `{m.get('name')}` version "
