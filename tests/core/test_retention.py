@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from hypothesis import given
@@ -27,12 +28,40 @@ def test_defaults_cite_the_law() -> None:
 def test_configured_values_and_the_floor() -> None:
     policy = RetentionPolicy.from_params({"decision": 30, "default": 12})
     assert policy.months_for("decision") == 30 and policy.months_for("promotion") == 12
-    with pytest.raises(ValueError, match="below the minimum of 6"):
+    with pytest.raises(ValueError, match=r"below retention.minimum \(6\)"):
         RetentionPolicy.from_params({"default": 2})
-    with pytest.raises(ValueError, match="below the minimum of 12"):
-        RetentionPolicy.from_params({"minimum": 12, "review": 10})
+    with pytest.raises(ValueError, match=r"retention.training is 10 months, below .*minimum \(12"):
+        RetentionPolicy.from_params({"minimum": 12, "training": 10})
     with pytest.raises(ValueError, match="whole number"):
         RetentionPolicy.from_params({"decision": 2.5})
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        # the law's floors were settings: minimum 0 made 595 decisions of today due for erasure
+        ({"minimum": 0, "default": 0}, "retention.minimum is 0 months, below the 6 the EU AI"),
+        ({"decision": 6}, "retention.decision is 6 months, below the 25 Regulation B"),
+        ({"minimum": 3, "notice": 3}, "retention.notice is 3 months, below the 25 Regulation B"),
+        # a typo was a new record type; decisions stayed at the default without a word
+        ({"decison": 120}, "retention.decison: no ledger record has that type; known: decision"),
+        ({"decision": 100_000}, "retention.decision must be a whole number of months up to 1200"),
+        ({"decision": 10**12}, "whole number of months up to 1200, got 1000000000000"),
+        ("25", "params.yaml retention must hold settings (decision: 25, ...), got str"),
+        ([25], "params.yaml retention must hold settings (decision: 25, ...), got list"),
+    ],
+)
+def test_the_law_floors_typos_and_the_calendar_are_enforced(params: object, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RetentionPolicy.from_params(params)  # type: ignore[arg-type]
+
+
+def test_a_policy_may_keep_longer_than_the_law() -> None:
+    policy = RetentionPolicy.from_params(
+        {"minimum": 12, "default": 12, "decision": 1200, "promotion": 120}
+    )
+    assert policy.months_for("decision") == 1200 and policy.months_for("promotion") == 120
+    assert policy.months_for("training") == 12 and policy.minimum == 12
 
 
 def test_cutoff_is_calendar_months() -> None:
