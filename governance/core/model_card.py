@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
 
-from governance.core.pages import markdown_page
+from governance.core.pages import inline, markdown_page
 
 SECTIONS = (
     "model_details",
@@ -39,6 +39,7 @@ _ENV = Environment(
     undefined=StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,  # Markdown, not HTML: the HTML rendering escapes (markdown-it, html=False)
+    finalize=inline,  # every value is literal text: no link, image, heading or cell it forges
 )
 
 

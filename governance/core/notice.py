@@ -30,7 +30,8 @@ from fpdf import FPDF
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound
 from markdown_it import MarkdownIt
 
-from governance.core.pages import markdown_page
+from governance.core.pages import inline, markdown_page
+from governance.core.text import refuse_control
 
 Format = Literal["md", "html", "pdf"]
 FORMATS: Final[tuple[Format, ...]] = ("md", "html", "pdf")
@@ -45,6 +46,7 @@ ERR_NOT_ADVERSE = (
 )
 ERR_NO_REASONS = "decision {id} records no principal reasons; a notice must state them"
 ERR_DATE = "issue date must be YYYY-MM-DD, got {value!r}"
+ERR_CONFIG = "params.yaml {key}: {problem}"
 
 _ASCII: Final = str.maketrans(
     {
@@ -88,16 +90,16 @@ class NoticeConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> NoticeConfig:
         """From the ``notice`` section of ``params.yaml`` (missing keys stay placeholders)."""
-        p = dict(params or {})
-        creditor = dict(p.get("creditor") or {})
-        agency = dict(p.get("agency") or {})
+        p = _section("notice", params, ("product", "creditor", "agency"))
+        creditor = _section("notice.creditor", p.get("creditor"), ("name", "address", "contact"))
+        agency = _section("notice.agency", p.get("agency"), ("name", "address"))
         return cls(
-            creditor_name=str(creditor.get("name") or ""),
-            creditor_address=str(creditor.get("address") or ""),
-            creditor_contact=str(creditor.get("contact") or ""),
-            agency_name=str(agency.get("name") or ""),
-            agency_address=str(agency.get("address") or ""),
-            product=str(p.get("product") or ""),
+            creditor_name=_line("notice.creditor.name", creditor.get("name")),
+            creditor_address=_line("notice.creditor.address", creditor.get("address")),
+            creditor_contact=_line("notice.creditor.contact", creditor.get("contact")),
+            agency_name=_line("notice.agency.name", agency.get("name")),
+            agency_address=_line("notice.agency.address", agency.get("address")),
+            product=_line("notice.product", p.get("product")),
         )
 
     def to_dict(self) -> dict[str, str]:
@@ -112,8 +114,37 @@ class NoticeConfig:
         }
 
 
+def _section(key: str, value: Any, known: tuple[str, ...]) -> dict[str, Any]:
+    """``params.yaml`` → ``key`` as a mapping of known settings (a typo would print the
+    placeholder on every notice while the setting looked configured)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(ERR_CONFIG.format(key=key, problem=f"must hold {', '.join(known)}"))
+    unknown = sorted(str(k) for k in value if k not in known)
+    if unknown:
+        problem = f"unknown setting(s) {unknown}; known: {', '.join(known)}"
+        raise ValueError(ERR_CONFIG.format(key=key, problem=problem))
+    return dict(value)
+
+
+def _line(key: str, value: Any) -> str:
+    """One line of text (empty: the placeholder is printed)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problem = f"must be one line of text, got {type(value).__name__} {value!r}"
+        raise ValueError(ERR_CONFIG.format(key=key, problem=problem))
+    try:
+        refuse_control(key, value)
+    except ValueError as exc:
+        raise ValueError(f"params.yaml {exc}") from None
+    return value
+
+
 def _or_placeholder(value: str, key: str) -> str:
-    return value or PLACEHOLDER.format(key=key)
+    """The configured value as literal Markdown text, else the placeholder naming its key."""
+    return inline(value) if value else PLACEHOLDER.format(key=key)
 
 
 _ENV = Environment(
@@ -189,11 +220,14 @@ def context(
             "date": str(record["ts"])[:10],
             "hash": record["hash"],
         },
-        "model": {"name": body["model"]["name"], "version": body["model"]["version"]},
+        "model": {
+            "name": inline(body["model"]["name"]),
+            "version": inline(body["model"]["version"]),
+        },
         "score": f"{float(body['score']):.3f}",
         "threshold": f"{float(body['threshold']):g}",
-        "reasons": [{"feature": r.get("feature"), "reason": r["reason"]} for r in reasons],
-        "recourse": list(recourse.get("summary") or []) if recourse else [],
+        "reasons": [{"feature": r.get("feature"), "reason": inline(r["reason"])} for r in reasons],
+        "recourse": [inline(line) for line in recourse.get("summary") or []] if recourse else [],
         "creditor": {
             "name": _or_placeholder(config.creditor_name, "creditor.name"),
             "address": _or_placeholder(config.creditor_address, "creditor.address"),
@@ -203,7 +237,7 @@ def context(
             "name": _or_placeholder(config.agency_name, "agency.name"),
             "address": _or_placeholder(config.agency_address, "agency.address"),
         },
-        "product": config.product,
+        "product": inline(config.product),
     }
 
 

@@ -38,6 +38,7 @@ from governance.settings import actor
 ERR_NOT_VALIDATED = "refusing to {stage}: {path} has not passed validation ({why})"
 ERR_GATE_FAILED = "refusing to register: the {gate} gate did not pass ({why})"
 ERR_AGREEMENT = "compiled scorecard disagrees with scikit-learn by {diff:.3g} (> 1e-9)"
+ERR_OWNER = "params.yaml model_card.owner must name the accountable owner in one line, got {got}"
 ERR_REGISTER_ALIAS = "params.yaml register.alias {alias!r}: {why}"
 ERR_GOVERNED_ALIAS = (
     "the pipeline may not move an alias that promotion governs ({why}); it sets a candidate"
@@ -489,6 +490,17 @@ def lineage(ws: Workspace) -> dict[str, Any]:
     }
 
 
+def _owner(ws: Workspace) -> str:
+    """``model_card.owner``: the accountable owner the card names, one line of text."""
+    from governance.core.text import refuse_control
+
+    owner = ws.setting("model_card.owner")
+    if not isinstance(owner, str) or not owner.strip():
+        raise ValueError(ERR_OWNER.format(got=repr(owner)))
+    refuse_control("params.yaml model_card.owner", owner)
+    return owner
+
+
 def model_card(ws: Workspace) -> StageResult:
     """The model card as JSON, Markdown and HTML."""
     from governance.core.model_card import build_card, render_html, render_markdown
@@ -506,7 +518,7 @@ def model_card(ws: Workspace) -> StageResult:
             "name": spec.model_name,
             "type": "regularised logistic regression scorecard",
             "library": "scikit-learn, compiled to exact per-feature contributions",
-            "owner": ws.params["model_card"]["owner"],
+            "owner": _owner(ws),
             "dataset": spec.name,
             "dataset_title": spec.title,
             "target": spec.target,

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from governance.core.pages import markdown_page
+from governance.core.pages import inline, markdown_page
 from governance.decisions.reviews import effective_outcome
 from governance.ledger import Ledger
 from governance.registry.mlflow import RegistryUnavailable, model_card
@@ -35,6 +35,7 @@ _ENV = Environment(
     undefined=StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,  # Markdown; the page escapes raw HTML (markdown-it, html=False)
+    finalize=inline,  # every value is literal text: no link, image, heading or cell it forges
 )
 
 

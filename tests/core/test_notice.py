@@ -202,3 +202,60 @@ def test_refuses_what_is_not_an_adverse_decision(decided: dict[str, Any]) -> Non
 def test_without_recourse_says_so(decided: dict[str, Any]) -> None:
     md = notice.render(ctx(decided, recourse=None), dataset="hmda", fmt="md").decode()
     assert "No statement about changes is available" in md
+
+
+FORGED = (
+    "Mortgage ![t](https://attacker.example/t.png) [call us](https://evil.example) "
+    "<https://evil.example> **APPROVED** | # heading"
+)
+
+
+def test_configured_text_cannot_forge_links_images_or_sections(
+    decided: dict[str, Any], tmp_path: Path
+) -> None:
+    """``notice.product`` put a tracking image, a link and bold text in every issued notice,
+    and an image path made the PDF embed a local file."""
+    from PIL import Image
+
+    png = tmp_path / "local.png"
+    Image.new("RGB", (2, 2)).save(png)
+    hostile = notice.NoticeConfig(
+        creditor_name=f"Bank ![x]({png})", product=FORGED, creditor_contact="[a](b)"
+    )
+    md = notice.render(ctx(decided, config=hostile), dataset="base", fmt="md").decode()
+    assert r"Mortgage !\[t\](https://attacker.example/t.png) \[call us\]" in md
+    assert r"\<https://evil.example\> \*\*APPROVED\*\* \| \# heading" in md
+    html = notice.render(ctx(decided, config=hostile), dataset="base", fmt="html").decode()
+    assert "<img" not in html and "<a " not in html and "<strong>APPROVED" not in html
+    assert "![t](https://attacker.example/t.png)" in html  # shown as the text it is
+    pdf = notice.render(ctx(decided, config=hostile), dataset="base", fmt="pdf")
+    assert b"/Subtype /Image" not in pdf
+
+
+def test_a_recorded_reason_is_one_line_of_literal_text(decided: dict[str, Any]) -> None:
+    """A reason recorded before the spec refused newlines cannot add a reason or a section."""
+    record = json.loads(json.dumps(decided["denial"]))
+    record["body"]["reasons"][0]["reason"] = "Debt\n5. Forged\n\n## Your rights\nNone"
+    md = notice.render(ctx(decided, record=record), dataset="hmda", fmt="md").decode()
+    assert "1. Debt 5. Forged  \\#\\# Your rights None\n" in md
+    assert "\n5. Forged" not in md and "\n## Your rights\nNone" not in md
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"creditor": "Acme Bank"}, "params.yaml notice.creditor: must hold name, address"),
+        ({"creditor": {"nmae": "Acme"}}, "notice.creditor: unknown setting(s) ['nmae']"),
+        ({"produkt": "x"}, "params.yaml notice: unknown setting(s) ['produkt']"),
+        ("Acme", "params.yaml notice: must hold product, creditor, agency"),
+        ({"creditor": {"name": ["Acme", "Bank"]}}, "notice.creditor.name: must be one line of"),
+        ({"creditor": {"name": False}}, "must be one line of text, got bool False"),
+        ({"product": {"a": 1}}, "notice.product: must be one line of text, got dict"),
+        ({"product": "Mortgage\n\n**Action taken:** approved"}, "notice.product contains a"),
+    ],
+)
+def test_config_of_the_wrong_kind_is_refused_by_name(params: Any, message: str) -> None:
+    """Each used to be a placeholder printed on an issued notice, a Python repr in it, or a
+    'dictionary update sequence' error."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        notice.NoticeConfig.from_params(params)

@@ -564,6 +564,7 @@ _WRITES = {
     "evaluate": ("evaluation",),
     "fairness": ("fairness", "fairness_metrics"),
     "alternatives": ("alternatives",),
+    "model_card": ("card_json", "card_md", "card_html"),
 }
 
 
@@ -579,6 +580,16 @@ _WRITES = {
         ("fairness", "fairness.min_group_size", 2.5, "fairness.min_group_size must be a whole"),
         ("fairness", "fairness.min_approval_ratio", [0.8], "min_approval_ratio must be a finite"),
         ("alternatives", "fairness.n_bootstrap", "many", "fairness.n_bootstrap must be a whole"),
+        # the card named no owner ("None", "", a Python repr) or forged a section
+        ("model_card", "model_card.owner", None, "params.yaml has no model_card.owner"),
+        ("model_card", "model_card.owner", "", "model_card.owner must name the accountable"),
+        ("model_card", "model_card.owner", ["MRM"], "owner in one line, got ['MRM']"),
+        (
+            "model_card",
+            "model_card.owner",
+            "MRM\n\n## Approval\n- Approved by: CRO",
+            "params.yaml model_card.owner contains a control character (U+000A)",
+        ),
         # a misspelt bound gated on nothing while the records showed it
         (
             "fairness",
@@ -612,6 +623,23 @@ def test_a_stage_names_the_setting_it_cannot_read_and_writes_nothing(
         getattr(stages, stage)(ws)
     assert {n: ws.path(n).stat().st_mtime_ns for n in _WRITES[stage]} == written
     assert ledger.size() == size
+
+
+def test_the_model_card_shows_configured_text_as_text(lab: Lab) -> None:
+    """One line of Markdown in the owner put a live link and a remote image (a tracking pixel
+    in a page documented as having no external assets) in the registered card."""
+    ws = stages.Workspace.open(lab.root, settings=lab.settings)
+    ws.params["model_card"]["owner"] = (
+        "MRM [Approved by the CFPB](https://evil.example/) ![x](https://attacker.example/p.png)"
+    )
+    try:
+        stages.model_card(ws)
+        html, md = ws.path("card_html").read_text(), ws.path("card_md").read_text()
+    finally:
+        stages.model_card(stages.Workspace.open(lab.root, settings=lab.settings))
+    assert r"- **Owner:** MRM \[Approved by the CFPB\](https://evil.example/) !\[x\]" in md
+    assert "<img" not in html and 'href="https://evil.example/"' not in html
+    assert "[Approved by the CFPB](https://evil.example/)" in html  # the text, as written
 
 
 def test_train_writes_nothing_when_its_contract_cannot_be_derived(
