@@ -20,6 +20,11 @@ ERR_UNKNOWN_MODEL = "unknown model {model!r}: only 'logistic' (an exactly explai
 ERR_PARAM = "params.yaml train.{key} must be {want}, got {got!r}"
 ERR_WHOLE = "params.yaml {key} must be a whole number, got {got!r}"
 ERR_NUMBER = "params.yaml {key} must be a finite number, got {got!r}"
+ERR_NO_TARGET = "the data has no target column {target!r} (dataset spec {path})"
+ERR_ONE_LABEL = (
+    "the target {target!r} {which} holds the adverse_label {label!r} (values seen: {seen}); "
+    "dataset spec {path}"
+)
 
 
 def whole(value: object, key: str) -> int:
@@ -79,7 +84,25 @@ class TrainParams:
 def split(
     frame: pd.DataFrame, spec: DatasetSpec, *, test_size: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified, seeded train/test split; rows keep their original order within each part."""
+    """Stratified, seeded train/test split; rows keep their original order within each part.
+
+    Refused, naming the spec's keys, when the data has no target column or its labels never
+    (or only) hold the spec's ``adverse_label``: nothing could be learnt or judged.
+    """
+    if spec.target not in frame.columns:
+        raise ValueError(ERR_NO_TARGET.format(target=spec.target, path=spec.spec_path))
+    adverse = int(spec.labels(frame).sum())
+    if adverse in (0, len(frame)):
+        seen = sorted(map(str, frame[spec.target].dropna().unique()))[:10]
+        raise ValueError(
+            ERR_ONE_LABEL.format(
+                target=spec.target,
+                which="never" if adverse == 0 else "only",
+                label=spec.adverse_label,
+                seen=seen,
+                path=spec.spec_path,
+            )
+        )
     train, test = train_test_split(
         frame, test_size=test_size, random_state=seed, stratify=spec.labels(frame)
     )

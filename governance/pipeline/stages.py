@@ -154,10 +154,14 @@ def _number(ws: Workspace, key: str) -> float:
 
 
 def _whole(ws: Workspace, key: str, default: Any = REQUIRED) -> int:
-    """The setting ``key`` as a whole number (never truncated), else an error naming it."""
-    from governance.core.training import whole
+    """The setting ``key`` as a whole number >= 0 (never truncated: a seed, a count), else an
+    error naming it."""
+    from governance.core.training import ERR_WHOLE, whole
 
-    return whole(ws.setting(key, default), key)
+    value = whole(ws.setting(key, default), key)
+    if value < 0:  # numpy's "expected non-negative integer" named no setting
+        raise ValueError(ERR_WHOLE.format(key=key, got=value) + " (>= 0)")
+    return value
 
 
 def split(ws: Workspace) -> StageResult:

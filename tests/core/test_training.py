@@ -141,3 +141,39 @@ def test_number_takes_finite_numbers(value: object, want: float) -> None:
 def test_number_refuses_what_is_not_a_finite_number(value: object) -> None:
     with pytest.raises(ValueError, match=r"params.yaml split.test_size must be a finite number"):
         number(value, "split.test_size")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # an unquoted `yes` became "True": training failed on "only one class: 0"
+        ({"adverse_label": "True"}, "the target 'deny' never holds the adverse_label 'True'"),
+        ({"adverse_label": "no"}, None),  # both classes: the labels are merely inverted
+        ({"target": "gone"}, "the data has no target column 'gone'"),
+    ],
+)
+def test_the_split_names_a_target_that_cannot_be_learnt(
+    change: dict[str, str], message: str | None
+) -> None:
+    from dataclasses import replace
+
+    from governance.core.training import split
+
+    spec = replace(load_spec("hmda"), **change)
+    frame = read_source(spec.source).rename(columns=spec.rename)
+    if message is None:
+        train, test = split(frame, spec, test_size=0.25, seed=1)
+        assert len(train) + len(test) == len(frame)
+        return
+    with pytest.raises(ValueError, match=re.escape(message)):
+        split(frame, spec, test_size=0.25, seed=1)
+
+
+def test_the_split_names_a_target_that_holds_only_the_adverse_label() -> None:
+    from governance.core.training import split
+
+    spec = load_spec("hmda")
+    frame = read_source(spec.source).rename(columns=spec.rename)
+    frame[spec.target] = "yes"
+    with pytest.raises(ValueError, match=r"the target 'deny' only holds the adverse_label 'yes'"):
+        split(frame, spec, test_size=0.25, seed=1)

@@ -580,6 +580,8 @@ _WRITES = {
         ("fairness", "fairness.min_group_size", 2.5, "fairness.min_group_size must be a whole"),
         ("fairness", "fairness.min_approval_ratio", [0.8], "min_approval_ratio must be a finite"),
         ("alternatives", "fairness.n_bootstrap", "many", "fairness.n_bootstrap must be a whole"),
+        ("fairness", "fairness.seed", -1, "fairness.seed must be a whole number, got -1 (>= 0)"),
+        ("evaluate", "evaluate.seed", -2, "evaluate.seed must be a whole number, got -2 (>= 0)"),
         # the card named no owner ("None", "", a Python repr) or forged a section
         ("model_card", "model_card.owner", None, "params.yaml has no model_card.owner"),
         ("model_card", "model_card.owner", "", "model_card.owner must name the accountable"),
