@@ -223,6 +223,12 @@ def load_spec(name_or_path: str) -> DatasetSpec:
     if id_column == target:
         raise read.bad(f"id_column and target are both {target!r}")
     name = read.line("name", raw["name"])
+    builtin = Path(str(resources.files("governance") / "datasets" / f"{name}.yaml"))
+    if name in builtin_specs() and path.resolve() != builtin.resolve():
+        raise read.bad(
+            f"name {name!r} is a built-in dataset's: give your spec its own name (it picks the"
+            " notice wording and the MLflow experiment)"
+        )
     return DatasetSpec(
         name=name,
         title=read.line("title", raw.get("title", name)),

@@ -72,6 +72,7 @@ def test_unknown_dataset_and_source_are_named(tmp_path: Path) -> None:
 def _hmda(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> str:
     """The hmda spec with ``change`` applied, written to a file of its own."""
     raw = yaml.safe_load(Path(load_spec("hmda").spec_path).read_text())
+    raw["name"] = "mine"
     change(raw)
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -181,3 +182,13 @@ def test_a_well_formed_own_spec_loads_as_written(tmp_path: Path) -> None:
     spec = load_spec(path)
     assert spec.outcomes == {"adverse": "refer", "favorable": "accept"}
     assert spec.features == load_spec("hmda").features
+
+
+def test_a_copy_keeping_a_built_in_name_is_refused(tmp_path: Path) -> None:
+    """An unrenamed copy of hmda.yaml used the mortgage notice wording and shared the built-in
+    dataset's MLflow experiment, whatever it described."""
+    path = tmp_path / "copy.yaml"
+    path.write_text(Path(load_spec("hmda").spec_path).read_text())
+    with pytest.raises(ValueError, match=r"name 'hmda' is a built-in dataset's: give your spec"):
+        load_spec(str(path))
+    assert load_spec("hmda").name == "hmda" and load_spec(load_spec("credit").spec_path)

@@ -521,6 +521,7 @@ def test_the_register_stage_refuses_a_model_name_mlflow_cannot_register_before_a
     signed logged model, was left behind with a traceback."""
     spec = tmp_path / "spec.yaml"
     text = Path(stages.Workspace.open(lab.root, settings=lab.settings).spec.spec_path).read_text()
+    text = text.replace("name: hmda", "name: mine")
     spec.write_text(text.replace("model_name: mortgage-denial", f'model_name: "{name}"'))
     versions, runs, size = _versions(lab), _runs(lab), ledger.size()
     ws = stages.Workspace.open(lab.root, settings=lab.settings)
