@@ -485,7 +485,7 @@ def _moves(
                     out.append(move(v, 0.0, 0))
             continue
         # k: the first grid value strictly beyond x in this direction (x far outside the
-        # bounds is taken from just outside them: the same first value, and no float overflow)
+        # bounds is taken from just outside them: no float overflow, and the walk below is short)
         xc = min(max(x, action.low - 2 * step), action.high + 2 * step)
         if sign > 0:
             k = math.floor(xc / step)
@@ -499,6 +499,12 @@ def _moves(
                 k -= 1
             while grid(k + 1) < xc:
                 k += 1
+        # x beyond the bound it moves away from (a value past the range it was trained on,
+        # which the contract may still accept): the first value is that bound's edge
+        while not action.inside(grid(k)) and (
+            grid(k) < action.high if sign > 0 else grid(k) > action.low
+        ):
+            k += sign
         if not action.inside(grid(k)):
             continue  # the bound is already reached
         # the last grid value inside the bounds in this direction

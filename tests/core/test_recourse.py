@@ -250,6 +250,37 @@ def test_every_recourse_flips_respects_constraints_and_is_minimal(fitted: Fitted
     print(f"{fitted.spec.name}: {feasible} with recourse, {infeasible} without")
 
 
+def test_a_value_past_the_training_range_can_still_move_into_it(fitted: Fitted) -> None:
+    """A recorded value beyond the feasible range on the side it moves away from (the contract
+    accepts values past the training range) may be brought back inside it: the recourse keeps
+    that move and stays the exact optimum. It once dropped the move whenever the value lay more
+    than one step past the bound, and called the cheapest change "no change would flip"."""
+    checked = 0
+    for inputs in fitted.denials[:12]:
+        for name in fitted.spec.numeric:
+            f = fitted.spec.feature(name)
+            if f.action == "none" or f.step is None or inputs[name] is None:
+                continue
+            low, high = fitted.bounds[name]
+            past = high + 7.5 * f.step if f.action != "increase" else low - 7.5 * f.step
+            if float(f.step).is_integer():
+                past = int(past)
+            moved = {**inputs, name: past}
+            if not fitted.scorecard.score(moved).adverse:
+                continue
+            reference = fitted.brute_force(moved)
+            rc = compute(fitted.scorecard, fitted.policy, moved)
+            if reference is None:
+                assert not rc.feasible
+                continue
+            assert rc.feasible and rc.combined is not None, (name, past)
+            assert rc.combined.cost == pytest.approx(reference, abs=1e-6), (name, past)
+            for cf in (rc.combined, *rc.singles):
+                check_constraints(fitted, moved, cf.inputs)
+            checked += 1
+    assert checked > 0
+
+
 def test_enumeration_and_integer_program_agree(
     fitted: Fitted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
