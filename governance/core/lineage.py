@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -51,8 +52,24 @@ class GitState:
     changes: tuple[str, ...]
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without a user name or password (``https://bot:TOKEN@host/x`` is ``https://host/x``).
+
+    Lineage names where code and models live in documents that are shared and signed
+    (OpenLineage events, SLSA statements, PROV); a token in a remote or tracking URL must not
+    travel with them. A URL with no credentials is returned unchanged.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def code_url(project_dir: Path) -> str:
-    """Where the code lives: the git remote ``origin`` if there is one, else the directory."""
+    """Where the code lives: the git remote ``origin`` (without credentials) if there is one,
+    else the directory."""
     try:
         url = subprocess.run(
             ["git", "config", "--get", "remote.origin.url"],
@@ -63,7 +80,7 @@ def code_url(project_dir: Path) -> str:
         ).stdout.strip()
     except FileNotFoundError:
         url = ""
-    return url or project_dir.resolve().as_uri()
+    return without_credentials(url) if url else project_dir.resolve().as_uri()
 
 
 def git_state(project_dir: Path) -> GitState:

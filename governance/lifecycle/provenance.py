@@ -20,6 +20,7 @@ from typing import Any
 
 from prov.model import ProvDocument
 
+from governance.core.lineage import without_credentials
 from governance.core.provenance import serialize, stage_records, version_provenance
 from governance.core.signing import PROVENANCE_FILE, SIGNATURE_FILE
 from governance.ledger import Ledger
@@ -91,7 +92,7 @@ def version_prov(
     version = str(lineage["version"])
     stages = stage_records(
         read_event_log(settings.openlineage_log),
-        namespace=settings.mlflow_uri,
+        namespace=without_credentials(settings.mlflow_uri),
         model=model,
         version=version,
         root=str(settings.project_dir),

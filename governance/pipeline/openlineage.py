@@ -40,7 +40,7 @@ from openlineage.client import OpenLineageClient
 from openlineage.client.transport.file import FileConfig, FileTransport
 
 from governance.core import openlineage as ol
-from governance.core.lineage import code_url, git_state, params_hash
+from governance.core.lineage import code_url, git_state, params_hash, without_credentials
 from governance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -205,4 +205,6 @@ def stage_run(
 
 def model_dataset(settings: Settings, name: str, version: str) -> ol.DatasetRef:
     """A registered model version as an OpenLineage dataset (namespace: the registry's URI)."""
-    return ol.DatasetRef(settings.mlflow_uri, name, version=str(version), kind="MODEL")
+    return ol.DatasetRef(
+        without_credentials(settings.mlflow_uri), name, version=str(version), kind="MODEL"
+    )

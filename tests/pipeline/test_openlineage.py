@@ -227,3 +227,32 @@ def test_an_unreadable_csv_is_a_dataset_without_a_schema(tmp_path: Path, data: b
     path.write_bytes(data)
     ref = file_dataset(path)
     assert ref.version == hashlib.md5(data).hexdigest() and ref.columns == ()
+
+
+def test_credentials_in_the_remote_or_tracking_uri_never_reach_an_event(
+    tmp_path: Path, data: tuple[Path, Path], settings: Settings
+) -> None:
+    """A CI checkout's remote often carries a token (``https://bot:TOKEN@host/...``) and a
+    tracking URI a password: the events (sent to catalogues, and the source location that the
+    signed SLSA statement repeats) name the places without them."""
+    import subprocess
+    from dataclasses import replace
+
+    from governance.core.lineage import code_url
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    remote = "https://ci-bot:ghp_SECRETTOKEN123@github.com:443/acme/governance.git"
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote], check=True)
+    assert code_url(tmp_path) == "https://github.com:443/acme/governance.git"
+    tracking = "postgresql://mlflow:s3cret-pw@db.internal:5432/mlflow"
+    src, out = data
+    run_stage(replace(settings, mlflow_uri=tracking), src, out)
+    text = settings.openlineage_log.read_text()
+    for secret in ("ghp_SECRETTOKEN123", "ci-bot", "s3cret-pw"):
+        assert secret not in text
+    complete = json.loads(text.splitlines()[-1])
+    assert complete["job"]["facets"]["sourceCodeLocation"]["url"] == code_url(tmp_path)
+    model = emit.model_dataset(replace(settings, mlflow_uri=tracking), "m", "1")
+    assert model.namespace == "postgresql://db.internal:5432/mlflow"
+    # a URL with no credentials is named exactly as configured
+    assert emit.model_dataset(settings, "m", "1").namespace == settings.mlflow_uri

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from governance.core.lineage import without_credentials as safe_uri
 from governance.ledger import Ledger, utc_now
 from governance.lifecycle.mirror.rows import (
     COLUMNS,
@@ -56,16 +57,6 @@ ERR_FAILED = (
 
 
 # -- links ---------------------------------------------------------------------------------
-
-
-def safe_uri(uri: str) -> str:
-    """A tracking URI without credentials, for messages."""
-    parts = urlsplit(uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri
 
 
 # -- MLflow ----------------------------------------------------------------------------------
