@@ -48,6 +48,7 @@ import hashlib
 import json
 import os
 import random
+import struct
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -492,16 +493,52 @@ def _hexbytes(value: Any, what: str) -> bytes:
         raise _Problem(f"{what} is not hex") from None
 
 
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name and extra field lengths
+_END_RECORD = struct.Struct("<4s6xHI4xH")  # signature, entries, directory size, comment length
+_ZIP64 = 0xFFFF  # entries in the end record of a zip64 archive (its directory end differs)
+_DATA_DESCRIPTOR = 0x08
+
+
 def _read_members(path: Path) -> dict[str, bytes]:
+    """The files of the zip, which must hold nothing else: no folder entry, no comment, and no
+    byte outside its entries and their directory (before, between or after them), where a
+    reader that lists or extracts the zip would show what no hash covers."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = [i.filename for i in zf.infolist() if not i.is_dir()]
+        with zipfile.ZipFile(path) as zf, Path(path).open("rb") as fh:
+            infos = zf.infolist()
+            _need(not zf.comment, f"{path}: the zip has a comment, which no pack has")
+            for info in infos:
+                _need(not info.is_dir(), f"the zip holds a folder entry {info.filename!r}")
+                _need(not info.comment, f"the zip entry {info.filename!r} has a comment")
+            names = [i.filename for i in infos]
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise _Problem(f"the zip holds {duplicates[0]!r} more than once")
+            _need(_contiguous(fh, infos, zf.start_dir), f"{path}: bytes outside the zip's files")
             return {name: zf.read(name) for name in names}
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, struct.error) as exc:
         raise _Problem(f"cannot read {path} as a zip: {exc}") from None
+
+
+def _contiguous(fh: Any, infos: list[zipfile.ZipInfo], start_dir: int) -> bool:
+    """Whether the entries start at byte 0 and follow each other with no gap, the directory
+    follows the last, and the end record (with no comment) closes the file."""
+    at = 0
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        if info.header_offset != at or info.flag_bits & _DATA_DESCRIPTOR:
+            return False
+        fh.seek(at)
+        signature, name_length, extra_length = _LOCAL_HEADER.unpack(fh.read(_LOCAL_HEADER.size))
+        if signature != b"PK\x03\x04":
+            return False
+        at += _LOCAL_HEADER.size + name_length + extra_length + info.compress_size
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(size - _END_RECORD.size)
+    signature, entries, directory, comment = _END_RECORD.unpack(fh.read(_END_RECORD.size))
+    closed = entries == _ZIP64 or (
+        entries == len(infos) and start_dir + directory == size - _END_RECORD.size
+    )
+    return at == start_dir and signature == b"PK\x05\x06" and comment == 0 and closed
 
 
 def _check_files(members: Mapping[str, bytes], listed: Mapping[str, Any]) -> int:
@@ -599,6 +636,10 @@ def _verify(path: Path, trusted_key: Path | None, report: EvidenceReport) -> Non
     ledger_files = ledger.get("files")
     _need(isinstance(ledger_files, dict), f"{MANIFEST}: ledger.files must be an object")
     assert isinstance(ledger_files, dict)
+    _need(
+        set(ledger) == {"files", "checkpoint", "anchor"},
+        f"{MANIFEST}: ledger must hold exactly files, checkpoint and anchor",
+    )
     overlap = sorted(set(content) & set(ledger_files))
     if overlap:
         raise _Problem(f"{MANIFEST}: {overlap[0]} is listed twice")
@@ -650,7 +691,19 @@ def _verify(path: Path, trusted_key: Path | None, report: EvidenceReport) -> Non
     sample = list(decisions.get("sample") or [])
     promotions = list(subject.get("promotions") or [])
     wanted = [*sample, *promotions, anchor.get("record_id")]
+    _need(
+        set(anchor) == {"record_id", "digest"},
+        f"{MANIFEST}: ledger.anchor must hold exactly record_id and digest",
+    )
     present = {p[len(PROOF_DIR) : -len(".json")] for p in ledger_files if p.startswith(PROOF_DIR)}
+    stray = sorted(
+        p
+        for p in ledger_files
+        if p not in (CHECKPOINT_FILE, PUBLIC_KEY_FILE)
+        and not (p.startswith(PROOF_DIR) and p.endswith(".json"))
+    )
+    if stray:
+        raise _Problem(f"{stray[0]} is not a ledger file of a pack (nothing can vouch for it)")
     missing = [rid for rid in wanted if rid not in present]
     if missing:
         raise _Problem(f"no inclusion proof of record {missing[0]}")

@@ -221,6 +221,103 @@ def test_every_file_is_covered(
     assert report.problem == "extra.txt is in the zip but not in manifest.json"
 
 
+def _waiver(files: dict[str, bytes]) -> None:
+    files["ledger/waiver.txt"] = b"Fairness exception approved by the board."
+    rehash(files, "ledger/waiver.txt")  # listed, with its hash, under ledger.files
+
+
+def _manifest_member(*where: str) -> Callable[[dict[str, bytes]], None]:
+    def add(files: dict[str, bytes]) -> None:
+        manifest = json.loads(files[MANIFEST])
+        section = manifest
+        for key in where:
+            section = section[key]
+        section["verified_by"] = "Big4 LLP"
+        files[MANIFEST] = json.dumps(manifest).encode()
+
+    return add
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (_waiver, "ledger/waiver.txt is not a ledger file of a pack"),
+        (_manifest_member("ledger"), "ledger must hold exactly files, checkpoint and anchor"),
+        (_manifest_member("ledger", "anchor"), "ledger.anchor must hold exactly record_id"),
+    ],
+    ids=["file-listed-under-ledger", "ledger-member", "anchor-member"],
+)
+def test_additions_nothing_vouches_for_fail(
+    packed: tuple[Path, dict[str, Any], Settings],
+    tmp_path: Path,
+    change: Callable[[dict[str, bytes]], None],
+    problem: str,
+) -> None:
+    """The manifest's ledger section is outside the anchor's digest (it names the anchor): a
+    file or a claim added there, however well hashed, is refused rather than shown as part of
+    a verified pack."""
+    files = members(packed[0])
+    assert verify_evidence(write(tmp_path / "same.zip", dict(files))).ok  # rewritten, unaltered
+    change(files)
+    report = verify_evidence(write(tmp_path / "bad.zip", files))
+    assert not report.ok and problem in str(report.problem), report.problem
+
+
+def _comment(path: Path) -> None:
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.comment = b"Reviewed and approved: no findings."
+
+
+def _folder(path: Path) -> None:
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.mkdir("FINDINGS_WAIVED")
+
+
+def _entry_comment(path: Path) -> None:
+    files = members(path)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name)
+            if name == MANIFEST:
+                info.comment = b"signed off"
+            zf.writestr(info, data)
+
+
+def _before(path: Path) -> None:
+    path.write_bytes(b"#!/bin/sh\necho approved\nexit 0\n" + path.read_bytes())
+
+
+def _after(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"approved")
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (_comment, "the zip has a comment"),
+        (_folder, "folder entry 'FINDINGS_WAIVED/'"),
+        (_entry_comment, f"the zip entry '{MANIFEST}' has a comment"),
+        (_before, "bytes outside the zip's files"),
+        (_after, "bytes outside the zip's files"),
+    ],
+    ids=["zip-comment", "folder", "entry-comment", "bytes-before", "bytes-after"],
+)
+def test_anything_else_in_the_zip_fails(
+    packed: tuple[Path, dict[str, Any], Settings],
+    tmp_path: Path,
+    change: Callable[[Path], None],
+    problem: str,
+) -> None:
+    """What a zip tool lists or runs besides the hashed files (a comment, a folder, a script
+    before the first entry, bytes after the last) is refused: every file still matches."""
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(packed[0].read_bytes())
+    change(bad)
+    assert members(bad).items() >= {k: v for k, v in members(packed[0]).items()}.items()
+    report = verify_evidence(bad)
+    assert not report.ok and problem in str(report.problem), report.problem
+
+
 @pytest.mark.parametrize("name", ["model_card/model_card.md", "reports/fairness.json"])
 def test_altered_document_with_updated_manifest_fails(
     packed: tuple[Path, dict[str, Any], Settings], tmp_path: Path, name: str
