@@ -80,12 +80,20 @@ def render_for(
     fmt: str,
     issued: str,
     config: core.NoticeConfig | None = None,
+    before: int | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
-    """The notice's bytes and the body of its ``notice`` event (nothing is written)."""
+    """The notice's bytes and the body of its ``notice`` event (nothing is written).
+
+    ``before``: only the decision's events recorded before this seq count (a notice rendered
+    again reads the decision as it stood when the notice was issued: a later override or
+    review does not change what was issued).
+    """
     core.check_format(fmt)
     record = decision_record(ledger, decision_id)
     decoded = ledger.decode(record)
-    events = [ledger.decode(r) for r in ledger.events_for(decision_id)]
+    events = [
+        ledger.decode(r) for r in ledger.events_for(decision_id) if before is None or r.seq < before
+    ]
     spec = spec_for_model(project_dir, str(record.body["model"]["name"]))
     config = config or core.NoticeConfig.from_params(params(project_dir).get("notice"))
     found = recourse_record.recorded(events)
@@ -174,6 +182,7 @@ def verify(ledger: Ledger, project_dir: Path, path: Path) -> dict[str, Any]:
         fmt=body["format"],
         issued=body["issued"],
         config=config,
+        before=event["seq"],
     )
     proof = ledger.inclusion_proof(event["id"])
     return {

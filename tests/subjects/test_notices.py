@@ -122,6 +122,46 @@ def test_notice_from_the_ledger_alone_and_verified(
     assert "is not a notice issued from this ledger" in bad.stderr
 
 
+def test_a_notice_still_verifies_after_the_decision_is_overridden(
+    trained: tuple[Path, Settings], tmp_path: Path
+) -> None:
+    """A notice proves what was issued: an override recorded after it (the denial turned into
+    an approval) does not make the issued, unchanged notice fail to verify."""
+    from governance.service.ui.subjects import issued_notice
+    from governance.subjects import notices
+
+    root, settings = trained
+    test = pd.read_csv(root / "data/split/test.csv")
+    with DecisionService.open(settings) as svc:
+        loaded, _ = svc.model(MODEL, alias="candidate")
+        scores, _ = loaded.scorecard.score_frame(test[list(loaded.scorecard.order)])
+        row = test[scores >= loaded.scorecard.threshold].iloc[3]
+        denial = svc.decide(
+            MODEL, {k: row[k] for k in loaded.scorecard.order}, subject_id="N-3", alias="candidate"
+        )
+    out = tmp_path / "notice.md"
+    assert (
+        run(root, "notice", denial.decision_id, "--format", "md", "--out", str(out)).exit_code == 0
+    )
+    assert run(root, "notice", "verify", str(out)).exit_code == 0
+    with DecisionService.open(settings) as svc:
+        svc.record_review(
+            denial.decision_id, kind="override", reviewer="officer", reason="r", outcome="approve"
+        )
+    result = run(root, "notice", "verify", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rendered_again_matches"] is True
+    event_id = json.loads(result.stdout)["event"]["id"]
+    with Ledger.open(settings.ledger_url, home=settings.home) as book:  # the explorer's page
+        assert issued_notice(book, root, event_id)["matches"] is True
+    # and no new notice can be issued for what is now an approval
+    with (
+        Ledger.open(settings.ledger_url, home=settings.home) as book,
+        pytest.raises(ValueError, match="is not adverse"),
+    ):
+        notices.render_new(book, root, denial.decision_id, fmt="md")
+
+
 def day(offset: int) -> str:
     """Today (UTC) moved by ``offset`` days: past the day of slack either way."""
     return (datetime.now(UTC).date() + timedelta(days=offset)).isoformat()

@@ -98,9 +98,16 @@ def issued_notice(ledger: Ledger, project_dir: Path, event_id: str) -> dict[str,
         fmt=body["format"],
         issued=body["issued"],
         config=config,
+        before=record.seq,
     )
     markdown, _ = notices.render_for(
-        ledger, project_dir, body["decision_id"], fmt="md", issued=body["issued"], config=config
+        ledger,
+        project_dir,
+        body["decision_id"],
+        fmt="md",
+        issued=body["issued"],
+        config=config,
+        before=record.seq,
     )
     return {
         "event": {"id": record.id, "seq": record.seq, "ts": record.ts, "hash": record.hash},
