@@ -267,39 +267,47 @@ def export(
     ] = "jsonl",
     project: ProjectOpt = None,
 ) -> None:
-    """Export every record (as stored, PII still encrypted) with its hash.
+    """Export every record (as stored, PII still encrypted); parquet adds its hash and shard.
 
-    OUT appears whole or not at all; it may not be the ledger's database nor lie inside the
-    state directory.
+    A sharded ledger's chains follow each other, shard 0 first, each from seq 0. OUT appears
+    whole or not at all; it may not be the ledger's database nor lie inside the state
+    directory.
     """
     from governance.cli.common import output_file, write_whole
+    from governance.ledger.shards import ShardedLedger
 
     def write(book: Any, tmp: Path) -> int:
         rows: list[dict[str, Any]] = []
         count = 0
+        chains = book.shards if isinstance(book, ShardedLedger) else [book]
         with tmp.open("wb") as fh:
-            try:
-                for r in book.iter_records():
-                    if fmt == "jsonl":
-                        fh.write(r.data + b"\n")
-                    else:
-                        rows.append(
-                            {
-                                "seq": r.seq,
-                                "id": r.id,
-                                "type": r.type,
-                                "ts": r.ts,
-                                "prev": r.prev,
-                                "hash": r.hash,
-                                "record": r.data.decode(),
-                            }
-                        )
-                    count += 1
-            except ValueError as exc:
-                fail(
-                    f"cannot export: the ledger record at seq {count} does not parse ({exc});"
-                    " nothing written (run `governance audit verify`)"
-                )
+            for shard, chain in enumerate(chains):
+                seq = 0
+                try:
+                    for r in chain.iter_records():
+                        if fmt == "jsonl":
+                            fh.write(r.data + b"\n")
+                        else:
+                            rows.append(
+                                {
+                                    "shard": shard,
+                                    "seq": r.seq,
+                                    "id": r.id,
+                                    "type": r.type,
+                                    "ts": r.ts,
+                                    "prev": r.prev,
+                                    "hash": r.hash,
+                                    "record": r.data.decode(),
+                                }
+                            )
+                        seq += 1
+                        count += 1
+                except ValueError as exc:
+                    where = f"shard {shard}, seq {seq}" if len(chains) > 1 else f"seq {seq}"
+                    fail(
+                        f"cannot export: the ledger record at {where} does not parse ({exc});"
+                        " nothing written (run `governance audit verify`)"
+                    )
             if fmt == "parquet":
                 import pandas as pd
 
