@@ -23,6 +23,7 @@ record is the registry's and the ledger's.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -37,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 from openlineage.client import OpenLineageClient
+from openlineage.client.serde import Serde
 from openlineage.client.transport.file import FileConfig, FileTransport
 
 from governance.core import openlineage as ol
@@ -66,8 +68,56 @@ def client(settings: Settings, env: Mapping[str, str] | None = None) -> OpenLine
     if configured(env, Path.cwd()):
         return OpenLineageClient()
     settings.openlineage_log.parent.mkdir(parents=True, exist_ok=True)
-    transport = FileTransport(FileConfig(str(settings.openlineage_log), append=True))
+    transport = EventLog(FileConfig(str(settings.openlineage_log), append=True))
     return OpenLineageClient(transport=transport)
+
+
+TORN_SUFFIX = ".torn"
+
+
+class EventLog(FileTransport):
+    """The client's file transport, safe for several stage processes and for a crash mid-line.
+
+    Each event is one append under an exclusive lock on the log. A line a killed writer left
+    unfinished (the log does not end with a newline while no writer holds the lock) is moved
+    to ``<log>.torn``, kept but out of the log, before the next event is written: appended to,
+    it would run into that event and make a line no reader can parse, for good.
+    """
+
+    def emit(self, event: Any) -> None:
+        """Append ``event`` as one JSON line (after setting aside a torn last line)."""
+        line = (Serde.to_json(event) + "\n").encode()
+        path = Path(self.config.log_file_path)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _set_aside_torn_line(fd, path)
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _set_aside_torn_line(fd: int, path: Path, block: int = 1 << 16) -> None:
+    """Move what follows the log's last newline (an unfinished line) to ``<path>.torn``."""
+    size = os.fstat(fd).st_size
+    if not size or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    start = size
+    while start > 0:
+        at = max(0, start - block)
+        newline = os.pread(fd, start - at, at).rfind(b"\n")
+        if newline >= 0:
+            start = at + newline + 1
+            break
+        start = at
+    torn = os.pread(fd, size - start, start)
+    with Path(f"{path}{TORN_SUFFIX}").open("ab") as kept:
+        kept.write(torn + b"\n")
+        kept.flush()
+        os.fsync(kept.fileno())
+    os.ftruncate(fd, start)
 
 
 def _now() -> str:

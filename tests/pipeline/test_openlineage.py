@@ -256,3 +256,55 @@ def test_credentials_in_the_remote_or_tracking_uri_never_reach_an_event(
     assert model.namespace == "postgresql://db.internal:5432/mlflow"
     # a URL with no credentials is named exactly as configured
     assert emit.model_dataset(settings, "m", "1").namespace == settings.mlflow_uri
+
+
+def test_a_torn_last_line_is_set_aside_not_run_into(
+    settings: Settings, data: tuple[Path, Path]
+) -> None:
+    """A writer killed mid-line leaves the log without its last newline. The next stage's
+    events used to be appended onto that fragment, making a line no reader can parse: PROV
+    and evidence packs then failed for every version. The fragment is now kept in
+    ``events.jsonl.torn`` and the log stays one event per line."""
+    src, out = data
+    run_stage(settings, src, out)
+    log = settings.openlineage_log
+    fragment = b'{"eventType": "START", "eventTime": "2026-12-08T00:2'
+    with log.open("ab") as fh:
+        fh.write(fragment)
+    assert len(read_event_log(log)) == 2  # the reader leaves a torn last line out
+    run_stage(settings, src, out)
+    events = read_event_log(log)  # raised "line 3 is not a JSON object" before
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE", "START", "COMPLETE"]
+    assert log.read_bytes().endswith(b"\n") and fragment not in log.read_bytes()
+    assert Path(f"{log}{emit.TORN_SUFFIX}").read_bytes() == fragment + b"\n"
+    # a log of one torn line only, with no newline at all
+    log.write_bytes(b'{"eventType": "ST')
+    run_stage(settings, src, out)
+    assert [e["eventType"] for e in read_event_log(log)] == ["START", "COMPLETE"]
+    assert Path(f"{log}{emit.TORN_SUFFIX}").read_bytes().endswith(b'{"eventType": "ST\n')
+
+
+def test_stage_processes_writing_at_once_leave_whole_lines(
+    settings: Settings, data: tuple[Path, Path]
+) -> None:
+    """Events larger than a write buffer, from several processes at once, stay whole lines."""
+    import multiprocessing
+
+    src, out = data
+    wide = pd.DataFrame({f"column_{i:04d}_{'x' * 40}": [i] for i in range(400)})
+    wide.to_csv(src, index=False)  # a schema facet of 400 fields: events of ~40 KB
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_stages, args=(settings, src, out, 5)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    events = read_event_log(settings.openlineage_log)
+    assert len(events) == 3 * 5 * 2
+    assert all(len(e["inputs"][0]["facets"]["schema"]["fields"]) == 400 for e in events)
+
+
+def _stages(settings: Settings, src: Path, out: Path, n: int) -> None:
+    for _ in range(n):
+        run_stage(settings, src, out)
