@@ -28,6 +28,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Literal
 
@@ -524,11 +525,19 @@ class LineageGraph:
 
     runs: list[StageNode] = field(default_factory=list)
 
-    def producers(self, namespace: str, name: str, version: str | None) -> list[StageNode]:
-        """Completed runs that wrote this dataset version (newest first)."""
+    def producers(
+        self, namespace: str, name: str, version: str | None, *, until: str | None = None
+    ) -> list[StageNode]:
+        """Completed runs that wrote this dataset version (newest first); with ``until`` (an
+        event time), only those completed by then."""
         key = (namespace, name, version)
-        found = [r for r in self.runs if key in r.outputs]
-        return sorted(found, key=lambda r: r.event_time, reverse=True)
+        bound = None if until is None else _instant(until)
+        found = [
+            r
+            for r in self.runs
+            if key in r.outputs and (bound is None or _instant(r.event_time) <= bound)
+        ]
+        return sorted(found, key=lambda r: _instant(r.event_time), reverse=True)
 
     def chain(self, namespace: str, name: str, version: str) -> list[dict[str, Any]]:
         """Walk back from a dataset version (e.g. a registered model version) to the data.
@@ -538,14 +547,18 @@ class LineageGraph:
         list of dict
             One entry per stage run on the way, nearest first: ``stage``, ``run_id``, ``via``,
             ``inputs`` and ``outputs`` as ``{"namespace", "name", "version"}``. Each input is
-            followed to the newest completed run that wrote that exact version.
+            followed to the newest completed run that wrote that exact version before the run
+            that read it completed: a later run that wrote the same bytes again (a re-run of
+            ingest, a retraining that left one output unchanged) did not make this version.
         """
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
-        todo: list[tuple[str, str, str | None]] = [(namespace, name, version)]
+        todo: list[tuple[tuple[str, str, str | None], str | None]] = [
+            ((namespace, name, version), None)
+        ]
         while todo:
-            key = todo.pop(0)
-            for node in self.producers(*key)[:1]:
+            key, until = todo.pop(0)
+            for node in self.producers(*key, until=until)[:1]:
                 if node.run_id in seen:
                     continue
                 seen.add(node.run_id)
@@ -558,8 +571,14 @@ class LineageGraph:
                         "outputs": [_ds(o) for o in node.outputs],
                     }
                 )
-                todo.extend(node.inputs)
+                todo.extend((i, node.event_time) for i in node.inputs)
         return out
+
+
+def _instant(event_time: str) -> datetime:
+    """An event time as an aware instant (times in other offsets or precisions compare)."""
+    instant = datetime.fromisoformat(event_time)
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 def _ds(key: tuple[str, str, str | None]) -> dict[str, Any]:

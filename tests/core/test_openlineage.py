@@ -216,6 +216,44 @@ def test_file_transport_log_rebuilds_data_to_model_chain(tmp_path: Path) -> None
     assert ol.lineage_graph(events).chain("sqlite:///m.db", "mortgage-denial", "4") == []
 
 
+def test_runs_after_a_version_was_made_are_not_its_lineage() -> None:
+    """Re-running ingest and split on the same data after version 1 was registered writes the
+    same md5s again, and a retraining can leave one output (the recourse policy) byte for byte
+    the same: none of those later runs made version 1, and its chain never names them."""
+    raw = ol.DatasetRef("file", "/p/data/raw.csv", version=RAW_MD5)
+    train = ol.DatasetRef("file", "/p/data/train.csv", version="1" * 32)
+    model_file = ol.DatasetRef("file", "/p/models/model.joblib", version="7" * 32)
+    other_model = ol.DatasetRef("file", "/p/models/model.joblib", version="5" * 32)
+    policy = ol.DatasetRef("file", "/p/models/recourse_policy.json", version="9" * 32)
+    v1 = ol.DatasetRef("sqlite:///m.db", "mortgage-denial", version="1", kind="MODEL")
+    made = [
+        _run("ingest", outputs=(raw,)),
+        _run("split", inputs=(raw,), outputs=(train,)),
+        _run("train", inputs=(train,), outputs=(model_file, policy)),
+        _run("register", inputs=(model_file, policy), outputs=(v1,)),
+    ]
+    later = [
+        _run("ingest", outputs=(raw,)),
+        _run("split", inputs=(raw,), outputs=(train,)),
+        _run("train", inputs=(train,), outputs=(other_model, policy)),  # C changed
+    ]
+    # times in two offsets and precisions: compared as instants, not as text
+    times = ["2026-12-08T00:20:00Z", "2026-12-08T01:21:00+01:00", "2026-12-08T00:22:00.5Z"]
+    times += ["2026-12-08T00:23:00Z", "2026-12-08T00:25:00Z", "2026-12-08T00:26:00Z"]
+    times += ["2026-12-08T00:27:00.000001+00:00"]
+    events = [
+        ol.event_dict(ol.run_event(run, "COMPLETE", t))
+        for run, t in zip([*made, *later], times, strict=True)
+    ]
+    chain = ol.lineage_graph(events).chain("sqlite:///m.db", "mortgage-denial", "1")
+    assert [c["run_id"] for c in chain] == [
+        made[3].run_id,
+        made[2].run_id,
+        *(r.run_id for r in reversed(made[:2])),
+    ]
+    assert [c["stage"] for c in chain] == ["register", "train", "split", "ingest"]
+
+
 def test_schema_types_follow_pandas_dtypes() -> None:
     frame = pd.DataFrame({"a": [1], "b": [1.5], "c": ["x"], "d": [True]})
     assert ol.schema_of(frame) == (
