@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -49,13 +50,29 @@ def main() -> None:
     """The ``governance`` command: :data:`app`, with an expected error that no command caught
     (a malformed setting, a path that is a folder, a port in use) as one line, not a traceback.
 
-    Anything else (a bug) keeps its traceback.
+    Anything else (a bug) keeps its traceback. SIGTERM unwinds the command first, as an
+    exception, so its clean-up runs (a file being written whole is removed, a temporary folder
+    too, a stage run reports FAIL); the process then ends by SIGTERM as before. Commands that
+    run until stopped (``checkpoint --every``) handle it themselves.
     """
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
     except _UNCAUGHT_BUT_EXPECTED as exc:
         typer.echo(f"error: {printable(_message(exc))}", err=True)
         raise SystemExit(EXIT_FAILED) from None
+    except Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised where the main thread was, so that ``finally`` blocks run."""
+
+
+def _terminated(signum: int, frame: object) -> NoReturn:
+    raise Terminated(128 + signum)
 
 
 def _message(exc: Exception) -> str:

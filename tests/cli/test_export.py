@@ -151,3 +151,43 @@ def test_export_writes_every_record_and_replaces_an_earlier_export(
     assert seqs == list(range(RECORDS))
     assert leftovers(tmp_path) == []
     assert_intact(home)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_sigterm_mid_export_leaves_nothing_behind(tmp_path: Path, fmt: str) -> None:
+    """SIGTERM (a CI job cancelled, a container stopped) while the export is being written:
+    the process unwinds through its clean-up, so neither the temporary file nor OUT stays,
+    and it still ends by SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    with Ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home) as book:
+        for start in range(0, 120_000, 20_000):
+            book.append_many(
+                {"type": "decision", "body": {"outcome": "deny", "n": i}}
+                for i in range(start, start + 20_000)
+            )
+    out = tmp_path / "out" / f"all.{fmt}"
+    out.parent.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_")} | {
+        "GOVERNANCE_HOME": str(home)
+    }
+    governance = str(Path(sys.executable).with_name("governance"))
+    proc = subprocess.Popen(
+        [governance, "audit", "export", str(out), "--format", fmt, "--project", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        while not leftovers(out.parent):  # the export has begun writing
+            assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGTERM, err
+    assert b"Traceback" not in err, err
+    assert list(out.parent.iterdir()) == []
