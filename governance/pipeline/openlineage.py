@@ -6,11 +6,12 @@ begins (its inputs with their md5s), then COMPLETE (outputs with md5s, schemas, 
 GX result as data-quality assertions, the registered model version) or FAIL (the error, or the
 gate's verdict). The events themselves are built by :mod:`governance.core.openlineage`.
 
-Where events go (:func:`client`):
+Where events go (:func:`clients`):
 
-* by default, openlineage-python's file transport appends one JSON line per event to
-  ``<home>/openlineage/events.jsonl`` (``GOVERNANCE_OPENLINEAGE_LOG`` moves it);
-* when openlineage-python is configured, its own configuration decides: ``OPENLINEAGE_URL``
+* always, one JSON line per event appended to ``<home>/openlineage/events.jsonl``
+  (``GOVERNANCE_OPENLINEAGE_LOG`` moves it; :class:`EventLog`, the client's file transport made
+  safe for concurrent stages and torn lines): the PROV documents and evidence packs read it;
+* also, when openlineage-python is configured, where its own configuration says: ``OPENLINEAGE_URL``
   (HTTP, e.g. Marquez at ``http://localhost:5000`` or DataHub's ``/openapi/openlineage/``
   endpoint, with ``OPENLINEAGE_ENDPOINT`` and ``OPENLINEAGE_API_KEY``), ``OPENLINEAGE_CONFIG``
   or an ``openlineage.yml`` (any transport, a composite of several), ``OPENLINEAGE__TRANSPORT__*``
@@ -62,14 +63,19 @@ def configured(env: Mapping[str, str], cwd: Path) -> bool:
     return (cwd / CONFIG_FILE).is_file() or (Path.home() / ".openlineage" / CONFIG_FILE).is_file()
 
 
-def client(settings: Settings, env: Mapping[str, str] | None = None) -> OpenLineageClient:
-    """The OpenLineage client: the configured transport, else the file log under the home."""
+def clients(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> tuple[OpenLineageClient, ...]:
+    """Where the events go: the event log under the home, always (the PROV documents and the
+    evidence packs name the runs it records), and the transport openlineage-python's own
+    configuration names, if any (a catalogue). ``OPENLINEAGE_DISABLED=true``: nowhere."""
     env = os.environ if env is None else env
-    if configured(env, Path.cwd()):
-        return OpenLineageClient()
+    if env.get("OPENLINEAGE_DISABLED", "").lower().strip() == "true":
+        return ()
     settings.openlineage_log.parent.mkdir(parents=True, exist_ok=True)
     transport = EventLog(FileConfig(str(settings.openlineage_log), append=True))
-    return OpenLineageClient(transport=transport)
+    local = OpenLineageClient(transport=transport)
+    return (local, OpenLineageClient()) if configured(env, Path.cwd()) else (local,)
 
 
 TORN_SUFFIX = ".torn"
@@ -160,7 +166,7 @@ def file_dataset(path: Path, *, assertions: Sequence[Mapping[str, Any]] = ()) ->
 class StageRunEvents:
     """One stage run being observed; the runner fills in what the stage produced."""
 
-    emitter: OpenLineageClient
+    emitters: tuple[OpenLineageClient, ...]
     run: ol.StageRun
     output_paths: tuple[Path, ...]
     assertions: dict[Path, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
@@ -169,11 +175,13 @@ class StageRunEvents:
     failed: str | None = None
 
     def emit(self, event_type: ol.EventType, error: str | None = None) -> None:
-        """Send one event of this run; a transport failure is logged, never raised."""
-        try:
-            self.emitter.emit(ol.run_event(self.run, event_type, _now(), error=error))
-        except Exception as exc:  # a catalogue that is down must not fail the pipeline
-            log.warning(WARN_NOT_EMITTED, event_type, self.run.stage, exc)
+        """Send one event of this run everywhere; a transport failure is logged, never raised."""
+        event = ol.run_event(self.run, event_type, _now(), error=error)
+        for emitter in self.emitters:
+            try:
+                emitter.emit(event)
+            except Exception as exc:  # a catalogue that is down must not fail the pipeline
+                log.warning(WARN_NOT_EMITTED, event_type, self.run.stage, exc)
 
     def finish(self) -> None:
         """COMPLETE with the outputs as written (or FAIL if the stage reported a failure)."""
@@ -242,7 +250,7 @@ def stage_run(
         inputs=tuple(file_dataset(p) for p in inputs),
         outputs=tuple(ol.DatasetRef(ol.FILE_NAMESPACE, str(p.resolve())) for p in outputs),
     )
-    events = StageRunEvents(client(settings), run, tuple(outputs))
+    events = StageRunEvents(clients(settings), run, tuple(outputs))
     events.emit("START")
     try:
         yield events
