@@ -84,6 +84,11 @@ __all__ = [
     "open_store",
 ]
 
+ERR_SHARDED_URL = (
+    "the ledger URL names shards={k}: a sharded ledger, which this reads as one chain and cannot"
+    " (open it with governance.ledger.shards.open_ledger; the `governance audit` commands,"
+    " `serve`, `decide` and `score` do)"
+)
 _MAX_LIMIT = 10_000
 _MAX_OFFSET = 2**63 - 1  # a 64-bit integer in both stores' SQL
 _DEK_CACHE_MAX = 100_000
@@ -127,6 +132,9 @@ def open_store(url: str | PathLike[str], *, create: bool = True) -> LedgerStore:
         The store, with its schema created if missing.
     """
     text = str(url)
+    shards = [v for k, v in parse_qsl(text.partition("?")[2]) if k == "shards"]
+    if shards:
+        raise LedgerError(ERR_SHARDED_URL.format(k=shards[-1]))
     if text.startswith(("postgresql://", "postgres://")):
         from governance.ledger.postgres_store import PostgresStore
 

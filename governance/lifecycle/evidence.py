@@ -107,6 +107,10 @@ ERR_MISSING_ARTIFACT = (
     " artifact {path}"
 )
 ERR_KEY_MISMATCH = "{path} does not hold this ledger's checkpoint public key"
+ERR_SHARDED = (
+    "evidence packs prove records under one chain's checkpoint, and this ledger is sharded: not"
+    " supported yet (`governance audit bundle` covers every shard, for an outside verifier)"
+)
 ERR_PROOFS_MOVING = "checkpoints kept changing while proofs were gathered; try again"
 ERR_NOT_A_FILE = "cannot write the evidence pack to {path}: it exists and is not a regular file"
 ERR_CANNOT_WRITE = "cannot write the evidence pack to {path}: {error}"
@@ -341,6 +345,8 @@ def build_evidence(
     version = str(version)
     if sample < 0:
         raise ValueError("sample must be >= 0")
+    if not isinstance(ledger, Ledger):  # a ShardedLedger: K chains, K checkpoints
+        raise EvidenceError(ERR_SHARDED)
     version_doc, artifacts = _registered(settings, model, version)
     run_id = version_doc["run_id"]
     content: dict[str, bytes] = {k: v for k, v in artifacts.items() if v is not None}

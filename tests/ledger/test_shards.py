@@ -124,6 +124,26 @@ def test_open_ledger_picks_the_kind(shards: Shards) -> None:
     assert isinstance(sharded, ShardedLedger) and len(sharded.shards) == K
 
 
+def test_what_reads_one_chain_refuses_a_sharded_ledger_by_name(
+    shards: Shards, tmp_path: Path
+) -> None:
+    """A sharded URL given to what reads one chain (the MLflow mirror, monitoring, evidence
+    packs) is refused in words, not with the driver's "invalid URI query parameter" or an
+    evidence pack's "checkpoints kept changing"."""
+    from governance.lifecycle.evidence import EvidenceError, build_evidence
+    from governance.settings import Settings
+
+    sharded = shards.open()
+    sharded.append_many([_decision(i, f"s{i}") for i in range(8)])
+    for url in (f"{shards.base}&shards={K}", f"{shards.base}&shards=1"):
+        with pytest.raises(LedgerError, match=r"names shards=\d: a sharded ledger"):
+            Ledger.open(url, home=shards.home)
+    settings = Settings.resolve(tmp_path, env={"GOVERNANCE_HOME": str(shards.home)})
+    with pytest.raises(EvidenceError, match="this ledger is sharded: not supported yet"):
+        build_evidence(settings, sharded, "m", "1", tmp_path / "pack.zip")
+    assert sharded.total() == 8 and not list(tmp_path.glob("*.zip"))
+
+
 def test_a_shard_of_another_ledger_is_refused(shards: Shards, tmp_path: Path) -> None:
     shards.open()
     # Replace shard 2 by a ledger of its own (same keys, another ledger id): a mix-up.
