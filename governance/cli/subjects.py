@@ -46,6 +46,12 @@ def recourse_command(
     if as_json:
         emit(doc)
         return
+    if not doc["adverse"] and doc["effective_outcome"] != doc["outcome"]:
+        typer.echo(
+            f"decision {decision_id}: the model's outcome {doc['outcome']} was not adverse, so no"
+            f" recourse was computed; a reviewer's override made it {doc['effective_outcome']}"
+        )
+        return
     if not doc["adverse"]:
         typer.echo(f"decision {decision_id} is {doc['outcome']}: not adverse, no recourse needed")
         return

@@ -178,8 +178,14 @@ def context(
     recourse: Mapping[str, Any] | None,
     config: NoticeConfig,
     issued: str,
+    override: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The template's variables, from a decoded decision record and its recourse.
+
+    A decision the model made favourably and a reviewer overrode to the adverse outcome is an
+    adverse action too: its one principal reason is the reason the reviewer recorded
+    (``override``, the body of the override review in force), and the notice says a person
+    declined what the model would have approved.
 
     Parameters
     ----------
@@ -196,11 +202,14 @@ def context(
         The creditor's details.
     issued
         The issue date, ``YYYY-MM-DD``.
+    override
+        The body of the override review in force, if any.
 
     Raises
     ------
     ValueError
-        If the record is not an adverse decision with principal reasons.
+        If the record is not an adverse decision with principal reasons (for an overridden
+        one: with the reviewer's reason).
     """
     if record.get("type") != "decision":
         raise ValueError(ERR_NOT_DECISION.format(id=record.get("id"), type=record.get("type")))
@@ -208,7 +217,12 @@ def context(
     effective = outcome if outcome is not None else body["outcome"]
     if effective != adverse_outcome:
         raise ValueError(ERR_NOT_ADVERSE.format(id=record["id"], outcome=effective))
-    reasons = [r for r in body.get("reasons") or [] if r.get("reason")][:MAX_REASONS]
+    overridden = body["outcome"] != adverse_outcome  # the model's own outcome was favourable
+    if overridden:
+        why = (override or {}).get("reason")
+        reasons = [{"feature": None, "reason": why}] if isinstance(why, str) and why.strip() else []
+    else:
+        reasons = [r for r in body.get("reasons") or [] if r.get("reason")][:MAX_REASONS]
     if not reasons:
         raise ValueError(ERR_NO_REASONS.format(id=record["id"]))
     return {
@@ -238,6 +252,7 @@ def context(
             "address": _or_placeholder(config.agency_address, "agency.address"),
         },
         "product": inline(config.product),
+        "overridden": overridden,
     }
 
 

@@ -17,7 +17,13 @@ from governance.ledger import Ledger, Record
 
 def effective_outcome(decision: Record, events: Sequence[Mapping[str, Any] | Record]) -> str:
     """The outcome after human review: the last override wins; the record stays as it was."""
-    outcome = str(decision.body["outcome"])
+    override = override_in_force(events)
+    return str((override or decision.body)["outcome"])
+
+
+def override_in_force(events: Sequence[Mapping[str, Any] | Record]) -> Mapping[str, Any] | None:
+    """The body of the last override review (the one :func:`effective_outcome` follows)."""
+    found = None
     for event in events:
         kind, body = (
             (event.type, event.body)
@@ -25,8 +31,8 @@ def effective_outcome(decision: Record, events: Sequence[Mapping[str, Any] | Rec
             else (event["type"], event["body"])
         )
         if kind == "review" and body.get("kind") == "override":
-            outcome = str(body["outcome"])
-    return outcome
+            found = body
+    return found
 
 
 STATUSES = ("decided", "contested", "reviewed", "overridden")

@@ -18,7 +18,7 @@ from typing import Any
 from governance.core import notice as core
 from governance.core import recourse_record
 from governance.core.files import replacing
-from governance.decisions.reviews import effective_outcome
+from governance.decisions.reviews import effective_outcome, override_in_force
 from governance.ledger import Ledger
 from governance.subjects.project import params, spec_for_model
 from governance.subjects.recourse import decision_record
@@ -104,6 +104,7 @@ def render_for(
         recourse=found["body"]["recourse"] if found else None,
         config=config,
         issued=issued,
+        override=override_in_force(events),
     )
     data = core.render(ctx, dataset=spec.name, fmt=fmt)
     body = core.notice_event(

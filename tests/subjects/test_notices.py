@@ -162,6 +162,46 @@ def test_a_notice_still_verifies_after_the_decision_is_overridden(
         notices.render_new(book, root, denial.decision_id, fmt="md")
 
 
+def test_a_denial_by_override_gets_a_notice_with_the_reviewers_reason(
+    trained: tuple[Path, Settings], tmp_path: Path
+) -> None:
+    """The model approved and a reviewer overrode it to deny: that is an adverse action, and
+    Regulation B owes the applicant a notice. It once could not be issued ("records no
+    principal reasons") and `audit recourse` said "not adverse, no recourse needed"."""
+    root, settings = trained
+    test = pd.read_csv(root / "data/split/test.csv")
+    with DecisionService.open(settings) as svc:
+        loaded, _ = svc.model(MODEL, alias="candidate")
+        scores, _ = loaded.scorecard.score_frame(test[list(loaded.scorecard.order)])
+        row = test[scores < loaded.scorecard.threshold].iloc[5]
+        approval = svc.decide(
+            MODEL, {k: row[k] for k in loaded.scorecard.order}, subject_id="N-4", alias="candidate"
+        )
+        assert approval.outcome == "approve"
+    out = tmp_path / "notice.md"
+    refused = run(root, "notice", approval.decision_id, "--format", "md", "--out", str(out))
+    assert refused.exit_code == 1 and "is not adverse" in refused.stderr  # not yet overridden
+    reason = "Income could not be verified with the employer\n[see file](http://x)"
+    with DecisionService.open(settings) as svc:
+        svc.record_review(
+            approval.decision_id, kind="override", reviewer="officer", reason=reason, outcome="deny"
+        )
+    recourse = run(root, "audit", "recourse", approval.decision_id)
+    assert recourse.exit_code == 0
+    assert "a reviewer's override made it deny" in recourse.stdout, recourse.stdout
+    issued = run(root, "notice", approval.decision_id, "--format", "md", "--out", str(out))
+    assert issued.exit_code == 0, issued.output
+    text = out.read_text()
+    reasons = text.split("## Principal reasons for our decision")[1].split("## ")[0]
+    assert [line for line in reasons.splitlines() if line[:2] == "1."] == [
+        "1. Income could not be verified with the employer \\[see file\\](http://x)"
+    ]
+    assert "2." not in reasons
+    assert "A person then reviewed your application and declined it" in text
+    assert "below our threshold" in text and "at or above" not in text
+    assert run(root, "notice", "verify", str(out)).exit_code == 0
+
+
 def day(offset: int) -> str:
     """Today (UTC) moved by ``offset`` days: past the day of slack either way."""
     return (datetime.now(UTC).date() + timedelta(days=offset)).isoformat()
