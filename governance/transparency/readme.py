@@ -39,16 +39,19 @@ or by hand, with any SHA-256 and Ed25519 implementation:
 
    A witness's line is a C2SP tlog-cosignature: `8-byte big-endian time t || Ed25519 signature`
    of `"cosignature/v1\\ntime <t>\\n" || text`. A checkpoint is *published* when `quorum`
-   witnesses listed in `witnesses.json` cosigned it. `checkpoints/*.json` are the same tree heads
-   in the ledger's JSON form.
+   witnesses listed in `witnesses.json` cosigned it. `checkpoints/*.json` are the log's signed
+   tree heads in JSON (`root` and `signature` in lowercase hex; with no witnesses configured,
+   `cosigned/` is empty and these are what to check): `signature` is the log key's Ed25519
+   signature of the same text, `<origin>\\n<size>\\n<base64(root)>\\ntimestamp <timestamp>\\n`.
 5. **Witnesses now.** Ask each witness for the latest checkpoint it cosigned,
    `GET <witness url>/<hex SHA-256 of the origin>/checkpoint`. A witness cosigns a checkpoint
    only if it extends the one it cosigned before (RFC 9162 consistency proof), so if the
    ledger's tree of that size has another root, or the ledger is shorter, history was rewritten
    or truncated after the witness saw it.
 
-Contents: {size} records (`records_sha256` {records_sha256}), canonical JSON `{canonical}`,
-created {created}.
+Contents: {size} records (`records_sha256` {records_sha256}: the SHA-256 of `records.jsonl`, to
+check a copy with `sha256sum`; it is unsigned, and steps 2 to 4 are what prove the records),
+canonical JSON `{canonical}`, created {created}.
 """
 
 

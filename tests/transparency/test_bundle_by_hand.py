@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from independent import node, note_signed_by
+from independent import ed25519_ok, node, note_signed_by
 
 from governance.ledger import Entry, Ledger, open_store
 from governance.ledger.checkpoint import verifier_key
@@ -97,6 +97,20 @@ def test_a_bundle_checks_out_by_hand(tmp_path: Path, witness: tuple[WitnessHome,
     witnesses = json.loads((bundle / "witnesses.json").read_text())
     assert witnesses["quorum"] == 1
     assert all(note_signed_by(note, w["vkey"]) for w in witnesses["witnesses"])
+
+    # 4. the JSON tree heads, as the README says: the log key's signature of the same text
+    raw_key = base64.b64decode(log_vkey.split("+", 2)[2])[1:]
+    heads = sorted((bundle / "checkpoints").glob("*.json"))
+    assert heads
+    for path in heads:
+        head = json.loads(path.read_text())
+        root = base64.b64encode(bytes.fromhex(head["root"])).decode()
+        text = f"{head['origin']}\n{head['size']}\n{root}\ntimestamp {head['timestamp']}\n"
+        assert ed25519_ok(raw_key, text.encode(), bytes.fromhex(head["signature"])), path.name
+        assert not ed25519_ok(
+            raw_key, text.replace("\n", "\n ", 1).encode(), bytes.fromhex(head["signature"])
+        )
+    assert any(json.loads(p.read_text())["size"] == 300 for p in heads)
 
     # and a forged note fails the same checks
     forged = note.replace(root_b64, base64.b64encode(bytes(32)).decode())
