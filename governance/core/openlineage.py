@@ -517,6 +517,9 @@ class StageNode:
     event_time: str
     inputs: tuple[tuple[str, str, str | None], ...]
     outputs: tuple[tuple[str, str, str | None], ...]
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    params_hash: str | None = None
 
 
 @dataclass
@@ -546,7 +549,9 @@ class LineageGraph:
         -------
         list of dict
             One entry per stage run on the way, nearest first: ``stage``, ``run_id``, ``via``,
-            ``inputs`` and ``outputs`` as ``{"namespace", "name", "version"}``. Each input is
+            the run's own ``git_commit``, ``git_dirty`` and ``params_hash`` (None when its
+            events do not say), ``inputs`` and ``outputs`` as
+            ``{"namespace", "name", "version"}``. Each input is
             followed to the newest completed run that wrote that exact version before the run
             that read it completed: a later run that wrote the same bytes again (a re-run of
             ingest, a retraining that left one output unchanged) did not make this version.
@@ -567,6 +572,9 @@ class LineageGraph:
                         "stage": node.stage,
                         "run_id": node.run_id,
                         "via": node.via,
+                        "git_commit": node.git_commit,
+                        "git_dirty": node.git_dirty,
+                        "params_hash": node.params_hash,
                         "inputs": [_ds(i) for i in node.inputs],
                         "outputs": [_ds(o) for o in node.outputs],
                     }
@@ -613,6 +621,9 @@ def lineage_graph(events: Sequence[Mapping[str, Any]]) -> LineageGraph:
                 event_time=str(e["eventTime"]),
                 inputs=_versioned(e.get("inputs") or []),
                 outputs=_versioned(e.get("outputs") or []),
+                git_commit=gov.get("gitCommit"),
+                git_dirty=gov.get("gitDirty"),
+                params_hash=gov.get("paramsHash"),
             )
         )
     return graph

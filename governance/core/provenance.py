@@ -21,7 +21,7 @@ What it holds:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -76,15 +76,30 @@ def _about(kind: QualifiedName, label: str, **values: Any) -> dict[Any, Any]:
     return out
 
 
-def _dataset(doc: ProvDocument, md5: str, path: str, **extra: Any) -> ProvEntity:
-    ident = f"data:{md5}"
+def _once(doc: ProvDocument, ident: str, attributes: Callable[[], dict[Any, Any]]) -> ProvEntity:
+    """The entity ``ident``, made with ``attributes()`` the first time it is named."""
     found = [r for r in doc.get_record(ident) if isinstance(r, ProvEntity)]
-    if found:
-        return found[0]
-    return doc.entity(
-        ident,
-        _about(GOV["Dataset"], path, path=path, md5=md5, **extra),
+    return found[0] if found else doc.entity(ident, attributes())
+
+
+def _dataset(doc: ProvDocument, md5: str, path: str, **extra: Any) -> ProvEntity:
+    return _once(
+        doc, f"data:{md5}", lambda: _about(GOV["Dataset"], path, path=path, md5=md5, **extra)
     )
+
+
+def _code(doc: ProvDocument, commit: str | None, dirty: bool | None) -> ProvEntity:
+    """The source code entity of a commit (one per commit in the document)."""
+    return _once(
+        doc,
+        f"git:{_local(commit or 'unknown')}",
+        lambda: _about(GOV["SourceCode"], f"commit {commit}", commit=commit, dirty=bool(dirty)),
+    )
+
+
+def _params(doc: ProvDocument, params_hash: str) -> ProvEntity:
+    """The parameters another stage run used: known by their hash alone."""
+    return _once(doc, f"params:{params_hash}", lambda: _about(GOV["Parameters"], "params.yaml"))
 
 
 def _stage_records(lineage: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -128,7 +143,9 @@ def version_provenance(
     stages
         The stage runs that made it: ``stage``, ``run_id``, ``via``, optional ``started`` /
         ``ended`` (ISO 8601), ``inputs`` and ``outputs`` as ``{"path", "md5"}``. Empty: the
-        default stage graph over the lineage's datasets.
+        default stage graph over the lineage's datasets. A run's own ``commit`` (with
+        ``dirty``) and ``params_hash``, when given, are the code and parameters it used;
+        otherwise the version's.
     approvals
         Promotion decisions from the ledger: ``event_id``, ``action``, ``alias``, ``approver``,
         ``reason``, ``timestamp``.
@@ -150,15 +167,7 @@ def version_provenance(
         ),
     )
     commit = lineage.get("git_commit")
-    code = doc.entity(
-        f"git:{_local(commit or 'unknown')}",
-        _about(
-            GOV["SourceCode"],
-            f"commit {commit}",
-            commit=commit,
-            dirty=bool(lineage.get("git_dirty")),
-        ),
-    )
+    code = _code(doc, commit, bool(lineage.get("git_dirty")))
     params = doc.entity(
         f"params:{lineage['params_hash']}",
         _about(
@@ -216,8 +225,10 @@ def version_provenance(
         )
         doc.wasAssociatedWith(act, pipeline)
         doc.wasAssociatedWith(act, drivers[via])
-        doc.used(act, code)
-        doc.used(act, params)
+        ran = s.get("commit")
+        doc.used(act, code if ran in (None, commit) else _code(doc, ran, s.get("dirty")))
+        used = s.get("params_hash")
+        doc.used(act, params if used in (None, lineage["params_hash"]) else _params(doc, used))
         if environment is not None:
             doc.used(act, environment)
         for i in s.get("inputs") or []:
@@ -281,7 +292,8 @@ def stage_records(
     Walks the log's lineage graph back from the registered version (the ``register`` run's
     output ``namespace`` / ``model`` / ``version``) to the data, and turns each run into the
     ``stages`` records :func:`version_provenance` takes: ``stage``, ``run_id`` (the OpenLineage
-    run id), ``via``, ``started`` / ``ended`` (the START and COMPLETE event times), ``inputs``
+    run id), ``via``, the run's own ``commit``, ``dirty`` and ``params_hash``, ``started`` /
+    ``ended`` (the START and COMPLETE event times), ``inputs``
     and ``outputs`` as ``{"path", "md5"}`` (file datasets; paths relative to ``root`` when under
     it) and ``writes`` (``model`` when the run wrote the version).
 
@@ -323,6 +335,9 @@ def stage_records(
                 "stage": c["stage"],
                 "run_id": c["run_id"],
                 "via": c["via"] or None,
+                "commit": c.get("git_commit"),
+                "dirty": c.get("git_dirty"),
+                "params_hash": c.get("params_hash"),
                 "started": started.get(c["run_id"]),
                 "ended": ended.get(c["run_id"]),
                 "inputs": files(c["inputs"]),

@@ -252,6 +252,7 @@ def test_runs_after_a_version_was_made_are_not_its_lineage() -> None:
         *(r.run_id for r in reversed(made[:2])),
     ]
     assert [c["stage"] for c in chain] == ["register", "train", "split", "ingest"]
+    assert {(c["git_commit"], c["params_hash"]) for c in chain} == {(COMMIT, "a" * 64)}
 
 
 def test_schema_types_follow_pandas_dtypes() -> None:

@@ -116,6 +116,31 @@ def test_generation_and_use_follow_the_stages() -> None:
     assert f"wasDerivedFrom(model:mortgage-denial.3, data:{MD5['train']}, -, -, -)" in provn
 
 
+def test_each_run_used_its_own_commit_and_parameters() -> None:
+    """Data ingested at an older commit with other parameters, then the version trained and
+    registered at its own: each activity uses what it ran with (the events say), not the
+    version's commit for all."""
+    old, old_params = "9" * 40, "d" * 64
+    stages = [
+        {**STAGES[0], "commit": old, "dirty": True, "params_hash": old_params},
+        {**STAGES[1], "commit": COMMIT, "dirty": False, "params_hash": "e" * 64},
+        STAGES[2],  # a run whose events say nothing: the version's
+    ]
+    doc = version_provenance(_lineage(), stages=stages)
+    provn = serialize(doc, "prov-n")
+    ingest, split, register = (f"run:{s['run_id']}" for s in STAGES)
+    assert f"used({ingest}, git:{old}, -)" in provn
+    assert f"used({ingest}, params:{old_params}, -)" in provn
+    assert f"used({ingest}, git:{COMMIT}, -)" not in provn
+    for run in (split, register):
+        assert f"used({run}, git:{COMMIT}, -)" in provn and f"used({run}, git:{old}" not in provn
+        assert f"used({run}, params:{'e' * 64}, -)" in provn
+    assert f'gov:commit="{old}", gov:dirty="true" %% xsd:boolean' in provn
+    # the model still derives from the version's own code and parameters
+    assert f"wasDerivedFrom(model:mortgage-denial.3, git:{COMMIT}, -, -, -)" in provn
+    assert ProvDocument.deserialize(content=provn, format="provn") == doc
+
+
 def test_without_recorded_stages_the_default_graph_is_used() -> None:
     doc = version_provenance(_lineage())
     activities = _ids(doc, ProvActivity)
