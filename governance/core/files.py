@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["replacing"]
+__all__ = ["as_if_created", "replacing"]
 
 
 @contextlib.contextmanager
@@ -26,3 +26,21 @@ def replacing(out: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):  # renamed into place, or never written
             tmp.unlink()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it, racing threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
+def as_if_created(path: Path) -> None:
+    """Give ``path`` the permissions an ordinary ``open`` or ``mkdir`` would have given it.
+
+    :func:`tempfile.mkstemp` and :func:`tempfile.mkdtemp` make files 0600 and folders 0700;
+    what they become (a bundle or a pack for an auditor) should read like any other output.
+    """
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())

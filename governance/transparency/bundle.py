@@ -35,6 +35,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from governance.core.files import as_if_created
 from governance.ledger._verify import _VerifyHelper, feed_tree
 from governance.ledger.bundle_rows import BundleRows, bundle_row, split_point
 from governance.ledger.canonical import CANONICAL_FORMATS, utc_now
@@ -173,6 +174,7 @@ def write_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
+        as_if_created(tmp)
         extra = {"shards": len(shards) + 1} if shards else {}
         parts = [_write_chain(tmp, store, meta, public_key, folder, config, tiles_dir, extra)]
         for i, shard in enumerate(shards, 1):

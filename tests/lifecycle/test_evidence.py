@@ -106,6 +106,16 @@ def test_fresh_pack_verifies(packed: tuple[Path, dict[str, Any], Settings]) -> N
     assert files[PUBLIC_KEY_FILE] == trusted.read_bytes()
 
 
+def test_a_pack_reads_like_any_other_file(
+    packed: tuple[Path, dict[str, Any], Settings],
+) -> None:
+    """It is made for reviewers: not the 0600 of the temporary file it was written to."""
+    path = packed[0]
+    ordinary = path.with_name("ordinary")
+    ordinary.write_bytes(b"")
+    assert path.stat().st_mode & 0o777 == ordinary.stat().st_mode & 0o777
+
+
 def test_pack_contents(packed: tuple[Path, dict[str, Any], Settings], tmp_path: Path) -> None:
     path, summary, settings = packed
     files = members(path)

@@ -101,6 +101,15 @@ def test_a_bundle_verifies_with_nothing_else(home: Path, tmp_path: Path) -> None
     assert not (tmp_path / "nowhere" / ".governance").exists()  # reading created nothing
 
 
+def test_a_bundle_reads_like_any_other_folder(home: Path, tmp_path: Path) -> None:
+    """It is made for others to read: not the 0700 of the temporary folder it was built in."""
+    _bundle(home, tmp_path / "bundle")
+    (tmp_path / "ordinary").mkdir()  # what this umask gives a folder (the CLI runs with it)
+    assert (tmp_path / "bundle").stat().st_mode & 0o777 == (
+        tmp_path / "ordinary"
+    ).stat().st_mode & 0o777
+
+
 def test_a_bundle_holds_no_secret(home: Path, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
 
