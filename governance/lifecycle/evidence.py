@@ -503,7 +503,8 @@ def _hexbytes(value: Any, what: str) -> bytes:
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name and extra field lengths
 _END_RECORD = struct.Struct("<4s6xHI4xH")  # signature, entries, directory size, comment length
-_ZIP64 = 0xFFFF  # entries in the end record of a zip64 archive (its directory end differs)
+_ZIP64_LOCATOR = struct.Struct("<4s4xQ4x")  # signature, offset of the zip64 end record
+_ZIP64_END = struct.Struct("<4sQ20xQQ")  # signature, its size after this field, entries, dir size
 _DATA_DESCRIPTOR = 0x08
 
 
@@ -541,12 +542,24 @@ def _contiguous(fh: Any, infos: list[zipfile.ZipInfo], start_dir: int) -> bool:
             return False
         at += _LOCAL_HEADER.size + name_length + extra_length + info.compress_size
     size = fh.seek(0, os.SEEK_END)
-    fh.seek(size - _END_RECORD.size)
+    end = size - _END_RECORD.size
+    fh.seek(end)
     signature, entries, directory, comment = _END_RECORD.unpack(fh.read(_END_RECORD.size))
-    closed = entries == _ZIP64 or (
-        entries == len(infos) and start_dir + directory == size - _END_RECORD.size
-    )
-    return at == start_dir and signature == b"PK\x05\x06" and comment == 0 and closed
+    if signature != b"PK\x05\x06" or comment != 0 or at != start_dir:
+        return False
+    if end >= _ZIP64_LOCATOR.size:  # a zip64 archive (2 GiB or more, or 65,535 entries and up)
+        fh.seek(end - _ZIP64_LOCATOR.size)
+        mark, record = _ZIP64_LOCATOR.unpack(fh.read(_ZIP64_LOCATOR.size))
+        if mark == b"PK\x06\x07":
+            fh.seek(record)
+            mark, length, entries, directory = _ZIP64_END.unpack(fh.read(_ZIP64_END.size))
+            return (
+                mark == b"PK\x06\x06"
+                and record + 12 + length == end - _ZIP64_LOCATOR.size
+                and entries == len(infos)
+                and start_dir + directory == record
+            )
+    return entries == len(infos) and start_dir + directory == end
 
 
 def _check_files(members: Mapping[str, bytes], listed: Mapping[str, Any]) -> int:

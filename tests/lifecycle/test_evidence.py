@@ -536,3 +536,30 @@ def test_build_prepares_the_zip_before_recording_the_anchor(
             build_evidence(settings, ledger, MODEL, "1", tmp_path / "file" / "pack.zip")
         assert ledger.size() == size
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize("limit", [100, None], ids=["zip64-records", "zip64-entries"])
+def test_a_zip64_pack_is_read_as_written(
+    packed: tuple[Path, dict[str, Any], Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: int | None,
+) -> None:
+    """A pack of 2 GiB or more is a zip64 archive (zip64 end records before the end record);
+    one of 65,535 entries or more too. Both hold nothing outside their files: both verify.
+    (The limit is lowered to have a small pack written as a large one is.)"""
+    from governance.lifecycle import evidence
+
+    files = members(packed[0])
+    if limit is not None:
+        monkeypatch.setattr(zipfile, "ZIP64_LIMIT", limit)
+    else:
+        monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 4)
+    out = tmp_path / "big.zip"
+    evidence._write_zip(tmp_path / "big.tmp", out, files)
+    assert b"PK\x06\x06" in out.read_bytes()[-200:]  # written as zip64
+    monkeypatch.undo()
+    report = verify_evidence(out)
+    assert report.ok, report.problem
+    out.write_bytes(out.read_bytes()[:-22] + b"stray" + out.read_bytes()[-22:])
+    assert not verify_evidence(out).ok  # bytes between the records are still refused
