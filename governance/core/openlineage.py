@@ -520,6 +520,7 @@ class StageNode:
     git_commit: str | None = None
     git_dirty: bool | None = None
     params_hash: str | None = None
+    started: str | None = None
 
 
 @dataclass
@@ -552,9 +553,10 @@ class LineageGraph:
             the run's own ``git_commit``, ``git_dirty`` and ``params_hash`` (None when its
             events do not say), ``inputs`` and ``outputs`` as
             ``{"namespace", "name", "version"}``. Each input is
-            followed to the newest completed run that wrote that exact version before the run
-            that read it completed: a later run that wrote the same bytes again (a re-run of
-            ingest, a retraining that left one output unchanged) did not make this version.
+            followed to the newest completed run that wrote that exact version by the time the
+            run that read it started (its START event; its COMPLETE when the log has no START):
+            a later run that wrote the same bytes again (a re-run of ingest, a retraining that
+            left one output unchanged) did not make this version.
         """
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -579,7 +581,7 @@ class LineageGraph:
                         "outputs": [_ds(o) for o in node.outputs],
                     }
                 )
-                todo.extend((i, node.event_time) for i in node.inputs)
+                todo.extend((i, node.started or node.event_time) for i in node.inputs)
         return out
 
 
@@ -608,6 +610,9 @@ def lineage_graph(events: Sequence[Mapping[str, Any]]) -> LineageGraph:
     COMPLETE. Runs without a COMPLETE event (failed, or still running) are left out.
     """
     graph = LineageGraph()
+    started = {
+        str(e["run"]["runId"]): str(e["eventTime"]) for e in events if e.get("eventType") == "START"
+    }
     for e in events:
         if e.get("eventType") != "COMPLETE":
             continue
@@ -624,6 +629,7 @@ def lineage_graph(events: Sequence[Mapping[str, Any]]) -> LineageGraph:
                 git_commit=gov.get("gitCommit"),
                 git_dirty=gov.get("gitDirty"),
                 params_hash=gov.get("paramsHash"),
+                started=started.get(str(e["run"]["runId"])),
             )
         )
     return graph

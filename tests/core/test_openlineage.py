@@ -255,6 +255,31 @@ def test_runs_after_a_version_was_made_are_not_its_lineage() -> None:
     assert {(c["git_commit"], c["params_hash"]) for c in chain} == {(COMMIT, "a" * 64)}
 
 
+def test_an_input_comes_from_the_run_that_wrote_it_before_its_reader_started() -> None:
+    """Stages may run at once: ingest i1 writes X and completes, train starts reading X, a
+    re-run of ingest (i2, another commit) writes the same X while train runs, then train
+    completes. Train read i1's X: the chain names i1 and its commit, never i2."""
+    raw = ol.DatasetRef("file", "/p/data/raw.csv", version=RAW_MD5)
+    model = ol.DatasetRef("sqlite:///m.db", "mortgage-denial", version="1", kind="MODEL")
+    i1 = _run("ingest", outputs=(raw,))
+    train = _run("register", inputs=(raw,), outputs=(model,))
+    i2 = _run("ingest", outputs=(raw,), git_commit="9" * 40)
+    timeline = [
+        (i1, "START", "2026-12-08T00:00:00Z"),
+        (i1, "COMPLETE", "2026-12-08T00:00:30Z"),
+        (train, "START", "2026-12-08T00:01:00Z"),
+        (i2, "START", "2026-12-08T00:01:10Z"),
+        (i2, "COMPLETE", "2026-12-08T00:02:00Z"),
+        (train, "COMPLETE", "2026-12-08T00:03:00Z"),
+    ]
+    events = [ol.event_dict(ol.run_event(run, kind, t)) for run, kind, t in timeline]
+    chain = ol.lineage_graph(events).chain("sqlite:///m.db", "mortgage-denial", "1")
+    assert [(c["run_id"], c["git_commit"]) for c in chain] == [
+        (train.run_id, COMMIT),
+        (i1.run_id, COMMIT),
+    ]
+
+
 def test_schema_types_follow_pandas_dtypes() -> None:
     frame = pd.DataFrame({"a": [1], "b": [1.5], "c": ["x"], "d": [True]})
     assert ol.schema_of(frame) == (
