@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -53,18 +54,24 @@ class GitState:
 
 
 def without_credentials(url: str) -> str:
-    """``url`` without a user name or password (``https://bot:TOKEN@host/x`` is ``https://host/x``).
+    """``url`` without a password, and over HTTP(S) without a user name either (a token is often
+    given as one: ``https://bot:TOKEN@host/x`` and ``https://TOKEN@host/x`` are
+    ``https://host/x``); the host and port are kept as written (``[::1]:8080``).
 
     Lineage names where code and models live in documents that are shared and signed
     (OpenLineage events, SLSA statements, PROV); a token in a remote or tracking URL must not
     travel with them. A URL with no credentials is returned unchanged.
     """
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL urllib can split ("http://[::1"): drop any user part
+        return re.sub(r"//[^/]*@", "//", url)
+    user, at, host = parts.netloc.rpartition("@")
+    if not at:
         return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
+    if ":" not in user and parts.scheme not in ("http", "https"):
+        return url  # ssh://git@host/repo: a user name, no secret
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def code_url(project_dir: Path) -> str:

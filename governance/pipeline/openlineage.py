@@ -52,6 +52,7 @@ CONFIG_VARIABLES = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE_DISABL
 CONFIG_FILE = "openlineage.yml"
 SCHEMA_SAMPLE_ROWS = 10_000  # column types are read from the first rows of a CSV
 WARN_NOT_EMITTED = "OpenLineage %s event of stage %s not sent: %s"
+WARN_NO_LOG = "OpenLineage event log %s cannot be written: %s"
 
 
 def configured(env: Mapping[str, str], cwd: Path) -> bool:
@@ -72,10 +73,17 @@ def clients(
     env = os.environ if env is None else env
     if env.get("OPENLINEAGE_DISABLED", "").lower().strip() == "true":
         return ()
-    settings.openlineage_log.parent.mkdir(parents=True, exist_ok=True)
-    transport = EventLog(FileConfig(str(settings.openlineage_log), append=True))
-    local = OpenLineageClient(transport=transport)
-    return (local, OpenLineageClient()) if configured(env, Path.cwd()) else (local,)
+    out: list[OpenLineageClient] = []
+    try:
+        settings.openlineage_log.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # like a transport that fails: a warning, never a failed stage
+        log.warning(WARN_NO_LOG, settings.openlineage_log, exc)
+    else:
+        transport = EventLog(FileConfig(str(settings.openlineage_log), append=True))
+        out.append(OpenLineageClient(transport=transport))
+    if configured(env, Path.cwd()):
+        out.append(OpenLineageClient())
+    return tuple(out)
 
 
 TORN_SUFFIX = ".torn"
@@ -94,7 +102,7 @@ class EventLog(FileTransport):
         """Append ``event`` as one JSON line (after setting aside a torn last line)."""
         line = (Serde.to_json(event) + "\n").encode()
         path = Path(self.config.log_file_path)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)  # as open(): umask
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             _set_aside_torn_line(fd, path)

@@ -311,3 +311,62 @@ def test_stage_processes_writing_at_once_leave_whole_lines(
 def _stages(settings: Settings, src: Path, out: Path, n: int) -> None:
     for _ in range(n):
         run_stage(settings, src, out)
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("https://bot:TOKEN@github.com/a/b.git", "https://github.com/a/b.git"),
+        ("https://TOKEN@github.com/a/b.git", "https://github.com/a/b.git"),
+        ("https://u:p@[::1]:8080/x", "https://[::1]:8080/x"),
+        ("http://u:p@host:99999/x", "http://host:99999/x"),
+        ("http://u:p@host:0/x", "http://host:0/x"),
+        ("postgresql://mlflow:pw@db:5432/m", "postgresql://db:5432/m"),
+        ("ssh://git@host/r.git", "ssh://git@host/r.git"),
+        ("git@github.com:a/b.git", "git@github.com:a/b.git"),
+        ("https://github.com/a/b.git", "https://github.com/a/b.git"),
+        ("sqlite:////tmp/x/mlflow.db", "sqlite:////tmp/x/mlflow.db"),
+        ("http://u:p@[::1/x", "http://[::1/x"),
+    ],
+)
+def test_without_credentials_keeps_the_place_as_written(url: str, named: str) -> None:
+    from governance.core.lineage import without_credentials
+
+    assert without_credentials(url) == named
+
+
+def test_the_event_log_is_made_as_open_would_make_it(
+    settings: Settings, data: tuple[Path, Path]
+) -> None:
+    """A group-writable project (umask 002): the log is too, so other users' stages can add
+    their events (they were refused and only warned: the log then missed their runs)."""
+    src, out = data
+    before = os.umask(0o002)
+    try:
+        run_stage(settings, src, out)
+        ordinary = settings.openlineage_log.with_name("ordinary")
+        ordinary.write_bytes(b"")
+    finally:
+        os.umask(before)
+    assert settings.openlineage_log.stat().st_mode & 0o777 == ordinary.stat().st_mode & 0o777
+
+
+def test_a_log_that_cannot_be_made_is_a_warning_and_the_catalogue_still_gets_events(
+    settings: Settings,
+    data: tuple[Path, Path],
+    catalogue: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    (tmp_path / "a-file").write_text("not a folder\n")
+    unwritable = replace(settings, openlineage_log=tmp_path / "a-file" / "events.jsonl")
+    monkeypatch.setenv("OPENLINEAGE_URL", catalogue)
+    src, out = data
+    with caplog.at_level(logging.WARNING, logger="governance.pipeline.openlineage"):
+        run_stage(unwritable, src, out)
+    assert out.is_file()
+    assert [e["eventType"] for _, e in Catalogue.received] == ["START", "COMPLETE"]
+    assert any("event log" in r.getMessage() for r in caplog.records)
