@@ -78,6 +78,21 @@ def approvals(ledger: Ledger, model: str, version: str) -> list[dict[str, Any]]:
     ]
 
 
+def recorded_stages(settings: Settings, model: str, version: str) -> list[dict[str, Any]]:
+    """The stage runs the event log records for a version (see :func:`stage_records`).
+
+    The registry is named without credentials; events logged before that named it by its raw
+    URI, and are found by it.
+    """
+    events = read_event_log(settings.openlineage_log)
+    root = str(settings.project_dir)
+    for namespace in dict.fromkeys((without_credentials(settings.mlflow_uri), settings.mlflow_uri)):
+        stages = stage_records(events, namespace=namespace, model=model, version=version, root=root)
+        if stages:
+            return stages
+    return []
+
+
 def version_prov(
     settings: Settings, ledger: Ledger, model: str, version: str | None
 ) -> ProvDocument:
@@ -90,13 +105,7 @@ def version_prov(
     """
     lineage = registry.resolve(settings, model, version)
     version = str(lineage["version"])
-    stages = stage_records(
-        read_event_log(settings.openlineage_log),
-        namespace=without_credentials(settings.mlflow_uri),
-        model=model,
-        version=version,
-        root=str(settings.project_dir),
-    )
+    stages = recorded_stages(settings, model, version)
     signing = {
         k.removeprefix("signing."): v
         for k, v in (lineage.get("tags") or {}).items()

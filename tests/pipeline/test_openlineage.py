@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,10 +20,12 @@ from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
+from openlineage.client.transport.file import FileConfig
 
 from governance.core import openlineage as ol
 from governance.lifecycle.provenance import read_event_log
 from governance.pipeline import openlineage as emit
+from governance.pipeline.openlineage import EventLog
 from governance.settings import Settings
 
 OL_VARIABLES = (
@@ -370,3 +373,37 @@ def test_a_log_that_cannot_be_made_is_a_warning_and_the_catalogue_still_gets_eve
     assert out.is_file()
     assert [e["eventType"] for _, e in Catalogue.received] == ["START", "COMPLETE"]
     assert any("event log" in r.getMessage() for r in caplog.records)
+
+
+def test_runs_logged_under_a_raw_tracking_uri_are_still_found(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Events logged before credentials were left out name the registry by its raw URI (with
+    the password); PROV still finds the version's runs by it, and by the clean one after."""
+    from dataclasses import replace
+
+    from governance.lifecycle.provenance import recorded_stages
+
+    raw = "postgresql://mlflow:pw@db:5432/m"
+    configured = replace(settings, mlflow_uri=raw)
+    log = EventLog(FileConfig(str(settings.openlineage_log), append=True))
+    settings.openlineage_log.parent.mkdir(parents=True, exist_ok=True)
+    model_file = ol.DatasetRef("file", str(tmp_path / "model.joblib"), version="7" * 32)
+    for version, namespace in (("1", raw), ("2", "postgresql://db:5432/m")):
+        v = ol.DatasetRef(namespace, "credit-risk", version=version, kind="MODEL")
+        run = ol.StageRun(
+            stage="register",
+            run_id=str(uuid.uuid4()),
+            via="dvc",
+            params_hash="a" * 64,
+            git_commit="0" * 40,
+            git_dirty=False,
+            code_url="file:///p",
+            code_path="governance/pipeline/stages.py",
+            inputs=(model_file,),
+            outputs=(v,),
+        )
+        log.emit(ol.run_event(run, "COMPLETE", f"2026-12-08T00:0{version}:00Z"))
+    for version in ("1", "2"):
+        (stage,) = recorded_stages(configured, "credit-risk", version)
+        assert stage["stage"] == "register" and stage["inputs"][0]["md5"] == "7" * 32
