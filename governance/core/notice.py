@@ -217,7 +217,9 @@ def context(
     effective = outcome if outcome is not None else body["outcome"]
     if effective != adverse_outcome:
         raise ValueError(ERR_NOT_ADVERSE.format(id=record["id"], outcome=effective))
-    overridden = body["outcome"] != adverse_outcome  # the model's own outcome was favourable
+    # The model's own outcome was favourable. Records from before reasons were given to adverse
+    # outcomes only carry them anyway: their notices were issued from those, and still are.
+    overridden = body["outcome"] != adverse_outcome and not body.get("reasons")
     if overridden:
         why = (override or {}).get("reason")
         reasons = [{"feature": None, "reason": why}] if isinstance(why, str) and why.strip() else []

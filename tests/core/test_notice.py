@@ -199,6 +199,28 @@ def test_refuses_what_is_not_an_adverse_decision(decided: dict[str, Any]) -> Non
         notice.render(ctx(decided), dataset="hmda", fmt="docx")
 
 
+def test_an_approval_overridden_to_a_denial(decided: dict[str, Any]) -> None:
+    """The reviewer's reason is the principal reason of a denial the model did not make; an
+    old approval record that carries reasons (from before they were given to denials only)
+    keeps the notice it was issued with, so that notice still verifies."""
+    override = {"kind": "override", "outcome": "deny", "reason": "Income not verified"}
+    approval = decided["approval"]
+    assert approval["body"]["outcome"] == "approve" and not approval["body"]["reasons"]
+    with pytest.raises(ValueError, match="no principal reasons"):
+        ctx(decided, record=approval, outcome="deny", recourse=None)  # no reason recorded
+    c = ctx(decided, record=approval, outcome="deny", recourse=None, override=override)
+    assert c["overridden"] and [r["reason"] for r in c["reasons"]] == ["Income not verified"]
+    md = notice.render(c, dataset="hmda", fmt="md").decode()
+    assert "below our threshold" in md and "A person then reviewed" in md
+    legacy = json.loads(json.dumps(approval))
+    legacy["body"]["reasons"] = decided["denial"]["body"]["reasons"]
+    old = ctx(decided, record=legacy, outcome="deny", recourse=None, override=override)
+    assert not old["overridden"]
+    assert [r["reason"] for r in old["reasons"]] == [
+        r["reason"] for r in decided["denial"]["body"]["reasons"]
+    ][:4]
+
+
 def test_without_recourse_says_so(decided: dict[str, Any]) -> None:
     md = notice.render(ctx(decided, recourse=None), dataset="hmda", fmt="md").decode()
     assert "No statement about changes is available" in md
