@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["as_if_created", "replacing"]
+__all__ = ["new_file", "new_folder", "replacing"]
 
 
 @contextlib.contextmanager
@@ -28,19 +29,28 @@ def replacing(out: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it (``os.umask`` sets it, racing threads)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    return 0o022
+def new_file(directory: Path, prefix: str, suffix: str = "") -> Path:
+    """A new empty file with a unique name in ``directory``, made as ``open`` makes one (its
+    mode from the umask: :func:`tempfile.mkstemp` would make it 0600, and what it becomes, a
+    pack for reviewers, should read like any other output)."""
+    return _new(directory, prefix, suffix, lambda p: os.close(os.open(p, _NEW_FILE, 0o666)))
 
 
-def as_if_created(path: Path) -> None:
-    """Give ``path`` the permissions an ordinary ``open`` or ``mkdir`` would have given it.
+def new_folder(directory: Path, prefix: str) -> Path:
+    """A new empty folder with a unique name in ``directory``, made as ``mkdir`` makes one
+    (not the 0700 of :func:`tempfile.mkdtemp`)."""
+    return _new(directory, prefix, "", lambda p: os.mkdir(p, 0o777))
 
-    :func:`tempfile.mkstemp` and :func:`tempfile.mkdtemp` make files 0600 and folders 0700;
-    what they become (a bundle or a pack for an auditor) should read like any other output.
-    """
-    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
+def _new(directory: Path, prefix: str, suffix: str, make: Callable[[Path], None]) -> Path:
+    for _ in range(100):
+        path = Path(directory) / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            make(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free name for {prefix}...{suffix} in {directory}")

@@ -59,7 +59,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from governance.core.files import as_if_created
+from governance.core.files import new_file
 from governance.core.lineage import lineage_id
 from governance.ledger import (
     Checkpoint,
@@ -244,12 +244,9 @@ def _prepared(out: Path) -> Iterator[Path]:
         if out.exists() and not out.is_file():
             raise EvidenceError(ERR_NOT_A_FILE.format(path=out))
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        os.close(fd)
-        as_if_created(Path(name))
+        tmp = new_file(out.parent, f".{out.name}.", ".tmp")
     except OSError as exc:
         raise EvidenceError(ERR_CANNOT_WRITE.format(path=out, error=exc)) from None
-    tmp = Path(name)
     try:
         yield tmp
     finally:

@@ -26,7 +26,6 @@ import mmap
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from governance.core.files import as_if_created
+from governance.core.files import new_folder
 from governance.ledger._verify import _VerifyHelper, feed_tree
 from governance.ledger.bundle_rows import BundleRows, bundle_row, split_point
 from governance.ledger.canonical import CANONICAL_FORMATS, utc_now
@@ -172,9 +171,8 @@ def write_bundle(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CannotCheck(f"{out} exists and is not an empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    tmp = new_folder(out.parent, f".{out.name}-")
     try:
-        as_if_created(tmp)
         extra = {"shards": len(shards) + 1} if shards else {}
         parts = [_write_chain(tmp, store, meta, public_key, folder, config, tiles_dir, extra)]
         for i, shard in enumerate(shards, 1):
