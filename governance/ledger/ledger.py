@@ -29,7 +29,7 @@ from os import PathLike
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -132,9 +132,14 @@ def open_store(url: str | PathLike[str], *, create: bool = True) -> LedgerStore:
         The store, with its schema created if missing.
     """
     text = str(url)
-    shards = [v for k, v in parse_qsl(text.partition("?")[2]) if k == "shards"]
-    if shards:
+    head, _, query = text.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    shards = [v for k, v in pairs if k == "shards"]
+    if shards and shards[-1] != "1":
         raise LedgerError(ERR_SHARDED_URL.format(k=shards[-1]))
+    if shards:  # shards=1: one chain, as open_ledger reads it
+        rest = urlencode([(k, v) for k, v in pairs if k != "shards"])
+        text = f"{head}?{rest}" if rest else head
     if text.startswith(("postgresql://", "postgres://")):
         from governance.ledger.postgres_store import PostgresStore
 
