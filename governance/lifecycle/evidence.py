@@ -499,9 +499,9 @@ def _hexbytes(value: Any, what: str) -> bytes:
 
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name and extra field lengths
-_END_RECORD = struct.Struct("<4s6xHI4xH")  # signature, entries, directory size, comment length
+_END_RECORD = struct.Struct("<4s6xHIIH")  # signature, entries, directory size and offset, comment
 _ZIP64_LOCATOR = struct.Struct("<4s4xQ4x")  # signature, offset of the zip64 end record
-_ZIP64_END = struct.Struct("<4sQ20xQQ")  # signature, its size after this field, entries, dir size
+_ZIP64_END = struct.Struct("<4sQ20xQQQ")  # signature, size after this field, entries, dir size, at
 _DATA_DESCRIPTOR = 0x08
 
 
@@ -541,7 +541,7 @@ def _contiguous(fh: Any, infos: list[zipfile.ZipInfo], start_dir: int) -> bool:
     size = fh.seek(0, os.SEEK_END)
     end = size - _END_RECORD.size
     fh.seek(end)
-    signature, entries, directory, comment = _END_RECORD.unpack(fh.read(_END_RECORD.size))
+    signature, entries, directory, offset, comment = _END_RECORD.unpack(fh.read(_END_RECORD.size))
     if signature != b"PK\x05\x06" or comment != 0 or at != start_dir:
         return False
     if end >= _ZIP64_LOCATOR.size:  # a zip64 archive (2 GiB or more, or 65,535 entries and up)
@@ -549,14 +549,21 @@ def _contiguous(fh: Any, infos: list[zipfile.ZipInfo], start_dir: int) -> bool:
         mark, record = _ZIP64_LOCATOR.unpack(fh.read(_ZIP64_LOCATOR.size))
         if mark == b"PK\x06\x07":
             fh.seek(record)
-            mark, length, entries, directory = _ZIP64_END.unpack(fh.read(_ZIP64_END.size))
+            mark, length, entries64, directory64, offset64 = _ZIP64_END.unpack(
+                fh.read(_ZIP64_END.size)
+            )
             return (
                 mark == b"PK\x06\x06"
                 and record + 12 + length == end - _ZIP64_LOCATOR.size
-                and entries == len(infos)
-                and start_dir + directory == record
+                and entries64 == len(infos)
+                and offset64 == start_dir
+                and start_dir + directory64 == record
+                # the end record says the same, up to its 16- and 32-bit fields
+                and entries == min(entries64, 0xFFFF)
+                and directory == min(directory64, 0xFFFFFFFF)
+                and offset == min(offset64, 0xFFFFFFFF)
             )
-    return entries == len(infos) and start_dir + directory == end
+    return entries == len(infos) and offset == start_dir and start_dir + directory == end
 
 
 def _check_files(members: Mapping[str, bytes], listed: Mapping[str, Any]) -> int:

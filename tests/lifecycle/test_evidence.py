@@ -563,3 +563,27 @@ def test_a_zip64_pack_is_read_as_written(
     assert report.ok, report.problem
     out.write_bytes(out.read_bytes()[:-22] + b"stray" + out.read_bytes()[-22:])
     assert not verify_evidence(out).ok  # bytes between the records are still refused
+
+
+def test_a_zip64_record_the_end_record_contradicts_is_refused(
+    packed: tuple[Path, dict[str, Any], Settings], tmp_path: Path
+) -> None:
+    """zip64 end records slipped before an end record that counts one entry fewer: Python reads
+    the zip64 counts and lists every file, zip tools that follow the specification read the end
+    record and see bytes outside the files. The two must agree."""
+    import struct
+
+    data = packed[0].read_bytes()
+    body, end = data[:-22], data[-22:]
+    sig, _, _, _, n, size, offset, _ = struct.unpack("<4sHHHHIIH", end)
+    zip64 = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, size, offset)
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, len(body), 1)
+    honest = struct.pack("<4sHHHHIIH", sig, 0, 0, n, n, size, offset, 0)
+    fewer = struct.pack("<4sHHHHIIH", sig, 0, 0, n - 1, n - 1, size, offset, 0)
+    (tmp_path / "honest.zip").write_bytes(body + zip64 + locator + honest)
+    (tmp_path / "fewer.zip").write_bytes(body + zip64 + locator + fewer)
+    assert verify_evidence(tmp_path / "honest.zip").ok
+    with zipfile.ZipFile(tmp_path / "fewer.zip") as zf:
+        assert len(zf.infolist()) == n  # Python goes by the zip64 record
+    report = verify_evidence(tmp_path / "fewer.zip")
+    assert not report.ok and "bytes outside the zip's files" in str(report.problem)
