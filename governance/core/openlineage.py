@@ -554,18 +554,25 @@ class LineageGraph:
             events do not say), ``inputs`` and ``outputs`` as
             ``{"namespace", "name", "version"}``. Each input is
             followed to the newest completed run that wrote that exact version by the time the
-            run that read it started (its START event; its COMPLETE when the log has no START):
+            run that read it started (its START event; failing that, its COMPLETE, for runs
+            that overlapped):
             a later run that wrote the same bytes again (a re-run of ingest, a retraining that
             left one output unchanged) did not make this version.
         """
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
-        todo: list[tuple[tuple[str, str, str | None], str | None]] = [
+        todo: list[tuple[tuple[str, str, str | None], StageNode | None]] = [
             ((namespace, name, version), None)
         ]
         while todo:
-            key, until = todo.pop(0)
-            for node in self.producers(*key, until=until)[:1]:
+            key, reader = todo.pop(0)
+            if reader is None:
+                found = self.producers(*key)
+            else:  # done before the reader started; else (runs begun by hand at once) ended
+                found = self.producers(
+                    *key, until=reader.started or reader.event_time
+                ) or self.producers(*key, until=reader.event_time)
+            for node in found[:1]:
                 if node.run_id in seen:
                     continue
                 seen.add(node.run_id)
@@ -581,7 +588,7 @@ class LineageGraph:
                         "outputs": [_ds(o) for o in node.outputs],
                     }
                 )
-                todo.extend((i, node.started or node.event_time) for i in node.inputs)
+                todo.extend((i, node) for i in node.inputs)
         return out
 
 

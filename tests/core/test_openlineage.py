@@ -280,6 +280,25 @@ def test_an_input_comes_from_the_run_that_wrote_it_before_its_reader_started() -
     ]
 
 
+def test_runs_that_overlapped_still_make_a_chain() -> None:
+    """Two runs begun by hand at once: the producer hashed its output and the reader read it,
+    but the producer's COMPLETE is stamped after the reader's START. Nothing completed before
+    the reader started, so the producer done by the time the reader completed is named."""
+    raw = ol.DatasetRef("file", "/p/data/raw.csv", version=RAW_MD5)
+    model = ol.DatasetRef("sqlite:///m.db", "mortgage-denial", version="1", kind="MODEL")
+    ingest = _run("ingest", outputs=(raw,))
+    register = _run("register", inputs=(raw,), outputs=(model,))
+    timeline = [
+        (ingest, "START", "2026-12-08T00:00:00Z"),
+        (register, "START", "2026-12-08T00:00:01Z"),
+        (ingest, "COMPLETE", "2026-12-08T00:00:02Z"),
+        (register, "COMPLETE", "2026-12-08T00:00:03Z"),
+    ]
+    events = [ol.event_dict(ol.run_event(run, kind, t)) for run, kind, t in timeline]
+    chain = ol.lineage_graph(events).chain("sqlite:///m.db", "mortgage-denial", "1")
+    assert [c["run_id"] for c in chain] == [register.run_id, ingest.run_id]
+
+
 def test_schema_types_follow_pandas_dtypes() -> None:
     frame = pd.DataFrame({"a": [1], "b": [1.5], "c": ["x"], "d": [True]})
     assert ol.schema_of(frame) == (
