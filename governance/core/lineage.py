@@ -56,7 +56,8 @@ class GitState:
 def without_credentials(url: str) -> str:
     """``url`` without a password, and over HTTP(S) without a user name either (a token is often
     given as one: ``https://bot:TOKEN@host/x`` and ``https://TOKEN@host/x`` are
-    ``https://host/x``); the host and port are kept as written (``[::1]:8080``).
+    ``https://host/x``, ``git+https://`` alike); the host and port are kept as written
+    (``[::1]:8080``).
 
     Lineage names where code and models live in documents that are shared and signed
     (OpenLineage events, SLSA statements, PROV); a token in a remote or tracking URL must not
@@ -65,11 +66,11 @@ def without_credentials(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:  # not a URL urllib can split ("http://[::1"): drop any user part
-        return re.sub(r"//[^/]*@", "//", url)
+        return re.sub(r"//[^/]*@", "//", url, count=1)
     user, at, host = parts.netloc.rpartition("@")
     if not at:
         return url
-    if ":" not in user and parts.scheme not in ("http", "https"):
+    if ":" not in user and parts.scheme.rpartition("+")[2] not in ("http", "https"):
         return url  # ssh://git@host/repo: a user name, no secret
     return urlunsplit(parts._replace(netloc=host))
 

@@ -330,6 +330,8 @@ def _stages(settings: Settings, src: Path, out: Path, n: int) -> None:
         ("https://github.com/a/b.git", "https://github.com/a/b.git"),
         ("sqlite:////tmp/x/mlflow.db", "sqlite:////tmp/x/mlflow.db"),
         ("http://u:p@[::1/x", "http://[::1/x"),
+        ("http://u:p@[::1/x//y@z", "http://[::1/x//y@z"),
+        ("git+https://ghp_TOK@github.com/o/r", "git+https://github.com/o/r"),
     ],
 )
 def test_without_credentials_keeps_the_place_as_written(url: str, named: str) -> None:
