@@ -135,8 +135,10 @@ def open_store(url: str | PathLike[str], *, create: bool = True) -> LedgerStore:
     head, _, query = text.partition("?")
     pairs = parse_qsl(query, keep_blank_values=True)
     shards = [v for k, v in pairs if k == "shards"]
-    if shards and shards[-1] != "1":
-        raise LedgerError(ERR_SHARDED_URL.format(k=shards[-1]))
+    if shards and not (shards[-1].isdigit() and int(shards[-1]) >= 1):
+        raise LedgerError(f"shards must be a whole number from 1, got {shards[-1]!r}")
+    if shards and int(shards[-1]) > 1:
+        raise LedgerError(ERR_SHARDED_URL.format(k=int(shards[-1])))
     if shards:  # shards=1: one chain, as open_ledger reads it
         rest = urlencode([(k, v) for k, v in pairs if k != "shards"])
         text = f"{head}?{rest}" if rest else head

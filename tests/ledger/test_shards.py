@@ -138,8 +138,12 @@ def test_what_reads_one_chain_refuses_a_sharded_ledger_by_name(
     with pytest.raises(LedgerError, match=rf"names shards={K}: a sharded ledger"):
         Ledger.open(f"{shards.base}&shards={K}", home=shards.home)
     # shards=1 is one chain, as open_ledger reads it: the control shard's schema
-    with Ledger.open(f"{shards.base}&shards=1", home=shards.home) as control:
-        assert control.origin == sharded.control.origin
+    for one in ("1", "01"):
+        with Ledger.open(f"{shards.base}&shards={one}", home=shards.home) as control:
+            assert control.origin == sharded.control.origin
+    for bad in ("0", "abc", ""):
+        with pytest.raises(LedgerError, match="shards must be a whole number from 1"):
+            Ledger.open(f"{shards.base}&shards={bad}", home=shards.home)
     settings = Settings.resolve(tmp_path, env={"GOVERNANCE_HOME": str(shards.home)})
     with pytest.raises(EvidenceError, match="this ledger is sharded: not supported yet"):
         build_evidence(settings, sharded, "m", "1", tmp_path / "pack.zip")
