@@ -259,21 +259,16 @@ def test_an_input_comes_from_the_run_that_wrote_it_before_its_reader_started() -
     """Stages may run at once: ingest i1 writes X and completes, train starts reading X, a
     re-run of ingest (i2, another commit) writes the same X while train runs, then train
     completes. Train read i1's X: the chain names i1 and its commit, never i2."""
-    raw = ol.DatasetRef("file", "/p/data/raw.csv", version=RAW_MD5)
-    model = ol.DatasetRef("sqlite:///m.db", "mortgage-denial", version="1", kind="MODEL")
-    i1 = _run("ingest", outputs=(raw,))
-    train = _run("register", inputs=(raw,), outputs=(model,))
-    i2 = _run("ingest", outputs=(raw,), git_commit="9" * 40)
-    timeline = [
-        (i1, "START", "2026-12-08T00:00:00Z"),
-        (i1, "COMPLETE", "2026-12-08T00:00:30Z"),
-        (train, "START", "2026-12-08T00:01:00Z"),
-        (i2, "START", "2026-12-08T00:01:10Z"),
-        (i2, "COMPLETE", "2026-12-08T00:02:00Z"),
-        (train, "COMPLETE", "2026-12-08T00:03:00Z"),
-    ]
-    events = [ol.event_dict(ol.run_event(run, kind, t)) for run, kind, t in timeline]
-    chain = ol.lineage_graph(events).chain("sqlite:///m.db", "mortgage-denial", "1")
+    i1, train = _run("ingest", outputs=(RAW,)), _run("register", inputs=(RAW,), outputs=(V1,))
+    i2 = _run("ingest", outputs=(RAW,), git_commit="9" * 40)
+    chain = _chain_of_v1(
+        (i1, "START", "00:00:00"),
+        (i1, "COMPLETE", "00:00:30"),
+        (train, "START", "00:01:00"),
+        (i2, "START", "00:01:10"),
+        (i2, "COMPLETE", "00:02:00"),
+        (train, "COMPLETE", "00:03:00"),
+    )
     assert [(c["run_id"], c["git_commit"]) for c in chain] == [
         (train.run_id, COMMIT),
         (i1.run_id, COMMIT),
@@ -284,19 +279,29 @@ def test_runs_that_overlapped_still_make_a_chain() -> None:
     """Two runs begun by hand at once: the producer hashed its output and the reader read it,
     but the producer's COMPLETE is stamped after the reader's START. Nothing completed before
     the reader started, so the producer done by the time the reader completed is named."""
-    raw = ol.DatasetRef("file", "/p/data/raw.csv", version=RAW_MD5)
-    model = ol.DatasetRef("sqlite:///m.db", "mortgage-denial", version="1", kind="MODEL")
-    ingest = _run("ingest", outputs=(raw,))
-    register = _run("register", inputs=(raw,), outputs=(model,))
-    timeline = [
-        (ingest, "START", "2026-12-08T00:00:00Z"),
-        (register, "START", "2026-12-08T00:00:01Z"),
-        (ingest, "COMPLETE", "2026-12-08T00:00:02Z"),
-        (register, "COMPLETE", "2026-12-08T00:00:03Z"),
-    ]
-    events = [ol.event_dict(ol.run_event(run, kind, t)) for run, kind, t in timeline]
-    chain = ol.lineage_graph(events).chain("sqlite:///m.db", "mortgage-denial", "1")
+    ingest, register = (
+        _run("ingest", outputs=(RAW,)),
+        _run("register", inputs=(RAW,), outputs=(V1,)),
+    )
+    chain = _chain_of_v1(
+        (ingest, "START", "00:00:00"),
+        (register, "START", "00:00:01"),
+        (ingest, "COMPLETE", "00:00:02"),
+        (register, "COMPLETE", "00:00:03"),
+    )
     assert [c["run_id"] for c in chain] == [register.run_id, ingest.run_id]
+
+
+RAW = ol.DatasetRef("file", "/p/data/raw.csv", version=RAW_MD5)
+V1 = ol.DatasetRef("sqlite:///m.db", "mortgage-denial", version="1", kind="MODEL")
+
+
+def _chain_of_v1(*timeline: tuple[ol.StageRun, Any, str]) -> list[dict[str, Any]]:
+    """The chain behind version 1, from these events (times of 2026-12-08, UTC)."""
+    events = [
+        ol.event_dict(ol.run_event(run, kind, f"2026-12-08T{t}Z")) for run, kind, t in timeline
+    ]
+    return ol.lineage_graph(events).chain("sqlite:///m.db", "mortgage-denial", "1")
 
 
 def test_schema_types_follow_pandas_dtypes() -> None:
