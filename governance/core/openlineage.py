@@ -551,7 +551,8 @@ class LineageGraph:
         list of dict
             One entry per stage run on the way, nearest first: ``stage``, ``run_id``, ``via``,
             the run's own ``git_commit``, ``git_dirty`` and ``params_hash`` (None when its
-            events do not say), ``inputs`` and ``outputs`` as
+            events do not say), ``started`` and ``ended`` (its START, if logged, and COMPLETE
+            event times), ``inputs`` and ``outputs`` as
             ``{"namespace", "name", "version"}``. Each input is
             followed to the newest completed run that wrote that exact version by the time the
             run that read it started (its START event; failing that, its COMPLETE, for runs
@@ -584,6 +585,8 @@ class LineageGraph:
                         "git_commit": node.git_commit,
                         "git_dirty": node.git_dirty,
                         "params_hash": node.params_hash,
+                        "started": node.started,
+                        "ended": node.event_time,
                         "inputs": [_ds(i) for i in node.inputs],
                         "outputs": [_ds(o) for o in node.outputs],
                     }

@@ -303,14 +303,6 @@ def stage_records(
         Empty when the log does not hold the version's chain.
     """
     chain = lineage_graph(events).chain(namespace, model, version)
-    started = {
-        str(e["run"]["runId"]): str(e["eventTime"]) for e in events if e.get("eventType") == "START"
-    }
-    ended = {
-        str(e["run"]["runId"]): str(e["eventTime"])
-        for e in events
-        if e.get("eventType") == "COMPLETE"
-    }
     prefix = root.rstrip("/") + "/" if root else None
 
     def files(datasets: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -338,8 +330,8 @@ def stage_records(
                 "commit": c.get("git_commit"),
                 "dirty": c.get("git_dirty"),
                 "params_hash": c.get("params_hash"),
-                "started": started.get(c["run_id"]),
-                "ended": ended.get(c["run_id"]),
+                "started": c["started"],
+                "ended": c["ended"],
                 "inputs": files(c["inputs"]),
                 "outputs": files(c["outputs"]),
                 "writes": ["model"] if wrote_model else [],

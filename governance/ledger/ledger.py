@@ -29,7 +29,7 @@ from os import PathLike
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -72,6 +72,7 @@ from governance.ledger.records import (
     record_hash,
 )
 from governance.ledger.store import SCHEMA_VERSION, Fence, LedgerStore, Query, StoreError
+from governance.ledger.urls import split_shards
 
 __all__ = [
     "EncodedBody",
@@ -131,17 +132,9 @@ def open_store(url: str | PathLike[str], *, create: bool = True) -> LedgerStore:
     LedgerStore
         The store, with its schema created if missing.
     """
-    text = str(url)
-    head, _, query = text.partition("?")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    shards = [v for k, v in pairs if k == "shards"]
-    if shards and not (shards[-1].isdigit() and int(shards[-1]) >= 1):
-        raise LedgerError(f"shards must be a whole number from 1, got {shards[-1]!r}")
-    if shards and int(shards[-1]) > 1:
-        raise LedgerError(ERR_SHARDED_URL.format(k=int(shards[-1])))
-    if shards:  # shards=1: one chain, as open_ledger reads it
-        rest = urlencode([(k, v) for k, v in pairs if k != "shards"])
-        text = f"{head}?{rest}" if rest else head
+    text, shards = split_shards(str(url))  # shards=1: one chain, as open_ledger reads it
+    if shards > 1:
+        raise LedgerError(ERR_SHARDED_URL.format(k=shards))
     if text.startswith(("postgresql://", "postgres://")):
         from governance.ledger.postgres_store import PostgresStore
 

@@ -60,6 +60,7 @@ from governance.ledger.records import (
     register_event_type,
 )
 from governance.ledger.store import FENCE_TYPES, Fence, LedgerStore, Query, StoreError
+from governance.ledger.urls import MAX_SHARDS, split_shards
 
 __all__ = [
     "MAX_SHARDS",
@@ -75,7 +76,6 @@ __all__ = [
     "with_schema",
 ]
 
-MAX_SHARDS = 64
 SHARD_HEADS = "shard_heads"
 register_event_type(
     SHARD_HEADS,
@@ -84,23 +84,6 @@ register_event_type(
 )
 _MAX_WINDOW = 10_000  # Ledger.find's limit: a merged page reads offset + limit per shard
 _PAGE = 1_000  # shard_heads records read per query
-
-
-def split_shards(url: str) -> tuple[str, int]:
-    """Split ``shards=K`` off a ledger URL; ``(url without it, K)``, K = 1 when absent."""
-    head, _, tail = url.partition("?")
-    query = parse_qsl(tail, keep_blank_values=True)
-    given = [value for key, value in query if key == "shards"]
-    if not given:
-        return url, 1
-    text = given[-1]
-    if not text.isdigit() or not 1 <= int(text) <= MAX_SHARDS:
-        raise LedgerError(f"shards must be an integer in 1..{MAX_SHARDS}, got {text!r}")
-    kept = urlencode([(k, v) for k, v in query if k != "shards"])
-    rest = f"{head}?{kept}" if kept else head  # the path as given (sqlite:///abs stays so)
-    if int(text) > 1 and not rest.startswith(("postgresql://", "postgres://")):
-        raise LedgerError("a sharded ledger needs PostgreSQL (postgresql://...?shards=K)")
-    return rest, int(text)
 
 
 def shard_schema(schema: str, shard: int) -> str:
