@@ -13,6 +13,13 @@ the resolution of a meaningful change; counterfactual values are multiples of it
 keeps an integer feature integer), ``cost`` (the cost of changing it: for a numeric feature per
 one spread, the training standard deviation; for a categorical one per change; default 1) and
 ``bounds`` (``[low, high]``, optional: narrower feasible values than the data contract's).
+
+A feature's ``reason`` is worded for the values that make the adverse outcome likelier;
+``adverse`` says which those are, so training can check the fitted model against the words:
+``high`` or ``low`` for a numeric feature (by default ``high`` for ``action: decrease``, ``low``
+for ``action: increase``, else unstated), a list of categories for a categorical one. Where the
+fitted model disagrees, its decisions carry a reason worded from the model instead
+(:func:`governance.core.scorecard.worded_reason`), never the spec's false one.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import hashlib
 import itertools
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -55,6 +62,9 @@ class Feature:
     step: float | None = None  # numeric and actionable: resolution of a meaningful change
     cost: float = 1.0  # cost of a change: per spread (numeric) or per change (categorical)
     bounds: tuple[float | None, float | None] = (None, None)  # optional narrower feasible range
+    # the values the reason's wording describes: ("high",) / ("low",) for a numeric feature, its
+    # categories for a categorical one; () when the wording names no direction
+    adverse: tuple[str, ...] = ()
 
     @property
     def words(self) -> str:
@@ -446,7 +456,37 @@ def _feature(path: Path, name: str, f: dict[str, Any]) -> Feature:
             None if bounds[0] is None else float(bounds[0]),
             None if bounds[1] is None else float(bounds[1]),
         ),
+        adverse=_adverse(f, action, bad),
     )
+
+
+# The side of a numeric feature an action's reason speaks of: lower it, so high is adverse.
+_ADVERSE_SIDE: dict[str, str] = {"decrease": "high", "increase": "low"}
+
+
+def _adverse(f: dict[str, Any], action: str, bad: Callable[[str], ValueError]) -> tuple[str, ...]:
+    """A feature's ``adverse`` values: stated, or (numeric) implied by its action."""
+    given = f.get("adverse")
+    if f["kind"] == "numeric":
+        implied = _ADVERSE_SIDE.get(action)
+        if given is None:
+            return (implied,) if implied else ()
+        if given not in ("high", "low"):
+            raise bad(f"adverse must be high or low for a numeric feature, got {given!r}")
+        if implied and given != implied:
+            raise bad(f"adverse: {given} contradicts action: {action}")
+        return (given,)
+    if given is None:
+        return ()
+    categories = [str(c) for c in f.get("categories", ())]
+    if (
+        not isinstance(given, list)
+        or not given
+        or any(not isinstance(c, str) or c not in categories for c in given)
+        or len(set(given)) != len(given)
+    ):
+        raise bad(f"adverse must list some of its categories {categories}, got {given!r}")
+    return tuple(given)
 
 
 def read_source(source: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
 
 from governance.core.pages import inline, markdown_page
+from governance.core.training import MISSING
 
 SECTIONS = (
     "model_details",
@@ -81,6 +82,22 @@ def render_html(card: dict[str, Any]) -> str:
     return _inline_figures(page, card)
 
 
+def _values(kind: str, values: list[str]) -> str:
+    if kind == "numeric":
+        return f"{values[0]} values" if values else "no values"
+    shown = ["not provided" if v == MISSING else f"“{v}”" for v in values]
+    return " or ".join(shown) if shown else "no category"
+
+
+def _reworded_caveat(r: dict[str, Any]) -> str:
+    return (
+        f"The fitted model contradicts the reason of {r['feature']}: the spec's "
+        f"“{r['spec_reason']}” speaks of {_values(r['kind'], r['spec'])}, but the model raises "
+        f"the adverse score for {_values(r['kind'], r['model'])}, so its decisions say "
+        f"“{r['reason']}”. Review this before approving the model."
+    )
+
+
 def build_card(
     *,
     model_details: dict[str, Any],
@@ -96,8 +113,15 @@ def build_card(
     reasons: list[dict[str, str]],
     reason_count: int,
     alternatives: dict[str, Any] | None = None,
+    reworded: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the card document from the pipeline's evidence."""
+    """Assemble the card document from the pipeline's evidence.
+
+    ``reasons`` are the words decisions give (the scorecard's); ``reworded`` names each feature
+    whose fitted model contradicts its spec's reason (feature, kind, ``spec_reason``,
+    ``reason``, and the adverse values each states), said as a caveat for the approver.
+    """
+    reworded = reworded or []
     groupings = fairness["groupings"]
     single = [g for g in groupings if len(g["features"]) == 1]
     intersections = [g for g in groupings if len(g["features"]) > 1]
@@ -131,10 +155,11 @@ def build_card(
             "and small groups have wide intervals.",
             "Groups smaller than the gate's minimum size are reported but not gated.",
             "The data describe one market and period; revalidate before use elsewhere.",
+            *(_reworded_caveat(r) for r in reworded),
         ],
         "lineage": lineage,
         "validation": validation,
-        "reason_codes": {"count": reason_count, "reasons": reasons},
+        "reason_codes": {"count": reason_count, "reasons": reasons, "reworded": reworded},
         "alternatives": alternatives,
         "registration": None,
         "comparison": None,  # champion/challenger, added at registration when there is one

@@ -14,13 +14,19 @@ are the features that raised the probability of the adverse outcome most, in wor
 outcome has none; it carries its **main factors** instead, named as such: the features that
 lowered the probability of the adverse outcome most, with their plain label. The same scorer
 serves decisions and replays them.
+
+A reason is said as the spec words it only where the fitted model agrees with those words
+(:func:`worded_reason`): a spec that says "too high" of a feature whose fitted weight makes
+*low* values raise the score would otherwise tell an applicant the opposite of what the model
+did. The words are fixed per feature when the pipeline is compiled and stored with the
+scorecard, so every decision and its replay say the same thing.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -28,7 +34,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from governance.core.dataset import DatasetSpec
+from governance.core.dataset import DatasetSpec, Feature
 from governance.core.training import MISSING, TrainParams, model_inputs
 
 FORMAT = "governance.scorecard/1"
@@ -320,6 +326,50 @@ class Scorecard:
         )
 
 
+def _capitalised(words: str) -> str:
+    return words[:1].upper() + words[1:]
+
+
+def adverse_values(feature: Feature, scorecard: Scorecard) -> tuple[str, ...]:
+    """The values of one feature for which the fitted model raises the adverse score.
+
+    ``("high",)`` or ``("low",)`` for a numeric feature (by its weight's sign; ``()`` for a zero
+    weight); for a categorical one, the categories whose weight is above the training average
+    (only those give a positive contribution), with the missing category only where a caller
+    may leave the feature out.
+    """
+    if feature.name in scorecard.numeric:
+        w = scorecard.numeric[feature.name]["weight"]
+        return ("high",) if w > 0 else ("low",) if w < 0 else ()
+    c = scorecard.categorical[feature.name]
+    return tuple(
+        k
+        for k, w in c["weights"].items()
+        if w > c["reference"] and (k != MISSING or feature.nullable)
+    )
+
+
+def worded_reason(feature: Feature, scorecard: Scorecard) -> str:
+    """The principal-reason words of one feature: the spec's, unless the model contradicts them.
+
+    The spec's ``adverse`` says which values its reason describes. When the fitted model raises
+    the adverse score for other values (a numeric weight of the other sign, a categorical level
+    outside the stated ones), the spec's words would be false for the applicants who get them;
+    the reason then names the feature and the side the model penalises, in its plain label:
+    "Housing expenses to income ratio too low", "Self-employment: no". A feature whose reason
+    states no direction keeps its words.
+    """
+    if not feature.adverse:
+        return feature.reason
+    model = adverse_values(feature, scorecard)
+    if set(model) <= set(feature.adverse):
+        return feature.reason
+    if feature.kind == "numeric":
+        return f"{_capitalised(feature.words)} too {model[0]}"
+    sides = " or ".join("not provided" if k == MISSING else k for k in model)
+    return f"{_capitalised(feature.words)}: {sides}"
+
+
 def compile_pipeline(
     pipeline: Pipeline, spec: DatasetSpec, train_frame: pd.DataFrame, params: TrainParams
 ) -> Scorecard:
@@ -354,7 +404,7 @@ def compile_pipeline(
             cat_weights = {str(c): float(weights[f"cat__{name}_{c}"]) for c in cats}
             observed = x_train[name].fillna(MISSING).map(cat_weights)
             categorical[name] = {"weights": cat_weights, "reference": float(observed.mean())}
-    return Scorecard(
+    fitted = Scorecard(
         intercept=float(clf.intercept_[0]),
         numeric=numeric,
         categorical=categorical,
@@ -366,6 +416,7 @@ def compile_pipeline(
         nullable=frozenset(f.name for f in spec.features if f.nullable),
         labels={f.name: f.words for f in spec.features},
     )
+    return replace(fitted, reasons={f.name: worded_reason(f, fitted) for f in spec.features})
 
 
 def agreement(

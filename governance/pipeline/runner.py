@@ -39,6 +39,7 @@ STAGE_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "fairness_metrics",
             "train",
             "test",
+            "scorecard",
         ),
         ("card_json", "card_md", "card_html"),
     ),

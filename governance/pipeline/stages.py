@@ -508,8 +508,10 @@ def _owner(ws: Workspace) -> str:
 def model_card(ws: Workspace) -> StageResult:
     """The model card as JSON, Markdown and HTML."""
     from governance.core.model_card import build_card, render_html, render_markdown
+    from governance.core.scorecard import Scorecard, adverse_values
 
     spec = ws.spec
+    scorecard = Scorecard.from_dict(read_json(ws.path("scorecard")))
     params = _train_params(ws)
     evaluation = read_json(ws.path("evaluation"))
     metrics = {k: v for k, v in evaluation.items() if not k.endswith(("_ci_low", "_ci_high"))}
@@ -550,9 +552,21 @@ def model_card(ws: Workspace) -> StageResult:
         evaluation_data={**by_name["test"], "description": f"{spec.title}: held-out test split"},
         lineage=info,
         validation=info["validation"],
-        reasons=[{"feature": f.name, "reason": f.reason} for f in spec.features],
+        reasons=[{"feature": f.name, "reason": scorecard.reasons[f.name]} for f in spec.features],
         reason_count=params.reason_count,
         alternatives=_alternatives_for_card(ws),
+        reworded=[
+            {
+                "feature": f.name,
+                "kind": f.kind,
+                "spec_reason": f.reason,
+                "reason": scorecard.reasons[f.name],
+                "spec": list(f.adverse),
+                "model": list(adverse_values(f, scorecard)),
+            }
+            for f in spec.features
+            if scorecard.reasons[f.name] != f.reason
+        ],
     )
     write_json(ws.path("card_json"), card)
     markdown = render_markdown(card)

@@ -115,6 +115,15 @@ def _set(key: str, value: object) -> Callable[[dict[str, Any]], None]:
         (_set("features.pirat", "numeric"), "feature 'pirat' must be a mapping"),
         (_set("features.pirat.categories", "yes"), "categories must be a list"),
         (_set("features.pirat.bounds", [5, 1]), "bounds must be [low, high] with low <= high"),
+        # what a reason's words say, checked against the fitted model at train
+        (_set("features.pirat.adverse", "low"), "'pirat': adverse: low contradicts action: dec"),
+        (_set("features.unemp.adverse", "up"), "adverse must be high or low for a numeric feat"),
+        (_set("features.unemp.adverse", ["high"]), "adverse must be high or low for a numeric"),
+        (_set("features.phist.adverse", "yes"), "adverse must list some of its categories"),
+        (_set("features.phist.adverse", []), "adverse must list some of its categories"),
+        (_set("features.phist.adverse", [True]), "adverse must list some of its categories"),
+        (_set("features.phist.adverse", ["maybe"]), "categories ['no', 'yes'], got ['maybe']"),
+        (_set("features.phist.adverse", ["yes", "yes"]), "adverse must list some of its categ"),
         (_set("sensitive_features", "afam"), "sensitive_features must be a list of column names"),
         (_set("sensitive_features", ["afam", "afam"]), "names ['afam'] more than once"),
         (_set("rename", ["rownames"]), "rename must be a mapping, got list"),
@@ -182,6 +191,16 @@ def test_a_well_formed_own_spec_loads_as_written(tmp_path: Path) -> None:
     spec = load_spec(path)
     assert spec.outcomes == {"adverse": "refer", "favorable": "accept"}
     assert spec.features == load_spec("hmda").features
+
+
+def test_the_values_a_reason_speaks_of_are_stated_or_implied_by_the_action() -> None:
+    hmda, credit = load_spec("hmda"), load_spec("credit")
+    assert hmda.feature("pirat").adverse == ("high",)  # action: decrease
+    assert credit.feature("Income").adverse == ("low",)  # action: increase
+    assert hmda.feature("chist").adverse == ("high",)  # stated
+    assert hmda.feature("hschool").adverse == ("no",)  # a category
+    assert hmda.feature("unemp").adverse == ()  # "Unemployment rate in ...": no direction
+    assert credit.feature("Time").adverse == ()  # action: any
 
 
 def test_a_copy_keeping_a_built_in_name_is_refused(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,9 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.core.dataset import DatasetSpec, load_spec, read_source
-from governance.core.scorecard import Scorecard, agreement, compile_pipeline
-from governance.core.training import TrainParams, model_inputs, split, train
+from governance.core.dataset import DatasetSpec, Feature, load_spec, read_source
+from governance.core.scorecard import (
+    Scorecard,
+    adverse_values,
+    agreement,
+    compile_pipeline,
+    worded_reason,
+)
+from governance.core.training import MISSING, TrainParams, model_inputs, split, train
 
 PARAMS = TrainParams(seed=7, threshold=0.5, reason_count=4)
 
@@ -79,9 +87,95 @@ def test_reasons_are_the_largest_adverse_contributions_in_words(model: tuple) ->
         adverse += 1
         expected = sorted((n for n in c if c[n] > 0), key=lambda n: -c[n])[: PARAMS.reason_count]
         assert [x["feature"] for x in scored.reasons] == expected
-        assert all(x["reason"] == spec.feature(x["feature"]).reason for x in scored.reasons)
+        assert all(x["reason"] == scorecard.reasons[x["feature"]] for x in scored.reasons)
         assert scored.factors == []
     assert adverse and favorable
+
+
+def _on_the_side(pipeline: Any, spec: DatasetSpec, name: str, value: Any, sides: tuple) -> bool:
+    """Whether one input is among ``sides``: categories, or above / below the training mean
+    (scikit-learn's scaler, which centres on it: the average applicant contributions compare
+    with)."""
+    if spec.feature(name).kind == "categorical":
+        return value in sides
+    scaler = pipeline.named_steps["pre"].named_transformers_["num"].named_steps["scale"]
+    mean = float(scaler.mean_[list(spec.numeric).index(name)])
+    return {"high": value > mean, "low": value < mean}[sides[0]]
+
+
+def test_every_principal_reason_is_true_of_the_applicant(model: tuple) -> None:
+    """The spec words hirat's reason "Housing expenses too high relative to income", but the
+    fitted weight is negative: a *low* ratio raises the denial score. Denials with a low ratio
+    were told their housing expenses were too high, and following that "reason" raised the
+    score. Every reason given on every row of both datasets is now checked against the applicant:
+    the spec's words name the side it states, reworded ones ("... too low", "...: no") the side
+    the model penalises. A missing input is imputed, not on a side: not checked here."""
+    spec, frame, pipeline, scorecard = model
+    checked = 0
+    for r in rows(spec, frame):
+        for x in scorecard.score(r).reasons:
+            f = spec.feature(x["feature"])
+            if r[f.name] is None or not f.adverse:
+                continue
+            if x["reason"] == f.reason:
+                sides = f.adverse
+            elif f.kind == "numeric":
+                sides = (x["reason"].rsplit(" too ", 1)[1],)
+            else:
+                sides = tuple(x["reason"].split(": ", 1)[1].split(" or "))
+            assert _on_the_side(pipeline, spec, f.name, r[f.name], sides), (f.name, r, x)
+            checked += 1
+    assert checked > 400
+
+
+def test_a_reason_the_fitted_model_contradicts_is_worded_from_the_model() -> None:
+    spec, _, pipeline, scorecard = HMDA
+    names, weights = pipeline[:-1].get_feature_names_out(), pipeline[-1].coef_.ravel()
+    coef = dict(zip(names, weights, strict=True))
+    assert coef["num__hirat"] < 0 and spec.feature("hirat").adverse == ("high",)
+    assert scorecard.reasons["hirat"] == "Housing expenses to income ratio too low"
+    assert adverse_values(spec.feature("hirat"), scorecard) == ("low",)
+    kept = {n: w for n, w in scorecard.reasons.items() if n != "hirat"}
+    assert kept == {f.name: f.reason for f in spec.features if f.name != "hirat"}
+
+
+def _card(**categorical: dict[str, float]) -> Scorecard:
+    return Scorecard(
+        intercept=0.0,
+        numeric={"ratio": {"fill": 0.0, "mean": 0.0, "scale": 1.0, "weight": 0.0, "reference": 0}},
+        categorical={n: {"weights": w, "reference": 0.0} for n, w in categorical.items()},
+        order=("ratio", *categorical),
+        threshold=0.5,
+        reasons={},
+        reason_count=4,
+        outcomes={"adverse": "deny", "favorable": "approve"},
+    )
+
+
+def test_a_categorical_reason_names_the_levels_the_model_penalises() -> None:
+    flag = Feature("flag", "categorical", "Public record", ("no", "yes"), label="public record")
+    flag = replace(flag, adverse=("yes",))
+    agrees = _card(flag={"no": -1.0, "yes": 1.0, MISSING: 0.5})
+    contrary = _card(flag={"no": 1.0, "yes": -1.0, MISSING: 0.5})
+    assert worded_reason(flag, agrees) == "Public record"  # missing cannot be given: not counted
+    assert worded_reason(flag, contrary) == "Public record: no"
+    nullable = replace(flag, nullable=True)
+    assert worded_reason(nullable, agrees) == "Public record: yes or not provided"
+    assert worded_reason(nullable, contrary) == "Public record: no or not provided"
+    assert worded_reason(replace(flag, adverse=()), contrary) == "Public record"  # no direction
+    ratio = Feature("ratio", "numeric", "Ratio too high", adverse=("high",))
+    assert worded_reason(ratio, agrees) == "Ratio too high"  # a zero weight raises nothing
+
+
+def test_a_scorecard_keeps_the_words_it_was_registered_with() -> None:
+    """Replay reloads the registered scorecard: a version compiled before reasons were checked
+    keeps saying what its decisions said."""
+    spec, frame, _, scorecard = HMDA
+    old = scorecard.to_dict() | {"reasons": {f.name: f.reason for f in spec.features}}
+    again = Scorecard.from_dict(old)
+    said = [x["reason"] for r in rows(spec, frame) for x in again.score(r).reasons]
+    assert "Housing expenses too high relative to income" in said
+    assert "Housing expenses to income ratio too low" not in said
 
 
 def test_approvals_carry_main_factors_in_plain_words(model: tuple) -> None:

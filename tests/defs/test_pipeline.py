@@ -135,6 +135,17 @@ def test_whole_graph_registers_a_version_with_resolvable_lineage(
     assert "<table>" in html and "http://" not in html and "https://" not in html
     for heading in ("Intended use", "Intersectional analyses", "Reason-code catalogue", "Lineage"):
         assert f"<h2>{heading}</h2>" in html
+    # ... the catalogue says what decisions will say: the scorecard's words, and the spec's
+    # "Housing expenses too high" is not among them, since the fitted hirat weight is negative
+    scorecard = json.loads((project / "models/scorecard.json").read_text())
+    catalogue = {r["feature"]: r["reason"] for r in card["reason_codes"]["reasons"]}
+    assert catalogue == scorecard["reasons"] and scorecard["numeric"]["hirat"]["weight"] < 0
+    assert catalogue["hirat"] == "Housing expenses to income ratio too low"
+    assert [(r["feature"], r["spec"], r["model"]) for r in card["reason_codes"]["reworded"]] == [
+        ("hirat", ["high"], ["low"])
+    ]
+    assert any("fitted model contradicts the reason of hirat: " in c for c in card["caveats"])
+    assert "Review this before approving the model." in html
     # ... the less-discriminatory-alternatives frontier: its table and its plot, inlined
     assert "<h2>Less discriminatory alternatives</h2>" in html
     assert '<figure id="frontier"><svg' in html and "LDA gate passed" in html
