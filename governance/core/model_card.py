@@ -14,7 +14,6 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
 
 from governance.core.pages import inline, markdown_page
-from governance.core.training import MISSING
 
 SECTIONS = (
     "model_details",
@@ -85,8 +84,7 @@ def render_html(card: dict[str, Any]) -> str:
 def _values(kind: str, values: list[str]) -> str:
     if kind == "numeric":
         return f"{values[0]} values" if values else "no values"
-    shown = ["not provided" if v == MISSING else f"“{v}”" for v in values]
-    return " or ".join(shown) if shown else "no category"
+    return " or ".join(f"“{v}”" for v in values) if values else "no category"
 
 
 def _reworded_caveat(r: dict[str, Any]) -> str:

@@ -18,8 +18,11 @@ serves decisions and replays them.
 A reason is said as the spec words it only where the fitted model agrees with those words
 (:func:`worded_reason`): a spec that says "too high" of a feature whose fitted weight makes
 *low* values raise the score would otherwise tell an applicant the opposite of what the model
-did. The words are fixed per feature when the pipeline is compiled and stored with the
-scorecard, so every decision and its replay say the same thing.
+did. Nor is a reason said of an input the applicant left out: the model scored the missing
+value as the training median (or its missing category), and the reason says the input was not
+provided (``missing_reasons``). The words are fixed per feature when the pipeline is compiled
+and stored with the scorecard, so every decision and its replay say the same thing; a
+scorecard of format 1, compiled before, keeps the words it was registered with.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from sklearn.pipeline import Pipeline
 from governance.core.dataset import DatasetSpec, Feature
 from governance.core.training import MISSING, TrainParams, model_inputs
 
-FORMAT = "governance.scorecard/1"
+FORMAT = "governance.scorecard/2"
+FORMATS = ("governance.scorecard/1", FORMAT)  # 1: no missing_reasons
 ERR_UNKNOWN_FEATURE = "unknown feature {name!r}; the model takes {expected}"
 ERR_MISSING_FEATURE = "missing feature {name!r}"
 ERR_CATEGORY = "feature {name!r}: {value!r} is not one of {allowed}"
@@ -122,6 +126,8 @@ class Scorecard:
     outcomes: dict[str, str]
     nullable: frozenset[str] = frozenset()
     labels: dict[str, str] = field(default_factory=dict)  # plain words per feature
+    # the principal-reason words of a nullable feature the caller left out (format 2)
+    missing_reasons: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def base_value(self) -> float:
@@ -178,9 +184,15 @@ class Scorecard:
         """Score one application with its explanation and principal reasons."""
         if check:
             self.check(features)
-        return self.conclude(self.contributions(features))
+        return self.conclude(self.contributions(features), self.left_out(features))
 
-    def conclude(self, contributions: dict[str, float]) -> Scored:
+    def left_out(self, features: Mapping[str, Any]) -> frozenset[str]:
+        """The features given as missing whose reason then says so (``missing_reasons``)."""
+        return frozenset(n for n in self.missing_reasons if features.get(n) is None)
+
+    def conclude(
+        self, contributions: dict[str, float], missing: frozenset[str] = frozenset()
+    ) -> Scored:
         """Score, outcome and reasons from contributions: the one place they are computed.
 
         Batch scoring computes the contributions vectorised (element-wise, so bit-identical)
@@ -193,7 +205,7 @@ class Scorecard:
             outcome=self.outcomes["adverse" if adverse else "favorable"],
             adverse=adverse,
             explanation=Explanation(base, contributions, logit),
-            reasons=self.principal_reasons(contributions) if adverse else [],
+            reasons=self.principal_reasons(contributions, missing) if adverse else [],
             factors=[] if adverse else self.main_factors(contributions),
         )
 
@@ -206,18 +218,25 @@ class Scorecard:
         p = _sigmoid(logit)
         return logit, p, p >= self.threshold
 
-    def principal_reasons(self, contributions: Mapping[str, float]) -> list[dict[str, Any]]:
+    def principal_reasons(
+        self, contributions: Mapping[str, float], missing: frozenset[str] = frozenset()
+    ) -> list[dict[str, Any]]:
         """The features that raised the probability of the adverse outcome most, in words.
 
-        Adverse-action reasons: :meth:`conclude` gives them on adverse outcomes only.
+        Adverse-action reasons: :meth:`conclude` gives them on adverse outcomes only. A feature
+        in ``missing`` (:meth:`left_out`) is said as not provided.
         """
         raising = sorted(
             ((c, name) for name, c in contributions.items() if c > 0), key=lambda t: (-t[0], t[1])
         )
         return [
-            {"feature": name, "reason": self.reasons[name], "contribution": c}
+            {"feature": name, "reason": self.reason_for(name, name in missing), "contribution": c}
             for c, name in raising[: self.reason_count]
         ]
+
+    def reason_for(self, name: str, missing: bool) -> str:
+        """One feature's principal-reason words, for a given or a missing input."""
+        return self.missing_reasons[name] if missing else self.reasons[name]
 
     def main_factors(self, contributions: Mapping[str, float]) -> list[dict[str, Any]]:
         """The features that lowered the probability of the adverse outcome most.
@@ -305,12 +324,13 @@ class Scorecard:
             "outcomes": self.outcomes,
             "nullable": sorted(self.nullable),
             "labels": self.labels,
+            "missing_reasons": self.missing_reasons,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Scorecard:
         """A scorecard from :meth:`to_dict`'s document."""
-        if d.get("format") != FORMAT:
+        if d.get("format") not in FORMATS:
             raise ValueError(f"not a {FORMAT} document (format={d.get('format')!r})")
         return cls(
             intercept=float(d["intercept"]),
@@ -323,6 +343,7 @@ class Scorecard:
             outcomes=dict(d["outcomes"]),
             nullable=frozenset(d.get("nullable", ())),
             labels=dict(d.get("labels") or {}),
+            missing_reasons=dict(d["missing_reasons"]) if d["format"] == FORMAT else {},
         )
 
 
@@ -335,18 +356,14 @@ def adverse_values(feature: Feature, scorecard: Scorecard) -> tuple[str, ...]:
 
     ``("high",)`` or ``("low",)`` for a numeric feature (by its weight's sign; ``()`` for a zero
     weight); for a categorical one, the categories whose weight is above the training average
-    (only those give a positive contribution), with the missing category only where a caller
-    may leave the feature out.
+    (only those give a positive contribution). A missing input is not among them: its reason
+    says it was not provided.
     """
     if feature.name in scorecard.numeric:
         w = scorecard.numeric[feature.name]["weight"]
         return ("high",) if w > 0 else ("low",) if w < 0 else ()
     c = scorecard.categorical[feature.name]
-    return tuple(
-        k
-        for k, w in c["weights"].items()
-        if w > c["reference"] and (k != MISSING or feature.nullable)
-    )
+    return tuple(k for k, w in c["weights"].items() if w > c["reference"] and k != MISSING)
 
 
 def worded_reason(feature: Feature, scorecard: Scorecard) -> str:
@@ -366,8 +383,7 @@ def worded_reason(feature: Feature, scorecard: Scorecard) -> str:
         return feature.reason
     if feature.kind == "numeric":
         return f"{_capitalised(feature.words)} too {model[0]}"
-    sides = " or ".join("not provided" if k == MISSING else k for k in model)
-    return f"{_capitalised(feature.words)}: {sides}"
+    return f"{_capitalised(feature.words)}: {' or '.join(model)}"
 
 
 def compile_pipeline(
@@ -416,7 +432,13 @@ def compile_pipeline(
         nullable=frozenset(f.name for f in spec.features if f.nullable),
         labels={f.name: f.words for f in spec.features},
     )
-    return replace(fitted, reasons={f.name: worded_reason(f, fitted) for f in spec.features})
+    return replace(
+        fitted,
+        reasons={f.name: worded_reason(f, fitted) for f in spec.features},
+        missing_reasons={
+            f.name: f"{_capitalised(f.words)} not provided" for f in spec.features if f.nullable
+        },
+    )
 
 
 def agreement(

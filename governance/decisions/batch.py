@@ -251,7 +251,16 @@ def decision_bodies(
         "logit": json_column(scored.logits.tolist(), encode),
         "score": json_column(scored.scores.tolist(), encode),
         "reasons": _items(
-            names, ctext, scored.reasons, encode, "reason", [scorecard.reasons[n] for n in names]
+            names,
+            ctext,
+            scored.reasons,
+            encode,
+            "reason",
+            [scorecard.reasons[n] for n in names],
+            {
+                names.index(n): (text, [v is None for v in columns[n]])
+                for n, text in scorecard.missing_reasons.items()
+            },
         ),
         "main_factors": _items(
             names,
@@ -306,22 +315,32 @@ def _items(
     encode: Encode,
     word: str,
     words: list[str],
+    missing: Mapping[int, tuple[str, list[bool]]] | None = None,
 ) -> list[bytes]:
     """Each row's principal reasons (``word`` "reason") or main factors ("factor"), as
-    :meth:`Scorecard.principal_reasons` / :meth:`Scorecard.main_factors` write them."""
+    :meth:`Scorecard.principal_reasons` / :meth:`Scorecard.main_factors` write them.
+
+    ``missing`` maps a column to the words said instead where its input is missing, and which
+    rows' inputs are (:attr:`Scorecard.missing_reasons`).
+    """
     marker = "\x00contribution\x00"
-    cut = []
-    for name, text in zip(names, words, strict=True):
-        piece = {"feature": name, word: text, "contribution": marker}
-        encoded = encode(piece)
+
+    def item(name: str, text: str) -> bytes:
+        encoded = encode({"feature": name, word: text, "contribution": marker})
         at = encoded.index(encode(marker))
-        cut.append((encoded[:at], encoded[at + len(encode(marker)) :]))
-    item = [_literal(head) + b"%b" + _literal(tail) for head, tail in cut]
-    formats: dict[tuple[int, ...], bytes] = {}  # per choice of features (few)
+        head, tail = encoded[:at], encoded[at + len(encode(marker)) :]
+        return _literal(head) + b"%b" + _literal(tail)
+
+    given = [item(name, text) for name, text in zip(names, words, strict=True)]
+    left_out = {j: item(names[j], text) for j, (text, _) in (missing or {}).items()}
+    absent = {j: rows for j, (_, rows) in (missing or {}).items()}
+    formats: dict[tuple[tuple[int, ...], tuple[int, ...]], bytes] = {}  # per choice (few)
     out = []
     for i, row in enumerate(map(tuple, picked.tolist())):
-        row_format = formats.get(row)
+        gone = tuple(j for j in row if j in absent and absent[j][i]) if absent else ()
+        row_format = formats.get((row, gone))
         if row_format is None:
-            row_format = formats[row] = b"[" + b",".join(item[j] for j in row if j >= 0) + b"]"
+            parts = [left_out[j] if j in gone else given[j] for j in row if j >= 0]
+            row_format = formats[(row, gone)] = b"[" + b",".join(parts) + b"]"
         out.append(row_format % tuple([ctext[j][i] for j in row if j >= 0]))
     return out

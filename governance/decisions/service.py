@@ -806,7 +806,8 @@ def _replay(record: Record, loaded: LoadedModel) -> dict[str, Any]:
         # Recorded before reasons were limited to adverse outcomes: every decision then carried
         # its principal reasons, so that is what replay reproduces for it.
         c = scored.explanation.contributions
-        replayed["reasons"] = [dict(r) for r in loaded.scorecard.principal_reasons(c)]
+        missing = loaded.scorecard.left_out(body["inputs"])
+        replayed["reasons"] = [dict(r) for r in loaded.scorecard.principal_reasons(c, missing)]
     checks = {k: _same(recorded[k], replayed[k]) for k in recorded}
     return {
         "decision_id": decision_id,

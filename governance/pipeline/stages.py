@@ -552,7 +552,11 @@ def model_card(ws: Workspace) -> StageResult:
         evaluation_data={**by_name["test"], "description": f"{spec.title}: held-out test split"},
         lineage=info,
         validation=info["validation"],
-        reasons=[{"feature": f.name, "reason": scorecard.reasons[f.name]} for f in spec.features],
+        reasons=[
+            {"feature": f.name, "reason": scorecard.reasons[f.name]}
+            | ({"missing": scorecard.missing_reasons[f.name]} if f.nullable else {})
+            for f in spec.features
+        ],
         reason_count=params.reason_count,
         alternatives=_alternatives_for_card(ws),
         reworded=[

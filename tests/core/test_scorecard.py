@@ -87,7 +87,10 @@ def test_reasons_are_the_largest_adverse_contributions_in_words(model: tuple) ->
         adverse += 1
         expected = sorted((n for n in c if c[n] > 0), key=lambda n: -c[n])[: PARAMS.reason_count]
         assert [x["feature"] for x in scored.reasons] == expected
-        assert all(x["reason"] == scorecard.reasons[x["feature"]] for x in scored.reasons)
+        for x in scored.reasons:
+            left_out = r[x["feature"]] is None
+            words = scorecard.missing_reasons if left_out else scorecard.reasons
+            assert x["reason"] == words[x["feature"]]
         assert scored.factors == []
     assert adverse and favorable
 
@@ -109,14 +112,14 @@ def test_every_principal_reason_is_true_of_the_applicant(model: tuple) -> None:
     were told their housing expenses were too high, and following that "reason" raised the
     score. Every reason given on every row of both datasets is now checked against the applicant:
     the spec's words name the side it states, reworded ones ("... too low", "...: no") the side
-    the model penalises. A missing input is imputed, not on a side: not checked here."""
+    the model penalises. A missing input is said as not provided (the next test)."""
     spec, frame, pipeline, scorecard = model
     checked = 0
     for r in rows(spec, frame):
         for x in scorecard.score(r).reasons:
             f = spec.feature(x["feature"])
             if r[f.name] is None or not f.adverse:
-                continue
+                continue  # a missing input: the next test
             if x["reason"] == f.reason:
                 sides = f.adverse
             elif f.kind == "numeric":
@@ -126,6 +129,27 @@ def test_every_principal_reason_is_true_of_the_applicant(model: tuple) -> None:
             assert _on_the_side(pipeline, spec, f.name, r[f.name], sides), (f.name, r, x)
             checked += 1
     assert checked > 400
+
+
+def test_a_reason_of_an_input_left_out_says_it_was_not_provided() -> None:
+    """A missing Income is scored as the training median, which raised the denial score; the
+    reason said "Income insufficient for amount of credit requested" of an applicant who gave
+    no income. It now says the income was not provided, single and batch alike (the batch
+    tests compare the two paths byte for byte)."""
+    spec, frame, _, scorecard = fitted("credit")
+    said: dict[str, set[str]] = {}
+    for r in rows(spec, frame):
+        for x in scorecard.score(r).reasons:
+            if r[x["feature"]] is None:
+                said.setdefault(x["feature"], set()).add(x["reason"])
+            else:
+                assert x["reason"] == scorecard.reasons[x["feature"]]
+    assert said["Income"] == {"Monthly income not provided"}
+    assert all(
+        words == {f"{spec.feature(n).words[:1].upper()}{spec.feature(n).words[1:]} not provided"}
+        for n, words in said.items()
+    )
+    assert scorecard.missing_reasons.keys() == {f.name for f in spec.features if f.nullable}
 
 
 def test_a_reason_the_fitted_model_contradicts_is_worded_from_the_model() -> None:
@@ -157,11 +181,11 @@ def test_a_categorical_reason_names_the_levels_the_model_penalises() -> None:
     flag = replace(flag, adverse=("yes",))
     agrees = _card(flag={"no": -1.0, "yes": 1.0, MISSING: 0.5})
     contrary = _card(flag={"no": 1.0, "yes": -1.0, MISSING: 0.5})
-    assert worded_reason(flag, agrees) == "Public record"  # missing cannot be given: not counted
+    assert worded_reason(flag, agrees) == "Public record"  # missing: "... not provided"
     assert worded_reason(flag, contrary) == "Public record: no"
-    nullable = replace(flag, nullable=True)
-    assert worded_reason(nullable, agrees) == "Public record: yes or not provided"
-    assert worded_reason(nullable, contrary) == "Public record: no or not provided"
+    three = replace(flag, categories=("no", "yes", "maybe"))
+    levels = _card(flag={"no": 1.0, "yes": -2.0, "maybe": 1.5, MISSING: 0.5})
+    assert worded_reason(three, levels) == "Public record: no or maybe"
     assert worded_reason(replace(flag, adverse=()), contrary) == "Public record"  # no direction
     ratio = Feature("ratio", "numeric", "Ratio too high", adverse=("high",))
     assert worded_reason(ratio, agrees) == "Ratio too high"  # a zero weight raises nothing
@@ -172,10 +196,24 @@ def test_a_scorecard_keeps_the_words_it_was_registered_with() -> None:
     keeps saying what its decisions said."""
     spec, frame, _, scorecard = HMDA
     old = scorecard.to_dict() | {"reasons": {f.name: f.reason for f in spec.features}}
-    again = Scorecard.from_dict(old)
+    old = {k: v for k, v in old.items() if k != "missing_reasons"}
+    again = Scorecard.from_dict(old | {"format": "governance.scorecard/1"})
     said = [x["reason"] for r in rows(spec, frame) for x in again.score(r).reasons]
     assert "Housing expenses too high relative to income" in said
     assert "Housing expenses to income ratio too low" not in said
+    spec, frame, _, scorecard = fitted("credit")
+    old = {k: v for k, v in scorecard.to_dict().items() if k != "missing_reasons"}
+    again = Scorecard.from_dict(old | {"format": "governance.scorecard/1"})
+    assert again.missing_reasons == {} and scorecard.missing_reasons
+    no_income = next(
+        r
+        for r in rows(spec, frame)
+        if r["Income"] is None and "Income" in {x["feature"] for x in again.score(r).reasons}
+    )
+    reasons = {x["feature"]: x["reason"] for x in again.score(no_income).reasons}
+    assert reasons["Income"] == "Income insufficient for amount of credit requested"
+    with pytest.raises(ValueError, match=r"not a governance\.scorecard/2 document"):
+        Scorecard.from_dict(old | {"format": "governance.scorecard/3"})
 
 
 def test_approvals_carry_main_factors_in_plain_words(model: tuple) -> None:

@@ -103,6 +103,8 @@ def cases(draw: st.DrawFn) -> tuple[Scorecard, pd.DataFrame, LoadedModel, dict[s
         outcomes={"adverse": draw(TEXT), "favorable": draw(TEXT)},
         nullable=frozenset(nullable),
         labels={name: draw(TEXT) for name in names},
+        # the words of an input left out (format 2), for some of the columns that have one
+        missing_reasons={name: draw(TEXT) for name in sorted(nullable) if draw(st.booleans())},
     )
     model = LoadedModel(draw(TEXT), draw(TEXT), scorecard, {}, "ab" * 32, draw(TEXT))
     context = {

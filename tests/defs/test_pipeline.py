@@ -226,3 +226,9 @@ def test_second_dataset_runs_end_to_end_by_configuration_alone(project: Path) ->
     raw = next(d for d in lineage["datasets"] if d["name"] == "raw")
     assert raw["rows"] == 4454
     assert registered_versions(project, "mortgage-denial") == []
+    # the card's catalogue says what a decision says of an input left out
+    card = json.loads((project / "reports/model_card.json").read_text())
+    left_out = {r["feature"]: r.get("missing") for r in card["reason_codes"]["reasons"]}
+    assert left_out["Income"] == "Monthly income not provided" and left_out["Seniority"] is None
+    md = (project / "reports/model_card.md").read_text()
+    assert "| Income | Income insufficient for amount of credit requested | Monthly income not" in md
