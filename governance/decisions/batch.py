@@ -334,13 +334,14 @@ def _items(
     given = [item(name, text) for name, text in zip(names, words, strict=True)]
     left_out = {j: item(names[j], text) for j, (text, _) in (missing or {}).items()}
     absent = {j: rows for j, (_, rows) in (missing or {}).items()}
-    formats: dict[tuple[tuple[int, ...], tuple[int, ...]], bytes] = {}  # per choice (few)
+    formats: dict[Any, bytes] = {}  # per choice of features and of those left out (few)
     out = []
     for i, row in enumerate(map(tuple, picked.tolist())):
-        gone = tuple(j for j in row if j in absent and absent[j][i]) if absent else ()
-        row_format = formats.get((row, gone))
+        gone = () if not absent else tuple(j for j in row if j in absent and absent[j][i])
+        key = (row, gone) if gone else row
+        row_format = formats.get(key)
         if row_format is None:
             parts = [left_out[j] if j in gone else given[j] for j in row if j >= 0]
-            row_format = formats[(row, gone)] = b"[" + b",".join(parts) + b"]"
+            row_format = formats[key] = b"[" + b",".join(parts) + b"]"
         out.append(row_format % tuple([ctext[j][i] for j in row if j >= 0]))
     return out
