@@ -394,7 +394,29 @@ class _SpecReader:
         nullable = f.get("nullable", False)
         if not isinstance(nullable, bool):
             raise self.bad(f"feature {name!r}: nullable must be true or false, got {nullable!r}")
-        return _feature(self.path, name, f)
+        adverse = f.get("adverse")
+        if f["kind"] == "categorical" and adverse is not None:
+            shown = [str(c) for c in categories]
+            listed = adverse if isinstance(adverse, list) else []
+            given = [self.label(f"feature {name!r} adverse", c) for c in listed]
+            if not given or not set(given) <= set(shown) or len(set(given)) != len(given):
+                raise self.bad(
+                    f"feature {name!r}: adverse must list some of its categories "
+                    f"{shown}, got {adverse!r}"
+                )
+            if set(given) == set(shown):
+                raise self.bad(
+                    f"feature {name!r}: adverse lists every category; leave it out "
+                    "if the reason names no direction"
+                )
+            f = {**f, "adverse": given}
+        feature = _feature(self.path, name, f)
+        if (feature.adverse or feature.nullable) and not feature.label:
+            raise self.bad(
+                f"feature {name!r} needs a label (its name in plain words): a reason "
+                "the model contradicts, or one of an input left out, is said in it"
+            )
+        return feature
 
 
 def _proxies(path: Path, raw: list[Any], inputs: set[str]) -> tuple[tuple[str, ...], ...]:
@@ -476,17 +498,7 @@ def _adverse(f: dict[str, Any], action: str, bad: Callable[[str], ValueError]) -
         if implied and given != implied:
             raise bad(f"adverse: {given} contradicts action: {action}")
         return (given,)
-    if given is None:
-        return ()
-    categories = [str(c) for c in f.get("categories", ())]
-    if (
-        not isinstance(given, list)
-        or not given
-        or any(not isinstance(c, str) or c not in categories for c in given)
-        or len(set(given)) != len(given)
-    ):
-        raise bad(f"adverse must list some of its categories {categories}, got {given!r}")
-    return tuple(given)
+    return () if given is None else tuple(given)  # categories: checked by the reader
 
 
 def read_source(source: str) -> pd.DataFrame:

@@ -92,7 +92,8 @@ def _reworded_caveat(r: dict[str, Any]) -> str:
         f"The fitted model contradicts the reason of {r['feature']}: the spec's "
         f"“{r['spec_reason']}” speaks of {_values(r['kind'], r['spec'])}, but the model raises "
         f"the adverse score for {_values(r['kind'], r['model'])}, so its decisions say "
-        f"“{r['reason']}”. Review this before approving the model."
+        + " or ".join(f"“{w}”" for w in r["said"])
+        + " instead. Review this before approving the model."
     )
 
 
@@ -115,9 +116,10 @@ def build_card(
 ) -> dict[str, Any]:
     """Assemble the card document from the pipeline's evidence.
 
-    ``reasons`` are the words decisions give (the scorecard's); ``reworded`` names each feature
-    whose fitted model contradicts its spec's reason (feature, kind, ``spec_reason``,
-    ``reason``, and the adverse values each states), said as a caveat for the approver.
+    ``reasons`` are the words decisions give (:func:`governance.core.scorecard.catalogue`);
+    ``reworded`` names each feature whose fitted model contradicts its spec's reason (feature,
+    kind, ``spec_reason``, the words ``said`` instead, and the adverse values each states),
+    said as a caveat for the approver.
     """
     reworded = reworded or []
     groupings = fairness["groupings"]

@@ -18,17 +18,19 @@ serves decisions and replays them.
 A reason is said as the spec words it only where the fitted model agrees with those words
 (:func:`worded_reason`): a spec that says "too high" of a feature whose fitted weight makes
 *low* values raise the score would otherwise tell an applicant the opposite of what the model
-did. Nor is a reason said of an input the applicant left out: the model scored the missing
-value as the training median (or its missing category), and the reason says the input was not
-provided (``missing_reasons``). The words are fixed per feature when the pipeline is compiled
-and stored with the scorecard, so every decision and its replay say the same thing; a
-scorecard of format 1, compiled before, keeps the words it was registered with.
+did; for a categorical feature, the levels the spec's words do not describe get words of their
+own (``value_reasons``). Nor is an input the applicant left out described as if given: the
+model scored the missing value as the training median (or its missing category), and the
+reason, or the main factor, says the input was not provided (``missing_reasons``,
+``missing_factors``). The words are fixed when the pipeline is compiled and stored with the
+scorecard (format 2), so every decision and its replay say the same thing; a scorecard of
+format 1, compiled before, keeps the words it was registered with.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -41,7 +43,8 @@ from governance.core.dataset import DatasetSpec, Feature
 from governance.core.training import MISSING, TrainParams, model_inputs
 
 FORMAT = "governance.scorecard/2"
-FORMATS = ("governance.scorecard/1", FORMAT)  # 1: no missing_reasons
+FORMATS = ("governance.scorecard/1", FORMAT)  # 1: no per-input words
+GIVEN: Any = object()  # "an input was given": the words of a feature without its value
 ERR_UNKNOWN_FEATURE = "unknown feature {name!r}; the model takes {expected}"
 ERR_MISSING_FEATURE = "missing feature {name!r}"
 ERR_CATEGORY = "feature {name!r}: {value!r} is not one of {allowed}"
@@ -126,8 +129,12 @@ class Scorecard:
     outcomes: dict[str, str]
     nullable: frozenset[str] = frozenset()
     labels: dict[str, str] = field(default_factory=dict)  # plain words per feature
-    # the principal-reason words of a nullable feature the caller left out (format 2)
+    format: str = FORMAT
+    # format 2: the principal-reason words of a nullable feature the caller left out, of the
+    # categories the spec's words do not describe, and the main-factor words of an input left out
     missing_reasons: dict[str, str] = field(default_factory=dict)
+    value_reasons: dict[str, dict[str, str]] = field(default_factory=dict)
+    missing_factors: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def base_value(self) -> float:
@@ -164,7 +171,7 @@ class Scorecard:
                 raise ValueError(ERR_RANGE.format(name=name))
         for name, spec in self.categorical.items():
             value = features[name]
-            if value is not None and value not in spec["weights"]:
+            if value is not None and (value == MISSING or value not in spec["weights"]):
                 allowed = [c for c in spec["weights"] if c != MISSING]
                 raise ValueError(ERR_CATEGORY.format(name=name, value=value, allowed=allowed))
 
@@ -184,19 +191,16 @@ class Scorecard:
         """Score one application with its explanation and principal reasons."""
         if check:
             self.check(features)
-        return self.conclude(self.contributions(features), self.left_out(features))
-
-    def left_out(self, features: Mapping[str, Any]) -> frozenset[str]:
-        """The features given as missing whose reason then says so (``missing_reasons``)."""
-        return frozenset(n for n in self.missing_reasons if features.get(n) is None)
+        return self.conclude(self.contributions(features), features)
 
     def conclude(
-        self, contributions: dict[str, float], missing: frozenset[str] = frozenset()
+        self, contributions: dict[str, float], features: Mapping[str, Any] | None = None
     ) -> Scored:
         """Score, outcome and reasons from contributions: the one place they are computed.
 
         Batch scoring computes the contributions vectorised (element-wise, so bit-identical)
         and finishes each row here, so a batch decision replays exactly one at a time.
+        ``features``, the inputs, choose the words where they depend on them (format 2).
         """
         base = self.base_value
         logit, p, adverse = self.odds(contributions)
@@ -205,8 +209,8 @@ class Scorecard:
             outcome=self.outcomes["adverse" if adverse else "favorable"],
             adverse=adverse,
             explanation=Explanation(base, contributions, logit),
-            reasons=self.principal_reasons(contributions, missing) if adverse else [],
-            factors=[] if adverse else self.main_factors(contributions),
+            reasons=self.principal_reasons(contributions, features) if adverse else [],
+            factors=[] if adverse else self.main_factors(contributions, features),
         )
 
     def odds(self, contributions: dict[str, float]) -> tuple[float, float, bool]:
@@ -219,38 +223,63 @@ class Scorecard:
         return logit, p, p >= self.threshold
 
     def principal_reasons(
-        self, contributions: Mapping[str, float], missing: frozenset[str] = frozenset()
+        self, contributions: Mapping[str, float], features: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """The features that raised the probability of the adverse outcome most, in words.
 
-        Adverse-action reasons: :meth:`conclude` gives them on adverse outcomes only. A feature
-        in ``missing`` (:meth:`left_out`) is said as not provided.
+        Adverse-action reasons: :meth:`conclude` gives them on adverse outcomes only, each in
+        :meth:`reason_for`'s words for the applicant's input (``features``; without them, the
+        words of a given input that the spec's words describe).
         """
         raising = sorted(
             ((c, name) for name, c in contributions.items() if c > 0), key=lambda t: (-t[0], t[1])
         )
+        if features is None or not (self.missing_reasons or self.value_reasons):
+            return [
+                {"feature": name, "reason": self.reasons[name], "contribution": c}
+                for c, name in raising[: self.reason_count]
+            ]
         return [
-            {"feature": name, "reason": self.reason_for(name, name in missing), "contribution": c}
+            {"feature": name, "reason": self.reason_for(name, features[name]), "contribution": c}
             for c, name in raising[: self.reason_count]
         ]
 
-    def reason_for(self, name: str, missing: bool) -> str:
-        """One feature's principal-reason words, for a given or a missing input."""
-        return self.missing_reasons[name] if missing else self.reasons[name]
+    def reason_for(self, name: str, value: Any = GIVEN) -> str:
+        """One feature's principal-reason words for one input ``value`` (``None``: left out)."""
+        if value is None and name in self.missing_reasons:
+            return self.missing_reasons[name]
+        by_value = self.value_reasons.get(name)
+        if by_value and isinstance(value, str) and value in by_value:
+            return by_value[value]
+        return self.reasons[name]
 
-    def main_factors(self, contributions: Mapping[str, float]) -> list[dict[str, Any]]:
+    def main_factors(
+        self, contributions: Mapping[str, float], features: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """The features that lowered the probability of the adverse outcome most.
 
         What a favorable outcome carries instead of principal reasons: each with its plain
-        label (not the adverse-action wording), most favorable first, ties by name.
+        label (not the adverse-action wording; :meth:`factor_for`), most favorable first, ties
+        by name.
         """
         lowering = sorted(
             ((c, name) for name, c in contributions.items() if c < 0), key=lambda t: (t[0], t[1])
         )
+        if features is None or not self.missing_factors:
+            return [
+                {"feature": name, "factor": self.labels.get(name, name), "contribution": c}
+                for c, name in lowering[: self.reason_count]
+            ]
         return [
-            {"feature": name, "factor": self.labels.get(name, name), "contribution": c}
+            {"feature": name, "factor": self.factor_for(name, features[name]), "contribution": c}
             for c, name in lowering[: self.reason_count]
         ]
+
+    def factor_for(self, name: str, value: Any = GIVEN) -> str:
+        """One feature's main-factor words for one input ``value`` (``None``: left out)."""
+        if value is None and name in self.missing_factors:
+            return self.missing_factors[name]
+        return self.labels.get(name, name)
 
     def conclude_frame(self, contrib: np.ndarray) -> ScoredFrame:
         """:meth:`conclude` for every row of a contribution matrix (columns in ``order``).
@@ -311,9 +340,9 @@ class Scorecard:
 
     # -- persistence -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The scorecard as a JSON-ready document (what the registry stores)."""
-        return {
-            "format": FORMAT,
+        """The scorecard as a JSON-ready document (what the registry stores), in its format."""
+        doc = {
+            "format": self.format,
             "intercept": self.intercept,
             "numeric": self.numeric,
             "categorical": self.categorical,
@@ -324,8 +353,12 @@ class Scorecard:
             "outcomes": self.outcomes,
             "nullable": sorted(self.nullable),
             "labels": self.labels,
-            "missing_reasons": self.missing_reasons,
         }
+        if self.format == FORMAT:
+            doc["missing_reasons"] = self.missing_reasons
+            doc["value_reasons"] = self.value_reasons
+            doc["missing_factors"] = self.missing_factors
+        return doc
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Scorecard:
@@ -343,8 +376,20 @@ class Scorecard:
             outcomes=dict(d["outcomes"]),
             nullable=frozenset(d.get("nullable", ())),
             labels=dict(d.get("labels") or {}),
-            missing_reasons=dict(d["missing_reasons"]) if d["format"] == FORMAT else {},
+            format=d["format"],
+            **_words(d),
         )
+
+
+def _words(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A format 2 document's per-input words (format 1 has none)."""
+    if d["format"] != FORMAT:
+        return {}
+    return {
+        "missing_reasons": dict(d["missing_reasons"]),
+        "value_reasons": {k: dict(v) for k, v in d["value_reasons"].items()},
+        "missing_factors": dict(d["missing_factors"]),
+    }
 
 
 def _capitalised(words: str) -> str:
@@ -369,21 +414,62 @@ def adverse_values(feature: Feature, scorecard: Scorecard) -> tuple[str, ...]:
 def worded_reason(feature: Feature, scorecard: Scorecard) -> str:
     """The principal-reason words of one feature: the spec's, unless the model contradicts them.
 
-    The spec's ``adverse`` says which values its reason describes. When the fitted model raises
-    the adverse score for other values (a numeric weight of the other sign, a categorical level
-    outside the stated ones), the spec's words would be false for the applicants who get them;
-    the reason then names the feature and the side the model penalises, in its plain label:
-    "Housing expenses to income ratio too low", "Self-employment: no". A feature whose reason
-    states no direction keeps its words.
+    The spec's ``adverse`` says which values its reason describes. When the fitted weight of a
+    numeric feature has the other sign, the spec's words would be false for every applicant who
+    gets them; the reason then names the feature and the side the model penalises, in its plain
+    label: "Housing expenses to income ratio too low". A feature whose reason states no
+    direction keeps its words, and so does a categorical one (see :func:`value_reasons`).
     """
-    if not feature.adverse:
-        return feature.reason
     model = adverse_values(feature, scorecard)
-    if set(model) <= set(feature.adverse):
+    if feature.kind != "numeric" or not feature.adverse or set(model) <= set(feature.adverse):
         return feature.reason
-    if feature.kind == "numeric":
-        return f"{_capitalised(feature.words)} too {model[0]}"
-    return f"{_capitalised(feature.words)}: {' or '.join(model)}"
+    return f"{_capitalised(feature.words)} too {model[0]}"
+
+
+def value_reasons(feature: Feature, scorecard: Scorecard) -> dict[str, str]:
+    """The words of the categories the model penalises but the spec's reason does not describe.
+
+    An applicant with such a level gets a reason naming the feature and their own level,
+    "Self-employment: no", while one with a level the spec describes keeps its words.
+    """
+    if feature.kind != "categorical" or not feature.adverse:
+        return {}
+    return {
+        k: f"{_capitalised(feature.words)}: {k}"
+        for k in adverse_values(feature, scorecard)
+        if k not in feature.adverse
+    }
+
+
+def catalogue(
+    features: Sequence[Feature], scorecard: Scorecard
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The model card's reason-code catalogue: what decisions say of each feature, and which
+    features' spec words the fitted model contradicts (with what is said instead)."""
+    reasons: list[dict[str, Any]] = []
+    reworded: list[dict[str, Any]] = []
+    for f in features:
+        words = scorecard.reasons[f.name]
+        entry: dict[str, Any] = {"feature": f.name, "reason": words}
+        if f.name in scorecard.missing_reasons:
+            entry["missing"] = scorecard.missing_reasons[f.name]
+        by_value = scorecard.value_reasons.get(f.name, {})
+        if by_value:
+            entry["by_value"] = dict(by_value)
+        reasons.append(entry)
+        said = ([words] if words != f.reason else []) + list(by_value.values())
+        if said:
+            reworded.append(
+                {
+                    "feature": f.name,
+                    "kind": f.kind,
+                    "spec_reason": f.reason,
+                    "said": said,
+                    "spec": list(f.adverse),
+                    "model": list(adverse_values(f, scorecard)),
+                }
+            )
+    return reasons, reworded
 
 
 def compile_pipeline(
@@ -432,12 +518,13 @@ def compile_pipeline(
         nullable=frozenset(f.name for f in spec.features if f.nullable),
         labels={f.name: f.words for f in spec.features},
     )
+    nullable = [f for f in spec.features if f.nullable]
     return replace(
         fitted,
         reasons={f.name: worded_reason(f, fitted) for f in spec.features},
-        missing_reasons={
-            f.name: f"{_capitalised(f.words)} not provided" for f in spec.features if f.nullable
-        },
+        missing_reasons={f.name: f"{_capitalised(f.words)} not provided" for f in nullable},
+        value_reasons={f.name: words for f in spec.features if (words := value_reasons(f, fitted))},
+        missing_factors={f.name: f"{f.words} (not provided)" for f in nullable},
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from governance.core.scorecard import Scorecard, ScoredFrame
+from governance.core.scorecard import GIVEN, Scorecard, ScoredFrame
 
 __all__ = [
     "SLOTS",
@@ -239,6 +239,8 @@ def decision_bodies(
     ctext = [json_column(contrib[:, j].tolist(), encode) for j in range(len(names))]
 
     keys = [encode(name) + b":" for name in names]
+    varying_reasons = set(scorecard.missing_reasons) | set(scorecard.value_reasons)
+    varying_factors = set(scorecard.missing_factors)
 
     row_format = b"{" + b",".join(_literal(keys[j]) + b"%b" for j in by_name) + b"}"
 
@@ -257,10 +259,7 @@ def decision_bodies(
             encode,
             "reason",
             [scorecard.reasons[n] for n in names],
-            {
-                names.index(n): (text, [v is None for v in columns[n]])
-                for n, text in scorecard.missing_reasons.items()
-            },
+            _worded(names, columns, scored.reasons, scorecard.reason_for, varying_reasons),
         ),
         "main_factors": _items(
             names,
@@ -269,6 +268,7 @@ def decision_bodies(
             encode,
             "factor",
             [scorecard.labels.get(n, n) for n in names],
+            _worded(names, columns, scored.factors, scorecard.factor_for, varying_factors),
         ),
     }
     outcome = {
@@ -315,33 +315,55 @@ def _items(
     encode: Encode,
     word: str,
     words: list[str],
-    missing: Mapping[int, tuple[str, list[bool]]] | None = None,
+    worded: Mapping[int, dict[int, str]] | None = None,
 ) -> list[bytes]:
     """Each row's principal reasons (``word`` "reason") or main factors ("factor"), as
     :meth:`Scorecard.principal_reasons` / :meth:`Scorecard.main_factors` write them.
 
-    ``missing`` maps a column to the words said instead where its input is missing, and which
-    rows' inputs are (:attr:`Scorecard.missing_reasons`).
+    ``words`` are each column's words; ``worded`` (:func:`_worded`) the rows whose input gives
+    some column other words, ``{row: {column: words}}``.
     """
     marker = "\x00contribution\x00"
+    items: dict[tuple[int, str], bytes] = {}
 
-    def item(name: str, text: str) -> bytes:
-        encoded = encode({"feature": name, word: text, "contribution": marker})
-        at = encoded.index(encode(marker))
-        head, tail = encoded[:at], encoded[at + len(encode(marker)) :]
-        return _literal(head) + b"%b" + _literal(tail)
+    def item(j: int, text: str) -> bytes:
+        done = items.get((j, text))
+        if done is None:
+            encoded = encode({"feature": names[j], word: text, "contribution": marker})
+            at = encoded.index(encode(marker))
+            head, tail = encoded[:at], encoded[at + len(encode(marker)) :]
+            done = items[(j, text)] = _literal(head) + b"%b" + _literal(tail)
+        return done
 
-    given = [item(name, text) for name, text in zip(names, words, strict=True)]
-    left_out = {j: item(names[j], text) for j, (text, _) in (missing or {}).items()}
-    absent = {j: rows for j, (_, rows) in (missing or {}).items()}
-    formats: dict[Any, bytes] = {}  # per choice of features and of those left out (few)
+    formats: dict[Any, bytes] = {}  # per choice of features and of their words (few)
     out = []
     for i, row in enumerate(map(tuple, picked.tolist())):
-        gone = () if not absent else tuple(j for j in row if j in absent and absent[j][i])
-        key = (row, gone) if gone else row
+        own = worded.get(i) if worded else None
+        key = (row, tuple(sorted(own.items()))) if own else row
         row_format = formats.get(key)
         if row_format is None:
-            parts = [left_out[j] if j in gone else given[j] for j in row if j >= 0]
+            texts = [own[j] if own and j in own else words[j] for j in row if j >= 0]
+            parts = [item(j, t) for j, t in zip([j for j in row if j >= 0], texts, strict=True)]
             row_format = formats[key] = b"[" + b",".join(parts) + b"]"
         out.append(row_format % tuple([ctext[j][i] for j in row if j >= 0]))
+    return out
+
+
+def _worded(
+    names: list[str],
+    columns: Mapping[str, list[Any]],
+    picked: np.ndarray,
+    say: Callable[[str, Any], str],
+    varying: set[str],
+) -> dict[int, dict[int, str]]:
+    """The rows whose input gives a picked column other words than its own (``say`` with the
+    value against ``say`` without one): ``{row: {column: words}}``; empty for most models."""
+    out: dict[int, dict[int, str]] = {}
+    for name in sorted(varying):
+        j = names.index(name)
+        usual, column = say(name, GIVEN), columns[name]
+        for i in np.flatnonzero((picked == j).any(axis=1)).tolist():
+            text = say(name, column[i])
+            if text != usual:
+                out.setdefault(i, {})[j] = text
     return out

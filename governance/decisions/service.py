@@ -806,8 +806,8 @@ def _replay(record: Record, loaded: LoadedModel) -> dict[str, Any]:
         # Recorded before reasons were limited to adverse outcomes: every decision then carried
         # its principal reasons, so that is what replay reproduces for it.
         c = scored.explanation.contributions
-        missing = loaded.scorecard.left_out(body["inputs"])
-        replayed["reasons"] = [dict(r) for r in loaded.scorecard.principal_reasons(c, missing)]
+        reasons = loaded.scorecard.principal_reasons(c, body["inputs"])
+        replayed["reasons"] = [dict(r) for r in reasons]
     checks = {k: _same(recorded[k], replayed[k]) for k in recorded}
     return {
         "decision_id": decision_id,

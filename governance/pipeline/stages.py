@@ -508,10 +508,11 @@ def _owner(ws: Workspace) -> str:
 def model_card(ws: Workspace) -> StageResult:
     """The model card as JSON, Markdown and HTML."""
     from governance.core.model_card import build_card, render_html, render_markdown
-    from governance.core.scorecard import Scorecard, adverse_values
+    from governance.core.scorecard import Scorecard, catalogue
 
     spec = ws.spec
     scorecard = Scorecard.from_dict(read_json(ws.path("scorecard")))
+    reasons, reworded = catalogue(spec.features, scorecard)
     params = _train_params(ws)
     evaluation = read_json(ws.path("evaluation"))
     metrics = {k: v for k, v in evaluation.items() if not k.endswith(("_ci_low", "_ci_high"))}
@@ -552,25 +553,10 @@ def model_card(ws: Workspace) -> StageResult:
         evaluation_data={**by_name["test"], "description": f"{spec.title}: held-out test split"},
         lineage=info,
         validation=info["validation"],
-        reasons=[
-            {"feature": f.name, "reason": scorecard.reasons[f.name]}
-            | ({"missing": scorecard.missing_reasons[f.name]} if f.nullable else {})
-            for f in spec.features
-        ],
+        reasons=reasons,
         reason_count=params.reason_count,
         alternatives=_alternatives_for_card(ws),
-        reworded=[
-            {
-                "feature": f.name,
-                "kind": f.kind,
-                "spec_reason": f.reason,
-                "reason": scorecard.reasons[f.name],
-                "spec": list(f.adverse),
-                "model": list(adverse_values(f, scorecard)),
-            }
-            for f in spec.features
-            if scorecard.reasons[f.name] != f.reason
-        ],
+        reworded=reworded,
     )
     write_json(ws.path("card_json"), card)
     markdown = render_markdown(card)

@@ -121,7 +121,10 @@ def _set(key: str, value: object) -> Callable[[dict[str, Any]], None]:
         (_set("features.unemp.adverse", ["high"]), "adverse must be high or low for a numeric"),
         (_set("features.phist.adverse", "yes"), "adverse must list some of its categories"),
         (_set("features.phist.adverse", []), "adverse must list some of its categories"),
-        (_set("features.phist.adverse", [True]), "adverse must list some of its categories"),
+        (_set("features.phist.adverse", 5), "adverse must list some of its categories"),
+        (_set("features.phist.adverse", [True]), "'phist' adverse must be a value the data holds"),
+        (_set("features.phist.adverse", ["no", "yes"]), "adverse lists every category; leave"),
+        (_set("features.hirat.label", ""), "feature 'hirat' needs a label (its name in plain"),
         (_set("features.phist.adverse", ["maybe"]), "categories ['no', 'yes'], got ['maybe']"),
         (_set("features.phist.adverse", ["yes", "yes"]), "adverse must list some of its categ"),
         (_set("sensitive_features", "afam"), "sensitive_features must be a list of column names"),
@@ -191,6 +194,13 @@ def test_a_well_formed_own_spec_loads_as_written(tmp_path: Path) -> None:
     spec = load_spec(path)
     assert spec.outcomes == {"adverse": "refer", "favorable": "accept"}
     assert spec.features == load_spec("hmda").features
+
+
+def test_categories_a_reason_speaks_of_are_read_as_the_categories_are(tmp_path: Path) -> None:
+    def numbered(raw: dict[str, Any]) -> None:
+        raw["features"]["phist"] |= {"categories": [0, 1], "adverse": [1]}
+
+    assert load_spec(_hmda(tmp_path, numbered)).feature("phist").adverse == ("1",)
 
 
 def test_the_values_a_reason_speaks_of_are_stated_or_implied_by_the_action() -> None:

@@ -17,12 +17,16 @@ from governance.core.scorecard import (
     Scorecard,
     adverse_values,
     agreement,
+    catalogue,
     compile_pipeline,
+    value_reasons,
     worded_reason,
 )
 from governance.core.training import MISSING, TrainParams, model_inputs, split, train
 
 PARAMS = TrainParams(seed=7, threshold=0.5, reason_count=4)
+FORMAT_1 = "governance.scorecard/1"
+V2_ONLY = ("missing_reasons", "value_reasons", "missing_factors")  # a format 1 has none
 
 
 def fitted(name: str) -> tuple[DatasetSpec, pd.DataFrame, object, Scorecard]:
@@ -88,9 +92,7 @@ def test_reasons_are_the_largest_adverse_contributions_in_words(model: tuple) ->
         expected = sorted((n for n in c if c[n] > 0), key=lambda n: -c[n])[: PARAMS.reason_count]
         assert [x["feature"] for x in scored.reasons] == expected
         for x in scored.reasons:
-            left_out = r[x["feature"]] is None
-            words = scorecard.missing_reasons if left_out else scorecard.reasons
-            assert x["reason"] == words[x["feature"]]
+            assert x["reason"] == scorecard.reason_for(x["feature"], r[x["feature"]])
         assert scored.factors == []
     assert adverse and favorable
 
@@ -125,7 +127,7 @@ def test_every_principal_reason_is_true_of_the_applicant(model: tuple) -> None:
             elif f.kind == "numeric":
                 sides = (x["reason"].rsplit(" too ", 1)[1],)
             else:
-                sides = tuple(x["reason"].split(": ", 1)[1].split(" or "))
+                sides = (x["reason"].split(": ", 1)[1],)
             assert _on_the_side(pipeline, spec, f.name, r[f.name], sides), (f.name, r, x)
             checked += 1
     assert checked > 400
@@ -176,19 +178,79 @@ def _card(**categorical: dict[str, float]) -> Scorecard:
     )
 
 
-def test_a_categorical_reason_names_the_levels_the_model_penalises() -> None:
+def test_a_categorical_reason_names_a_level_the_spec_s_words_do_not_describe() -> None:
+    """A spec's "Public record" said of an applicant with none would be false; an applicant with
+    the level the words describe keeps them, one with another level the model penalises is told
+    that level, never a list of codes."""
     flag = Feature("flag", "categorical", "Public record", ("no", "yes"), label="public record")
     flag = replace(flag, adverse=("yes",))
     agrees = _card(flag={"no": -1.0, "yes": 1.0, MISSING: 0.5})
     contrary = _card(flag={"no": 1.0, "yes": -1.0, MISSING: 0.5})
-    assert worded_reason(flag, agrees) == "Public record"  # missing: "... not provided"
-    assert worded_reason(flag, contrary) == "Public record: no"
-    three = replace(flag, categories=("no", "yes", "maybe"))
-    levels = _card(flag={"no": 1.0, "yes": -2.0, "maybe": 1.5, MISSING: 0.5})
-    assert worded_reason(three, levels) == "Public record: no or maybe"
-    assert worded_reason(replace(flag, adverse=()), contrary) == "Public record"  # no direction
+    assert worded_reason(flag, contrary) == "Public record"  # what the "yes" applicants get
+    assert value_reasons(flag, agrees) == {}  # missing: "... not provided", not a level
+    assert value_reasons(flag, contrary) == {"no": "Public record: no"}
+    three = replace(flag, categories=("no", "yes", "maybe"), adverse=("yes",))
+    levels = _card(flag={"no": 1.0, "yes": 2.0, "maybe": 1.5, MISSING: 0.5})
+    assert value_reasons(three, levels) == {
+        "no": "Public record: no",
+        "maybe": "Public record: maybe",
+    }
+    worded = replace(
+        levels,
+        reasons={"ratio": "r", "flag": "Public record"},
+        value_reasons={"flag": value_reasons(three, levels)},
+    )
+    said = {v: worded.reason_for("flag", v) for v in ("no", "yes", "maybe")}
+    assert said == {
+        "no": "Public record: no",
+        "yes": "Public record",
+        "maybe": "Public record: maybe",
+    }
+    assert value_reasons(replace(flag, adverse=()), contrary) == {}  # the words name no level
     ratio = Feature("ratio", "numeric", "Ratio too high", adverse=("high",))
     assert worded_reason(ratio, agrees) == "Ratio too high"  # a zero weight raises nothing
+
+
+def test_the_internal_missing_category_is_not_an_input() -> None:
+    """A caller sending the imputer's own category was scored as a missing input but told the
+    spec's words; it is refused like any other unknown category."""
+    spec, frame, _, scorecard = fitted("credit")
+    application = {**rows(spec, frame)[0], "Records": MISSING}
+    with pytest.raises(ValueError, match="feature 'Records': 'missing' is not one of"):
+        scorecard.score(application)
+
+
+def test_a_main_factor_of_an_input_left_out_says_it_was_not_provided() -> None:
+    spec, frame, _, scorecard = fitted("credit")
+    said = set()
+    for r in rows(spec, frame):
+        for x in scorecard.score(r).factors:
+            if r[x["feature"]] is None:
+                said.add((x["feature"], x["factor"]))
+            else:
+                assert x["factor"] == spec.feature(x["feature"]).words
+    assert ("Debt", "debt (not provided)") in said
+
+
+def test_the_card_s_catalogue_of_a_scorecard_compiled_before() -> None:
+    """A workspace trained before format 2 still gets its card: the words it says, no more."""
+    spec, _, _, scorecard = fitted("credit")
+    old = {k: v for k, v in scorecard.to_dict().items() if k not in V2_ONLY}
+    reasons, reworded = catalogue(spec.features, Scorecard.from_dict(old | {"format": FORMAT_1}))
+    assert reasons == [{"feature": f.name, "reason": f.reason} for f in spec.features]
+    assert reworded == []
+    reasons, _ = catalogue(spec.features, scorecard)
+    by_name = {r["feature"]: r for r in reasons}
+    assert by_name["Income"]["missing"] == "Monthly income not provided"
+    assert "missing" not in by_name["Seniority"]
+
+
+def test_a_scorecard_is_written_back_in_its_own_format() -> None:
+    _, _, _, scorecard = fitted("credit")
+    assert scorecard.to_dict()["format"] == "governance.scorecard/2"
+    old = {k: v for k, v in scorecard.to_dict().items() if k not in V2_ONLY}
+    old["format"] = FORMAT_1
+    assert Scorecard.from_dict(old).to_dict() == old
 
 
 def test_a_scorecard_keeps_the_words_it_was_registered_with() -> None:
@@ -196,14 +258,14 @@ def test_a_scorecard_keeps_the_words_it_was_registered_with() -> None:
     keeps saying what its decisions said."""
     spec, frame, _, scorecard = HMDA
     old = scorecard.to_dict() | {"reasons": {f.name: f.reason for f in spec.features}}
-    old = {k: v for k, v in old.items() if k != "missing_reasons"}
-    again = Scorecard.from_dict(old | {"format": "governance.scorecard/1"})
+    old = {k: v for k, v in old.items() if k not in V2_ONLY}
+    again = Scorecard.from_dict(old | {"format": FORMAT_1})
     said = [x["reason"] for r in rows(spec, frame) for x in again.score(r).reasons]
     assert "Housing expenses too high relative to income" in said
     assert "Housing expenses to income ratio too low" not in said
     spec, frame, _, scorecard = fitted("credit")
-    old = {k: v for k, v in scorecard.to_dict().items() if k != "missing_reasons"}
-    again = Scorecard.from_dict(old | {"format": "governance.scorecard/1"})
+    old = {k: v for k, v in scorecard.to_dict().items() if k not in V2_ONLY}
+    again = Scorecard.from_dict(old | {"format": FORMAT_1})
     assert again.missing_reasons == {} and scorecard.missing_reasons
     no_income = next(
         r

@@ -103,8 +103,17 @@ def cases(draw: st.DrawFn) -> tuple[Scorecard, pd.DataFrame, LoadedModel, dict[s
         outcomes={"adverse": draw(TEXT), "favorable": draw(TEXT)},
         nullable=frozenset(nullable),
         labels={name: draw(TEXT) for name in names},
-        # the words of an input left out (format 2), for some of the columns that have one
+        # format 2: the words of an input left out, for some of the columns that have one, and
+        # of some categories
         missing_reasons={name: draw(TEXT) for name in sorted(nullable) if draw(st.booleans())},
+        value_reasons={
+            name: {
+                c: draw(TEXT) for c in c_weights["weights"] if c != MISSING and draw(st.booleans())
+            }
+            for name, c_weights in categorical.items()
+            if draw(st.booleans())
+        },
+        missing_factors={name: draw(TEXT) for name in sorted(nullable) if draw(st.booleans())},
     )
     model = LoadedModel(draw(TEXT), draw(TEXT), scorecard, {}, "ab" * 32, draw(TEXT))
     context = {

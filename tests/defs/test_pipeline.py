@@ -231,4 +231,6 @@ def test_second_dataset_runs_end_to_end_by_configuration_alone(project: Path) ->
     left_out = {r["feature"]: r.get("missing") for r in card["reason_codes"]["reasons"]}
     assert left_out["Income"] == "Monthly income not provided" and left_out["Seniority"] is None
     md = (project / "reports/model_card.md").read_text()
-    assert "| Income | Income insufficient for amount of credit requested | Monthly income not" in md
+    assert (
+        "| Income | Income insufficient for amount of credit requested | Monthly income not" in md
+    )

@@ -51,6 +51,14 @@ def test_dvc_stage_depends_on_its_own_code(name: str) -> None:
     assert all((REPO / d).exists() for d in code), code
 
 
+@pytest.mark.parametrize("name", ["ingest", "train", "model_card"])
+def test_a_stage_that_writes_the_spec_s_words_reruns_when_a_spec_changes(name: str) -> None:
+    """The scorecard's reasons are worded from the spec (its ``adverse`` and labels) and the
+    card compares the two: with no dependency on the specs, ``dvc repro`` kept the old words
+    after a spec was edited, and the card its old caveats."""
+    assert {"governance/datasets", "governance/core/dataset.py"} <= set(DVC[name]["deps"])
+
+
 def test_dagster_assets_of_the_pipeline_are_the_stages() -> None:
     d = load_defs()
     job = d.resolve_job_def("governed_pipeline")
