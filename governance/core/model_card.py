@@ -93,7 +93,7 @@ def _reworded_caveat(r: dict[str, Any]) -> str:
         f"“{r['spec_reason']}” speaks of {_values(r['kind'], r['spec'])}, but the model raises "
         f"the adverse score for {_values(r['kind'], r['model'])}, so its decisions say "
         + " or ".join(f"“{w}”" for w in r["said"])
-        + " instead. Review this before approving the model."
+        + " where the spec's words would be false. Review this before approving the model."
     )
 
 

@@ -108,6 +108,11 @@ class Scored:
     factors: list[dict[str, Any]]
 
 
+def _left_out(value: Any) -> bool:
+    """Whether an input is scored as missing: ``None``, or the imputer's category itself."""
+    return value is None or (isinstance(value, str) and value == MISSING)
+
+
 def _sigmoid(z: float) -> float:
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -171,7 +176,7 @@ class Scorecard:
                 raise ValueError(ERR_RANGE.format(name=name))
         for name, spec in self.categorical.items():
             value = features[name]
-            if value is not None and (value == MISSING or value not in spec["weights"]):
+            if value is not None and value not in spec["weights"]:
                 allowed = [c for c in spec["weights"] if c != MISSING]
                 raise ValueError(ERR_CATEGORY.format(name=name, value=value, allowed=allowed))
 
@@ -245,8 +250,9 @@ class Scorecard:
         ]
 
     def reason_for(self, name: str, value: Any = GIVEN) -> str:
-        """One feature's principal-reason words for one input ``value`` (``None``: left out)."""
-        if value is None and name in self.missing_reasons:
+        """One feature's principal-reason words for one input ``value`` (``None``: left out;
+        so is the imputer's own category, which the model scores as a missing input)."""
+        if _left_out(value) and name in self.missing_reasons:
             return self.missing_reasons[name]
         by_value = self.value_reasons.get(name)
         if by_value and isinstance(value, str) and value in by_value:
@@ -277,7 +283,7 @@ class Scorecard:
 
     def factor_for(self, name: str, value: Any = GIVEN) -> str:
         """One feature's main-factor words for one input ``value`` (``None``: left out)."""
-        if value is None and name in self.missing_factors:
+        if _left_out(value) and name in self.missing_factors:
             return self.missing_factors[name]
         return self.labels.get(name, name)
 
@@ -387,8 +393,9 @@ def _words(d: Mapping[str, Any]) -> dict[str, Any]:
         return {}
     return {
         "missing_reasons": dict(d["missing_reasons"]),
-        "value_reasons": {k: dict(v) for k, v in d["value_reasons"].items()},
-        "missing_factors": dict(d["missing_factors"]),
+        # written from the first format 2 on; absent in the few that came before them
+        "value_reasons": {k: dict(v) for k, v in d.get("value_reasons", {}).items()},
+        "missing_factors": dict(d.get("missing_factors", {})),
     }
 
 

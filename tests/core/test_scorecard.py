@@ -211,13 +211,37 @@ def test_a_categorical_reason_names_a_level_the_spec_s_words_do_not_describe() -
     assert worded_reason(ratio, agrees) == "Ratio too high"  # a zero weight raises nothing
 
 
-def test_the_internal_missing_category_is_not_an_input() -> None:
-    """A caller sending the imputer's own category was scored as a missing input but told the
-    spec's words; it is refused like any other unknown category."""
+def test_the_imputer_s_own_category_is_worded_as_the_input_left_out() -> None:
+    """The model scores the category ``"missing"`` exactly as a left-out input; it was told the
+    spec's words. It is still accepted (decisions recorded with it must replay, and a version's
+    contract refuses it before any decision), now with the same words as ``None``."""
     spec, frame, _, scorecard = fitted("credit")
-    application = {**rows(spec, frame)[0], "Records": MISSING}
-    with pytest.raises(ValueError, match="feature 'Records': 'missing' is not one of"):
-        scorecard.score(application)
+    compared = 0
+    for r in rows(spec, frame)[:1500]:
+        gone, named = scorecard.score({**r, "Home": None}), scorecard.score({**r, "Home": MISSING})
+        assert (gone.score, gone.reasons, gone.factors) == (
+            named.score,
+            named.reasons,
+            named.factors,
+        )
+        compared += any(x["reason"] == "Housing status not provided" for x in gone.reasons)
+    assert compared
+    as_before = scorecard.score({**rows(spec, frame)[0], "Records": MISSING})  # not nullable
+    assert all(x["reason"] == scorecard.reasons[x["feature"]] for x in as_before.reasons)
+
+
+def test_a_format_2_document_without_the_later_words_still_loads() -> None:
+    """The first format 2 scorecards (written before value_reasons and missing_factors) are
+    served and replayed with none of either."""
+    _, _, _, scorecard = fitted("credit")
+    first = {
+        k: v
+        for k, v in scorecard.to_dict().items()
+        if k not in ("value_reasons", "missing_factors")
+    }
+    loaded = Scorecard.from_dict(first)
+    assert loaded.missing_reasons == scorecard.missing_reasons
+    assert loaded.value_reasons == {} and loaded.missing_factors == {}
 
 
 def test_a_main_factor_of_an_input_left_out_says_it_was_not_provided() -> None:

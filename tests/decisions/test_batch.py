@@ -87,7 +87,10 @@ def cases(draw: st.DrawFn) -> tuple[Scorecard, pd.DataFrame, LoadedModel, dict[s
             weights = {c: draw(WEIGHTS) for c in cats}
             weights[MISSING] = draw(WEIGHTS)
             categorical[name] = {"weights": weights, "reference": draw(WEIGHTS)}
-            values = draw(st.lists(st.one_of(st.sampled_from(cats), st.none()), min_size=n))[:n]
+            # None and the imputer's own category: both scored, and worded, as left out
+            values = draw(
+                st.lists(st.one_of(st.sampled_from(cats), st.none(), st.just(MISSING)), min_size=n)
+            )[:n]
             columns[name] = pd.array(values, dtype=draw(st.sampled_from(["str", "object"])))
             if any(v is None for v in values):
                 nullable.add(name)
