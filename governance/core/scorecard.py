@@ -30,7 +30,7 @@ format 1, compiled before, keeps the words it was registered with.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -239,13 +239,11 @@ class Scorecard:
         raising = sorted(
             ((c, name) for name, c in contributions.items() if c > 0), key=lambda t: (-t[0], t[1])
         )
-        if features is None or not (self.missing_reasons or self.value_reasons):
-            return [
-                {"feature": name, "reason": self.reasons[name], "contribution": c}
-                for c, name in raising[: self.reason_count]
-            ]
+        say: Callable[[str], str] = self.reasons.__getitem__  # the words of a given input
+        if features is not None and (self.missing_reasons or self.value_reasons):
+            say = lambda name: self.reason_for(name, features[name])  # noqa: E731
         return [
-            {"feature": name, "reason": self.reason_for(name, features[name]), "contribution": c}
+            {"feature": name, "reason": say(name), "contribution": c}
             for c, name in raising[: self.reason_count]
         ]
 
@@ -271,13 +269,12 @@ class Scorecard:
         lowering = sorted(
             ((c, name) for name, c in contributions.items() if c < 0), key=lambda t: (t[0], t[1])
         )
-        if features is None or not self.missing_factors:
-            return [
-                {"feature": name, "factor": self.labels.get(name, name), "contribution": c}
-                for c, name in lowering[: self.reason_count]
-            ]
+        labels = self.labels
+        say: Callable[[str], str] = lambda name: labels.get(name, name)  # noqa: E731  # given
+        if features is not None and self.missing_factors:
+            say = lambda name: self.factor_for(name, features[name])  # noqa: E731
         return [
-            {"feature": name, "factor": self.factor_for(name, features[name]), "contribution": c}
+            {"feature": name, "factor": say(name), "contribution": c}
             for c, name in lowering[: self.reason_count]
         ]
 

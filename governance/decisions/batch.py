@@ -342,8 +342,7 @@ def _items(
         key = (row, tuple(sorted(own.items()))) if own else row
         row_format = formats.get(key)
         if row_format is None:
-            texts = [own[j] if own and j in own else words[j] for j in row if j >= 0]
-            parts = [item(j, t) for j, t in zip([j for j in row if j >= 0], texts, strict=True)]
+            parts = [item(j, own[j] if own and j in own else words[j]) for j in row if j >= 0]
             row_format = formats[key] = b"[" + b",".join(parts) + b"]"
         out.append(row_format % tuple([ctext[j][i] for j in row if j >= 0]))
     return out
